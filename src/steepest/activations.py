@@ -1,0 +1,94 @@
+"""Hidden-layer activations: value and derivative.
+
+Each activation is written so that the backward pass needs only the layer's *output*
+``A = f(Z)``, never ``Z`` itself: ``f'(Z)`` is expressed through ``A``. The forward pass can
+then overwrite ``Z`` with ``A`` in place, and the network keeps one buffer per layer.
+
+====================  ===========================  ============================
+name                  f(z)                         f'(z) written with a = f(z)
+====================  ===========================  ============================
+``sigmoid``           1 / (1 + e^-z)               a (1 - a)
+``tanh``              tanh z                       1 - a²
+``relu``              max(0, z)                    1 if a > 0 else 0
+``leaky_relu``        z if z > 0 else 0.01 z       1 if a > 0 else 0.01
+====================  ===========================  ============================
+
+For ReLU the derivative at exactly z = 0 is taken as 0 (a subgradient), as in most libraries.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+
+from .errors import ConfigError
+
+LEAKY_SLOPE = 0.01
+
+
+def forward(name: str, Z: np.ndarray) -> np.ndarray:
+    """Apply activation ``name`` to ``Z`` in place and return it (now holding ``A``).
+
+    Parameters
+    ----------
+    name : str
+        One of :data:`ACTIVATIONS`.
+    Z : ndarray, shape (batch, n)
+        Pre-activations; overwritten.
+    """
+    if name == "relu":
+        np.maximum(Z, 0, out=Z)
+    elif name == "leaky_relu":
+        # max(z, 0.01 z) is z for z > 0 and 0.01 z otherwise.
+        np.maximum(Z, Z * Z.dtype.type(LEAKY_SLOPE), out=Z)
+    elif name == "sigmoid":
+        # 1/(1+e^-z) overflows e^-z for z << 0 (harmlessly, to inf → 0) but warns; the
+        # tanh form is exact and warning-free: sigmoid(z) = (1 + tanh(z/2)) / 2.
+        Z *= 0.5
+        np.tanh(Z, out=Z)
+        Z += 1
+        Z *= 0.5
+    elif name == "tanh":
+        np.tanh(Z, out=Z)
+    else:
+        raise ConfigError(f"unknown activation {name!r}; choose one of {', '.join(ACTIVATIONS)}")
+    return Z
+
+
+def backward(name: str, A: np.ndarray, delta: np.ndarray) -> np.ndarray:
+    """Multiply ``delta`` in place by ``f'(Z)``, computed from the layer output ``A = f(Z)``.
+
+    This is the element-wise factor of the backprop equation
+    ``δ_l = (δ_{l+1} W_{l+1}ᵀ) ⊙ f'(Z_l)``.
+
+    Parameters
+    ----------
+    A : ndarray, shape (batch, n)
+        Output of the activation in the forward pass.
+    delta : ndarray, shape (batch, n)
+        ``∂L/∂A``; overwritten with ``∂L/∂Z``.
+    """
+    if name == "relu":
+        np.multiply(delta, A > 0, out=delta)
+    elif name == "leaky_relu":
+        delta *= np.where(A > 0, A.dtype.type(1), A.dtype.type(LEAKY_SLOPE))
+    elif name == "sigmoid":
+        delta *= A * (1 - A)
+    elif name == "tanh":
+        delta *= 1 - A * A
+    else:
+        raise ConfigError(f"unknown activation {name!r}; choose one of {', '.join(ACTIVATIONS)}")
+    return delta
+
+
+def apply(name: str, Z: np.ndarray) -> np.ndarray:
+    """Return ``f(Z)`` without touching ``Z`` (convenience for tests and plots)."""
+    return forward(name, np.array(Z, copy=True))
+
+
+def derivative(name: str, Z: np.ndarray) -> np.ndarray:
+    """Return ``f'(Z)`` (convenience for tests and plots)."""
+    A = apply(name, Z)
+    return backward(name, A, np.ones_like(A))
+
+
+ACTIVATIONS = ("relu", "leaky_relu", "sigmoid", "tanh")

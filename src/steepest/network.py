@@ -1,0 +1,338 @@
+"""The multilayer perceptron: layer sizes, the flat parameter vector θ, forward and backward.
+
+Glossary (used throughout steepest)
+-----------------------------------
+theta (p,)          all parameters in one flat contiguous vector
+grad  (p,)          ∇L(θ), same layout as theta
+X (n, n_0)          a batch of inputs, batch first;  y (n,) integer labels
+W[l] (n_l, n_{l+1}) weights of layer l, a view into theta;  b[l] (n_{l+1},) its bias
+Z[l]                pre-activations  A[l-1] @ W[l] + b[l];   A[l] = f(Z[l]) activations, A[0] = X
+delta[l]            ∂L/∂Z[l]
+
+Layout of θ: for each layer in order, W (row-major, ``n_in·n_out`` entries) then b (``n_out``).
+Each layer therefore occupies one contiguous range of θ, so per-layer norms are slices.
+
+Backprop, as the four equations (Nielsen, ch. 2), for softmax + cross-entropy on the output:
+
+    δ_L     = (softmax(Z_L) − onehot(y)) / n
+    δ_l     = (δ_{l+1} W_{l+1}ᵀ) ⊙ f'(Z_l)
+    ∂L/∂W_l = A_{l−1}ᵀ δ_l
+    ∂L/∂b_l = Σ_batch δ_l
+
+An optional L2 term ``(λ/2) Σ ‖W_l‖²`` adds ``λ W_l`` to each weight gradient (biases are not decayed).
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import numpy as np
+
+from . import activations as _act
+from .errors import ConfigError, ShapeError
+from .init import BIASES, default_scheme, init_layer
+from .losses import l2_penalty, softmax_cross_entropy
+
+
+@dataclass(frozen=True)
+class Layer:
+    """Where layer ``index`` lives in θ: ``theta[w]`` reshaped to ``shape`` is W, ``theta[b]`` is b."""
+
+    index: int
+    n_in: int
+    n_out: int
+    w: slice
+    b: slice
+
+    @property
+    def shape(self):
+        return (self.n_in, self.n_out)
+
+    @property
+    def span(self) -> slice:
+        """The contiguous range of θ holding both W and b of this layer."""
+        return slice(self.w.start, self.b.stop)
+
+
+class MLP:
+    """A fully connected network with softmax output, its parameters in one flat vector.
+
+    Parameters
+    ----------
+    sizes : sequence of int
+        ``(n_0, n_1, …, n_L)``: inputs, hidden widths, classes. ``(784, 128, 64, 10)`` is the
+        canonical two-hidden-layer digit classifier.
+    activation : str or sequence of str
+        Hidden activation(s): ``relu``, ``leaky_relu``, ``sigmoid``, ``tanh``; one name for all
+        hidden layers or one per hidden layer. The output is always softmax.
+    dtype : {"float32", "float64"}
+        Precision of θ and of all computations.
+    input_scale : float
+        Inputs are multiplied by this before the first layer (1/255 for pixels stored as
+        uint8), so data can stay compact in memory and be converted one batch at a time.
+    l2 : float
+        Weight-decay coefficient λ of the loss term ``(λ/2) Σ‖W‖²``.
+
+    Examples
+    --------
+    >>> net = MLP([4, 5, 3], activation="tanh", dtype="float64")
+    >>> theta = net.init(seed=0)
+    >>> X, y = np.ones((2, 4)), np.array([0, 2])
+    >>> loss, grad = net.loss_and_grad(theta, X, y)
+    >>> grad.shape == theta.shape == (net.n_params,)
+    True
+    """
+
+    def __init__(self, sizes, activation="relu", dtype="float32", input_scale=1.0, l2=0.0):
+        sizes = [int(s) for s in sizes]
+        if len(sizes) < 2 or any(s < 1 for s in sizes):
+            raise ConfigError(f"layer sizes must be at least two positive integers (inputs … classes), got {sizes}")
+        if sizes[-1] < 2:
+            raise ConfigError(f"the output layer needs at least 2 classes, got {sizes[-1]}")
+        n_hidden = len(sizes) - 2
+        acts = [activation] * n_hidden if isinstance(activation, str) else list(activation)
+        if len(acts) != n_hidden:
+            raise ConfigError(f"{len(acts)} activations given for {n_hidden} hidden layers")
+        for a in acts:
+            if a not in _act.ACTIVATIONS:
+                raise ConfigError(f"unknown activation {a!r}; choose one of {', '.join(_act.ACTIVATIONS)}")
+        if str(np.dtype(dtype)) not in ("float32", "float64"):
+            raise ConfigError(f"dtype must be float32 or float64, got {dtype!r}")
+        if not np.isfinite(input_scale) or input_scale <= 0:
+            raise ConfigError(f"input_scale must be a positive number, got {input_scale!r}")
+        if not np.isfinite(l2) or l2 < 0:
+            raise ConfigError(f"l2 must be ≥ 0, got {l2!r}")
+        self.sizes = tuple(sizes)
+        self.activations = tuple(acts)
+        self.dtype = np.dtype(dtype)
+        self.input_scale = float(input_scale)
+        self.l2 = float(l2)
+        layers, pos = [], 0
+        for i, (n_in, n_out) in enumerate(zip(sizes[:-1], sizes[1:])):
+            w = slice(pos, pos + n_in * n_out)
+            b = slice(w.stop, w.stop + n_out)
+            layers.append(Layer(i, n_in, n_out, w, b))
+            pos = b.stop
+        self.layers = tuple(layers)
+        self.n_params = pos
+        self._work = {}  # batch size → preallocated activation/delta buffers
+
+    # ----------------------------------------------------------------- description
+    @property
+    def activation(self) -> str:
+        """The hidden activation when all hidden layers share one (else a comma-separated list)."""
+        return self.activations[0] if len(set(self.activations)) == 1 else ",".join(self.activations)
+
+    def config(self) -> dict:
+        """Plain-value description, enough to rebuild the network: ``MLP(**net.config())``."""
+        return {"sizes": list(self.sizes), "activation": list(self.activations),
+                "dtype": str(self.dtype), "input_scale": self.input_scale, "l2": self.l2}
+
+    def astype(self, dtype) -> "MLP":
+        """The same architecture in another precision."""
+        return MLP(**{**self.config(), "dtype": dtype})
+
+    def __repr__(self):
+        return (f"MLP({'-'.join(map(str, self.sizes))}, activation={self.activation!r}, "
+                f"dtype={str(self.dtype)!r}, params={self.n_params})")
+
+    # ----------------------------------------------------------------- parameters
+    def init(self, seed=0, scheme=None, bias="zero", scale=None) -> np.ndarray:
+        """Randomise every weight (and, with ``bias="random"``, every bias); return θ.
+
+        Parameters
+        ----------
+        seed : int or numpy.random.Generator
+        scheme : {"normal", "uniform", "glorot", "he"}, optional
+            Default: He for ReLU-family activations, Glorot otherwise (see :mod:`steepest.init`).
+        bias : {"zero", "random"}
+        scale : float, optional
+            σ of ``normal`` or half-width of ``uniform``.
+
+        Returns
+        -------
+        theta : ndarray, shape (n_params,)
+        """
+        rng = seed if isinstance(seed, np.random.Generator) else np.random.default_rng(seed)
+        if bias not in BIASES:
+            raise ConfigError(f"bias must be one of {', '.join(BIASES)}, got {bias!r}")
+        theta = np.zeros(self.n_params, dtype=self.dtype)
+        for layer in self.layers:
+            s = scheme or default_scheme(self.activations[min(layer.index, len(self.activations) - 1)]
+                                         if self.activations else "relu")
+            theta[layer.w] = init_layer(rng, layer.n_in, layer.n_out, s, scale).ravel()
+            if bias == "random":
+                theta[layer.b] = rng.normal(0.0, 0.01, size=layer.n_out)
+        return theta
+
+    def unpack(self, theta: np.ndarray):
+        """Views ``[(W_0, b_0), (W_1, b_1), …]`` into ``theta`` (or into a gradient of the same layout).
+
+        Writing into a view writes into θ: this is how backprop fills the flat gradient.
+        """
+        return [(theta[l.w].reshape(l.shape), theta[l.b]) for l in self.layers]
+
+    def layer_names(self):
+        """``["layer1", "layer2", …]``, numbered from the first weight matrix."""
+        return [f"layer{l.index + 1}" for l in self.layers]
+
+    def layer_norms(self, grad: np.ndarray) -> np.ndarray:
+        """Euclidean norm of each layer's slice of ``grad`` (W and b together), shape (L,)."""
+        g = grad.astype(np.float64, copy=False)
+        return np.array([np.sqrt(np.dot(g[l.span], g[l.span])) for l in self.layers])
+
+    def check_theta(self, theta: np.ndarray) -> None:
+        """Raise :class:`ShapeError` unless θ is a 1-D array of this network's size and dtype."""
+        if not isinstance(theta, np.ndarray) or theta.shape != (self.n_params,):
+            shape = getattr(theta, "shape", type(theta).__name__)
+            raise ShapeError(f"theta must have shape ({self.n_params},) for {self!r}, got {shape}")
+        if theta.dtype != self.dtype:
+            raise ShapeError(f"theta is {theta.dtype} but the network computes in {self.dtype}; "
+                             f"convert with theta.astype({str(self.dtype)!r}) or use net.astype()")
+
+    def check_data(self, X: np.ndarray, y: np.ndarray | None = None) -> None:
+        """Raise :class:`ShapeError` unless X is (n, n_0) and y is (n,) labels in 0 … n_L − 1."""
+        if X.ndim != 2 or X.shape[1] != self.sizes[0]:
+            raise ShapeError(f"X must have shape (n, {self.sizes[0]}) for this network, got {X.shape}")
+        if y is None:
+            return
+        if y.shape != (X.shape[0],):
+            raise ShapeError(f"y must have shape ({X.shape[0]},) to match X, got {y.shape}")
+        if y.size and (y.min() < 0 or y.max() >= self.sizes[-1]):
+            bad = y[(y < 0) | (y >= self.sizes[-1])][0]
+            raise ShapeError(f"label {bad} is out of range: this network has {self.sizes[-1]} classes "
+                             f"(labels 0…{self.sizes[-1] - 1})")
+
+    # ----------------------------------------------------------------- computation
+    def _buffers(self, n: int):
+        """Activation buffers ``A[0..L]`` (A[0] holds the scaled input) and deltas for batch size n."""
+        work = self._work.get(n)
+        if work is None:
+            if len(self._work) >= 4:  # a training run uses ≤ 3 sizes: batch, last batch, evaluation
+                self._work.pop(next(iter(self._work)))
+            A = [np.empty((n, s), dtype=self.dtype) for s in self.sizes]
+            D = [np.empty((n, s), dtype=self.dtype) for s in self.sizes[1:-1]]
+            work = self._work[n] = (A, D)
+        return work
+
+    def _forward(self, params, X, A):
+        """Fill ``A[0..L]``; ``A[L]`` holds the logits. ``X`` is raw input, scaled into ``A[0]``."""
+        if X.dtype == self.dtype and self.input_scale == 1.0:
+            A[0] = X
+        else:
+            np.multiply(X, self.dtype.type(self.input_scale), out=A[0], casting="unsafe")
+        for l, (W, b) in enumerate(params):
+            np.matmul(A[l], W, out=A[l + 1])
+            A[l + 1] += b
+            if l < len(params) - 1:
+                _act.forward(self.activations[l], A[l + 1])
+        return A[-1]
+
+    def _loss_and_grad(self, theta, X, y, grad, scale=None):
+        """Loss, ∂L/∂θ written into ``grad``, and the number of correct predictions.
+
+        ``scale`` replaces the ``1/n`` of the mean (used to accumulate a gradient over chunks).
+        """
+        n = X.shape[0]
+        A, D = self._buffers(n)
+        params = self.unpack(theta)
+        grads = self.unpack(grad)
+        logits = self._forward(params, X, A)
+        correct = int(np.count_nonzero(logits.argmax(axis=1) == y))
+        loss, delta = softmax_cross_entropy(logits, y)  # delta = (softmax − onehot)/n, in place
+        if scale is not None:
+            delta *= self.dtype.type(scale * n)
+        for l in range(len(params) - 1, -1, -1):
+            dW, db = grads[l]
+            np.matmul(A[l].T, delta, out=dW)   # ∂L/∂W_l = A_{l−1}ᵀ δ_l
+            np.sum(delta, axis=0, out=db)      # ∂L/∂b_l = Σ_batch δ_l
+            if l > 0:
+                W = params[l][0]
+                prev = D[l - 1]
+                np.matmul(delta, W.T, out=prev)                    # δ_{l+1} W_{l+1}ᵀ …
+                delta = _act.backward(self.activations[l - 1], A[l], prev)  # … ⊙ f'(Z_l)
+        return loss, correct
+
+    def _add_l2(self, theta, grad):
+        if not self.l2:
+            return 0.0
+        params = self.unpack(theta)
+        for (W, _), (dW, _) in zip(params, self.unpack(grad)):
+            dW += self.dtype.type(self.l2) * W
+        return l2_penalty([W for W, _ in params], self.l2)
+
+    def loss_and_grad(self, theta, X, y, grad=None, chunk=None):
+        """The centre of the library: ``L(θ)`` on a batch and its gradient ``∇L(θ)``.
+
+        Parameters
+        ----------
+        theta : ndarray, shape (n_params,)
+        X : ndarray, shape (n, n_0)
+            Inputs (any real dtype; multiplied by ``input_scale``).
+        y : ndarray of int, shape (n,)
+        grad : ndarray, shape (n_params,), optional
+            Buffer to write the gradient into (avoids an allocation per step).
+        chunk : int, optional
+            Process at most this many rows at a time (bounds memory on a whole dataset); the
+            result equals the unchunked one up to float rounding.
+
+        Returns
+        -------
+        loss : float
+            Mean softmax cross-entropy plus ``(λ/2) Σ‖W‖²``.
+        grad : ndarray, shape (n_params,)
+        """
+        loss, grad, _ = self.loss_grad_correct(theta, X, y, grad, chunk)
+        return loss, grad
+
+    def loss_grad_correct(self, theta, X, y, grad=None, chunk=None):
+        """:meth:`loss_and_grad` that also returns how many rows were classified correctly."""
+        self.check_theta(theta)
+        self.check_data(X, y)
+        if X.shape[0] == 0:
+            raise ShapeError("cannot compute a loss on an empty batch")
+        if grad is None:
+            grad = np.empty_like(theta)
+        n = X.shape[0]
+        if chunk is None or n <= chunk:
+            loss, correct = self._loss_and_grad(theta, X, y, grad)
+        else:
+            part = np.empty_like(grad)
+            grad[:] = 0
+            loss, correct = 0.0, 0
+            for s in range(0, n, chunk):
+                Xc, yc = X[s:s + chunk], y[s:s + chunk]
+                lc, cc = self._loss_and_grad(theta, Xc, yc, part, scale=1.0 / n)
+                grad += part
+                loss += lc * len(yc) / n
+                correct += cc
+        loss += self._add_l2(theta, grad)
+        return loss, grad, correct
+
+    def logits(self, theta, X, chunk=8192) -> np.ndarray:
+        """Output-layer pre-activations ``Z_L``, shape (n, n_L), computed ``chunk`` rows at a time."""
+        self.check_theta(theta)
+        self.check_data(X)
+        out = np.empty((X.shape[0], self.sizes[-1]), dtype=self.dtype)
+        params = self.unpack(theta)
+        for s in range(0, X.shape[0], chunk):
+            Xc = X[s:s + chunk]
+            A, _ = self._buffers(Xc.shape[0])
+            out[s:s + chunk] = self._forward(params, Xc, A)
+        return out
+
+    def predict_proba(self, theta, X, chunk=8192) -> np.ndarray:
+        """Softmax probabilities, shape (n, n_L)."""
+        from .losses import softmax
+        return softmax(self.logits(theta, X, chunk))
+
+    def predict(self, theta, X, chunk=8192) -> np.ndarray:
+        """Predicted class of each row, shape (n,)."""
+        return self.logits(theta, X, chunk).argmax(axis=1)
+
+    def loss(self, theta, X, y, chunk=8192) -> float:
+        """Mean softmax cross-entropy (plus the L2 term) without computing a gradient."""
+        self.check_data(X, y)
+        Z = self.logits(theta, X, chunk)
+        loss, _ = softmax_cross_entropy(Z, y, grad=False)
+        return loss + l2_penalty([W for W, _ in self.unpack(theta)], self.l2)
