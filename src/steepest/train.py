@@ -224,8 +224,10 @@ def train(net: MLP, theta, X, y, *, optimizer="sgd", lr=0.1, batch_size=32, epoc
     prev = np.empty_like(theta)      # the last θ known finite, for divergence
     nb = steps_per_epoch(n, B)
     cached = None                    # full-batch: (loss, correct) already in g for the current θ
-    shuffled = None if full else np.empty_like(X)
-    shuffled_y = None if full else np.empty_like(y)
+    # SGD gathers each batch's rows into one reused buffer: cheaper than a shuffled copy of the
+    # whole dataset per epoch (no 47 MB write for MNIST) and the batch stays in cache.
+    Xbuf = None if full else np.empty((B,) + X.shape[1:], dtype=X.dtype)
+    ybuf = None if full else np.empty(B, dtype=y.dtype)
 
     def full_gradient():
         """Loss, accuracy and ∇L on the whole training set (counted in grad_evals)."""
@@ -245,17 +247,16 @@ def train(net: MLP, theta, X, y, *, optimizer="sgd", lr=0.1, batch_size=32, epoc
 
     while state.stop_reason is None:
         # ---------------------------------------------------------------- one epoch
-        if full:
-            Xe, ye = X, y
-        else:
-            perm = np.random.default_rng([seed, state.epoch]).permutation(n)
-            np.take(X, perm, axis=0, out=shuffled)   # one contiguous copy, not a gather per batch
-            np.take(y, perm, out=shuffled_y)
-            Xe, ye = shuffled, shuffled_y
+        perm = None if full else np.random.default_rng([seed, state.epoch]).permutation(n)
         while state.batch < nb:
             t = time.perf_counter()
-            s = state.batch * B
-            Xb, yb = Xe[s:s + B], ye[s:s + B]
+            if full:
+                Xb, yb = X, y
+            else:
+                rows = perm[state.batch * B:(state.batch + 1) * B]
+                Xb, yb = Xbuf[:len(rows)], ybuf[:len(rows)]
+                np.take(X, rows, axis=0, out=Xb)
+                np.take(y, rows, out=yb)
             eta = float(schedule(state.step))
             if cached is not None:
                 (loss, correct), cached = cached, None

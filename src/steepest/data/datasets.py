@@ -1,0 +1,291 @@
+"""Named datasets — ``mnist``, ``fashion-mnist``, ``digits`` — and where to find them.
+
+Search order for mnist and fashion-mnist (the first directory holding all four IDX files wins):
+
+1. ``data_dir`` — either ``data_dir/<name>/`` or ``data_dir`` itself;
+2. ``$STEEPEST_DATA/<name>/``;
+3. the cache, ``<cache>/<name>/`` (see :func:`steepest.data.fetch.default_cache_dir`);
+4. system locations, ``/usr/share/datasets/<name>/`` (Debian's ``dataset-fashion-mnist``);
+5. a download into the cache, if ``download`` is true.
+
+``digits`` is scikit-learn's bundled 8x8 digits and needs no download.
+"""
+
+from __future__ import annotations
+
+import os
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+
+from steepest.data import fetch as _fetch
+from steepest.data.idx import read_idx, read_idx_header
+from steepest.errors import ConfigError, DataError, DataNotFoundError
+
+__all__ = [
+    "Dataset",
+    "KNOWN_DATASETS",
+    "SYSTEM_DIRS",
+    "describe_datasets",
+    "find_dataset",
+    "load_dataset",
+    "load_digits",
+    "load_mnist",
+]
+
+KNOWN_DATASETS = ("mnist", "fashion-mnist", "digits")
+
+#: System-wide directories searched after the cache; ``<dir>/<name>/`` must hold the files.
+SYSTEM_DIRS: tuple[Path, ...] = (Path("/usr/share/datasets"),)
+
+CLASS_NAMES = {
+    "mnist": [str(d) for d in range(10)],
+    "fashion-mnist": [
+        "T-shirt/top", "Trouser", "Pullover", "Dress", "Coat",
+        "Sandal", "Shirt", "Sneaker", "Bag", "Ankle boot",
+    ],
+    "digits": [str(d) for d in range(10)],
+}
+
+
+@dataclass
+class Dataset:
+    """Arrays ready for training, plus what a user needs to know about them.
+
+    Attributes
+    ----------
+    X_train : (n, d) uint8 for image datasets, float32 otherwise; images are flattened.
+    y_train : (n,) int64 labels in ``0 .. n_classes-1``.
+    X_test, y_test : same layout, or None when the source has no test split.
+    input_scale : multiply X by this to get the network input (1/255 for MNIST, 1/16 for digits).
+    image_shape : (h, w) of one image, or None for non-image data.
+    source : where the data was found or fetched from, shown to the user.
+    class_names : one name per class, or None when the labels are their own names.
+    """
+
+    name: str
+    X_train: np.ndarray
+    y_train: np.ndarray
+    X_test: np.ndarray | None
+    y_test: np.ndarray | None
+    input_scale: float
+    image_shape: tuple | None
+    n_classes: int
+    source: str
+    class_names: list[str] | None = None
+
+    @property
+    def n_features(self) -> int:
+        return int(self.X_train.shape[1])
+
+
+def _check_name(name: str) -> str:
+    if name not in KNOWN_DATASETS:
+        raise ConfigError(
+            f"unknown dataset {name!r}; known datasets: {', '.join(KNOWN_DATASETS)} "
+            "(for your own data, give a .npz/.csv file, an IDX pair or an image folder)"
+        )
+    return name
+
+
+# ---------------------------------------------------------------- MNIST-format directories
+
+def _file_in(directory: Path, gz_name: str) -> Path | None:
+    """The file for ``gz_name`` in ``directory``: gzip or uncompressed, '-idx' or '.idx' naming."""
+    stem = gz_name[: -len(".gz")]
+    dotted = stem.replace("-idx", ".idx")  # LeCun's uncompressed files: train-images.idx3-ubyte
+    for candidate in (gz_name, stem, dotted + ".gz", dotted):
+        p = directory / candidate
+        if p.is_file():
+            return p
+    return None
+
+
+def _has_files(directory: Path) -> bool:
+    return directory.is_dir() and all(_file_in(directory, f) for f in _fetch.FILES)
+
+
+def load_mnist(directory, kind: str = "mnist") -> Dataset:
+    """Load MNIST or Fashion-MNIST from the four IDX files in ``directory``.
+
+    Returns X_train (60000, 784) uint8, y_train (60000,) int64, X_test (10000, 784),
+    y_test (10000,), input_scale 1/255, image_shape (28, 28).
+    """
+    if kind not in ("mnist", "fashion-mnist"):
+        raise ConfigError(f"kind must be 'mnist' or 'fashion-mnist', not {kind!r}")
+    directory = Path(directory)
+    paths = [_file_in(directory, f) for f in _fetch.FILES]
+    missing = [f for f, p in zip(_fetch.FILES, paths) if p is None]
+    if missing:
+        raise DataNotFoundError(
+            f"{directory}: missing {', '.join(missing)} (gzip or uncompressed) for {kind}"
+        )
+    arrays = [read_idx(p) for p in paths]
+    X_tr, y_tr = _check_split(kind, paths[0], paths[1], arrays[0], arrays[1])
+    X_te, y_te = _check_split(kind, paths[2], paths[3], arrays[2], arrays[3])
+    return Dataset(
+        name=kind, X_train=X_tr, y_train=y_tr, X_test=X_te, y_test=y_te,
+        input_scale=1.0 / 255.0, image_shape=(28, 28), n_classes=10,
+        source=str(directory), class_names=list(CLASS_NAMES[kind]),
+    )
+
+
+def _check_split(kind, img_path, lab_path, images, labels):
+    if images.dtype != np.uint8 or images.ndim != 3 or images.shape[1:] != (28, 28):
+        raise DataError(
+            f"{img_path}: expected {kind} images as uint8 (n, 28, 28), "
+            f"found {images.dtype} {images.shape}"
+        )
+    if labels.dtype != np.uint8 or labels.ndim != 1:
+        raise DataError(f"{lab_path}: expected uint8 labels (n,), found {labels.dtype} {labels.shape}")
+    if len(images) != len(labels):
+        raise DataError(
+            f"{img_path} has {len(images)} images but {lab_path} has {len(labels)} labels; "
+            "the files do not belong together"
+        )
+    if labels.size and labels.max() >= 10:
+        i = int(np.argmax(labels >= 10))
+        raise DataError(f"{lab_path}: label {labels[i]} at index {i}; {kind} labels are 0..9")
+    return images.reshape(len(images), -1), labels.astype(np.int64)
+
+
+# ---------------------------------------------------------------- digits
+
+def _sklearn_digits():
+    try:
+        from sklearn.datasets import load_digits as sk_load_digits
+    except ImportError:
+        raise DataNotFoundError(
+            "the digits dataset comes with scikit-learn, which is not installed; "
+            "install it with `pip install scikit-learn` (or `pip install steepest[digits]`)"
+        ) from None
+    return sk_load_digits()
+
+
+def _digits_file() -> Path:
+    """scikit-learn's bundled digits file, located without importing scikit-learn (slow)."""
+    import importlib.util
+
+    spec = importlib.util.find_spec("sklearn")
+    path = Path(spec.origin).parent / "datasets" / "data" / "digits.csv.gz" if spec else None
+    if path is None or not path.is_file():
+        _sklearn_digits()  # raises the helpful error if scikit-learn is missing
+        raise DataNotFoundError("scikit-learn is installed but its digits data file is missing")
+    return path
+
+
+def load_digits(test_size: int = 360, seed: int = 0) -> Dataset:
+    """scikit-learn's 1797 8x8 digits as uint8 0..16, split 1437 / 360 by a seeded permutation.
+
+    input_scale is 1/16; image_shape (8, 8). The split depends only on ``seed``.
+    """
+    bunch = _sklearn_digits()
+    X = np.asarray(bunch.data).astype(np.uint8)  # values are integers 0..16
+    y = np.asarray(bunch.target).astype(np.int64)
+    perm = np.random.default_rng(seed).permutation(len(y))
+    test, train = np.sort(perm[:test_size]), np.sort(perm[test_size:])
+    return Dataset(
+        name="digits", X_train=X[train], y_train=y[train], X_test=X[test], y_test=y[test],
+        input_scale=1.0 / 16.0, image_shape=(8, 8), n_classes=10,
+        source="scikit-learn (sklearn.datasets.load_digits, bundled)",
+        class_names=list(CLASS_NAMES["digits"]),
+    )
+
+
+# ---------------------------------------------------------------- finding
+
+def _candidates(name: str, data_dir, cache_dir) -> list[tuple[str, Path]]:
+    """(label, directory) pairs in search order."""
+    out = []
+    if data_dir is not None:
+        d = Path(data_dir).expanduser()
+        out += [("--data-dir", d / name), ("--data-dir", d)]
+    env = os.environ.get("STEEPEST_DATA")
+    if env:
+        out.append(("$STEEPEST_DATA", Path(env).expanduser() / name))
+    out.append(("cache", _fetch.default_cache_dir(cache_dir) / name))
+    out += [("system", Path(s) / name) for s in SYSTEM_DIRS]
+    return out
+
+
+def _locate(name: str, data_dir, cache_dir) -> Path | None:
+    for _, d in _candidates(name, data_dir, cache_dir):
+        if _has_files(d):
+            return d
+    return None
+
+
+def find_dataset(name: str, data_dir=None, cache_dir=None, download: bool = True,
+                 mirrors=None, progress: bool = False) -> Path:
+    """Return the directory holding dataset ``name`` (for digits: scikit-learn's data file).
+
+    Looks in the order given in the module docstring and downloads into the cache as a last
+    resort when ``download`` is true.
+
+    Raises
+    ------
+    ConfigError
+        Unknown name.
+    DataNotFoundError
+        Not found anywhere and not downloadable (the message says how to supply it).
+    """
+    _check_name(name)
+    if name == "digits":
+        return _digits_file()
+    found = _locate(name, data_dir, cache_dir)
+    if found is not None:
+        return found
+    cache = _fetch.default_cache_dir(cache_dir)
+    if not download:
+        searched = ", ".join(str(d) for _, d in _candidates(name, data_dir, cache_dir))
+        reason = f"{name} not found (looked in {searched}) and downloading is turned off."
+        raise DataNotFoundError(_fetch.missing_data_message(name, cache, reason))
+    return _fetch.fetch(name, cache, mirrors=mirrors, progress=progress)
+
+
+def load_dataset(name: str, data_dir=None, download: bool = True, cache_dir=None,
+                 mirrors=None, progress: bool = False) -> Dataset:
+    """Find (or fetch) and load a named dataset: ``mnist``, ``fashion-mnist`` or ``digits``."""
+    _check_name(name)
+    if name == "digits":
+        return load_digits()
+    where = find_dataset(name, data_dir, cache_dir, download, mirrors=mirrors, progress=progress)
+    return load_mnist(where, kind=name)
+
+
+def describe_datasets(data_dir=None, cache_dir=None) -> list[dict]:
+    """One dict per known dataset, for a ``steepest datasets`` listing. Reads headers only.
+
+    Keys: name, found (bool), path (where found, or None), fetch_from (first mirror, or None),
+    cache (where a download would go), image_shape, n_classes, n_train, n_test (None when not
+    found), bytes (on-disk size when found).
+    """
+    rows = []
+    for name in KNOWN_DATASETS:
+        row = {"name": name, "found": False, "path": None, "image_shape": None, "n_classes": 10,
+               "n_train": None, "n_test": None, "bytes": None, "fetch_from": None, "cache": None}
+        if name == "digits":
+            row["image_shape"] = (8, 8)
+            try:
+                row["path"] = str(find_dataset("digits"))
+                row.update(found=True, n_train=1437, n_test=360)
+            except DataNotFoundError:
+                row.update(found=False, path=None)
+            rows.append(row)
+            continue
+        row["image_shape"] = (28, 28)
+        row["cache"] = str(_fetch.default_cache_dir(cache_dir) / name)
+        row["fetch_from"] = _fetch.mirrors_for(name)[0]
+        found = _locate(name, data_dir, cache_dir)
+        row.update(found=found is not None, path=str(found) if found else None)
+        if found is not None:
+            paths = [_file_in(found, f) for f in _fetch.FILES]
+            try:
+                row["n_train"] = read_idx_header(paths[0])[1][0]
+                row["n_test"] = read_idx_header(paths[2])[1][0]
+            except DataError as e:
+                row["error"] = str(e)
+            row["bytes"] = sum(p.stat().st_size for p in paths)
+        rows.append(row)
+    return rows

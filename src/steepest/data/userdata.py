@@ -1,0 +1,407 @@
+"""Users' own data: .npz, CSV, an IDX pair, a folder of images — and one photo to predict on.
+
+Everything that enters here is checked once, at this boundary: X is (n, d) or image-like
+(n, h, w), y is (n,) integer labels >= 0 (or strings, mapped to 0..k-1 in sorted order with
+the names kept as ``class_names``), n >= 1, every value finite. Failures are DataError or
+ShapeError with a message that says where the problem is (file, row, column).
+"""
+
+from __future__ import annotations
+
+import csv
+import warnings
+from pathlib import Path
+
+import numpy as np
+
+from steepest.data.datasets import Dataset
+from steepest.data.idx import read_idx
+from steepest.errors import ConfigError, DataError, ShapeError
+
+__all__ = [
+    "IMAGE_EXTENSIONS",
+    "image_to_mnist",
+    "load_csv",
+    "load_file",
+    "load_idx_pair",
+    "load_image_folder",
+    "load_npz",
+    "make_dataset",
+]
+
+IMAGE_EXTENSIONS = (".png", ".jpg", ".jpeg", ".pgm", ".pbm", ".ppm", ".bmp", ".gif", ".tif", ".tiff")
+
+
+# ---------------------------------------------------------------- validation
+
+def _features(X, where: str, col_names=None, row=lambda i: f"row {i}"):
+    """Check X and return (X2d, image_shape). X: (n, d) or (n, h, w)."""
+    X = np.asarray(X)
+    if X.dtype.kind not in "biuf":
+        raise DataError(f"{where}: features must be numbers, found dtype {X.dtype}")
+    if X.ndim == 3:
+        image_shape = tuple(int(s) for s in X.shape[1:])
+        X = X.reshape(len(X), -1)
+    elif X.ndim == 2:
+        image_shape = None
+    else:
+        raise ShapeError(
+            f"{where}: X must be (n, d) features or (n, h, w) images, found shape {X.shape}"
+        )
+    if X.shape[0] == 0 or X.shape[1] == 0:
+        raise DataError(f"{where}: no data (X has shape {X.shape})")
+    if X.dtype != np.uint8:
+        with np.errstate(over="ignore"):
+            X = X.astype(np.float32)
+        bad = ~np.isfinite(X)
+        if bad.any():
+            r, c = (int(i) for i in np.argwhere(bad)[0])
+            col = col_names[c] if col_names is not None else c
+            raise DataError(
+                f"{where}: value at {row(r)}, column {col} is not finite "
+                f"(NaN, inf, or too large for float32); clean the data first"
+            )
+    return X, image_shape
+
+
+def _labels(y, n: int, where: str, class_names=None, row=lambda i: f"row {i}"):
+    """Check y; return (y int64, n_classes, class_names). Strings become 0..k-1, sorted."""
+    y = np.asarray(y)
+    if y.ndim == 2 and y.shape[1] == 1:
+        y = y[:, 0]
+    if y.ndim != 1:
+        raise ShapeError(f"{where}: labels y must be one value per sample (n,), found shape {y.shape}")
+    if len(y) != n:
+        raise ShapeError(f"{where}: {n} samples in X but {len(y)} labels in y; they must match")
+    if y.dtype.kind in "US":
+        if class_names is None:
+            names, codes = np.unique(y, return_inverse=True)
+            names = [str(s) for s in names]
+            return codes.astype(np.int64).ravel(), len(names), names
+        index = {c: i for i, c in enumerate(class_names)}  # test labels: use the training names
+        unknown = [i for i, s in enumerate(y.tolist()) if s not in index]
+        if unknown:
+            raise DataError(f"{where}: label {str(y[unknown[0]])!r} at {row(unknown[0])} is not a training class")
+        return np.array([index[s] for s in y.tolist()], dtype=np.int64), len(class_names), class_names
+    if y.dtype.kind == "b":
+        y = y.astype(np.int64)
+    if y.dtype.kind == "f":
+        bad = ~np.isfinite(y) | (y != np.round(y))
+        if bad.any():
+            i = int(np.argmax(bad))
+            raise DataError(f"{where}: label {y[i].item()} at {row(i)} is not an integer")
+    elif y.dtype.kind not in "iu":
+        raise DataError(f"{where}: labels must be integers or strings, found dtype {y.dtype}")
+    y = y.astype(np.int64)
+    if (y < 0).any():
+        i = int(np.argmax(y < 0))
+        raise ShapeError(
+            f"{where}: label {y[i]} at {row(i)} is negative; labels must be 0..k-1"
+        )
+    return y, int(y.max()) + 1, class_names
+
+
+def make_dataset(name, X, y, X_test=None, y_test=None, *, source, where=None,
+                 input_scale=None, class_names=None) -> Dataset:
+    """Validate arrays and wrap them in a :class:`Dataset`.
+
+    X: (n, d) or (n, h, w); y: (n,) integers >= 0 or strings. uint8 X keeps its dtype with
+    input_scale 1/255; anything else becomes float32 with input_scale 1.0.
+    """
+    where = where or source
+    X, image_shape = _features(X, where)
+    y, k, class_names = _labels(y, len(X), where, class_names=class_names)
+    if (X_test is None) != (y_test is None):
+        raise DataError(f"{where}: give both X_test and y_test, or neither")
+    if X_test is not None:
+        X_test, _ = _features(X_test, f"{where} (test)")
+        if X_test.shape[1] != X.shape[1]:
+            raise ShapeError(
+                f"{where}: test data has {X_test.shape[1]} features, training data {X.shape[1]}"
+            )
+        if X_test.dtype != X.dtype:  # uint8 pixels beside float features: scales would differ
+            raise DataError(
+                f"{where}: X is {X.dtype} but X_test is {X_test.dtype}; store both the same way"
+            )
+        y_test, k_test, _ = _labels(y_test, len(X_test), f"{where} (test)", class_names=class_names)
+        k = max(k, k_test)
+    if input_scale is None:
+        input_scale = 1.0 / 255.0 if X.dtype == np.uint8 else 1.0
+    return Dataset(name=name, X_train=X, y_train=y, X_test=X_test, y_test=y_test,
+                   input_scale=input_scale, image_shape=image_shape, n_classes=k,
+                   source=source, class_names=class_names)
+
+
+# ---------------------------------------------------------------- file formats
+
+def load_npz(path) -> Dataset:
+    """A .npz with arrays ``X`` (n, d) or (n, h, w) and ``y`` (n,); optional ``X_test``, ``y_test``."""
+    path = Path(path)
+    try:
+        with np.load(path, allow_pickle=False) as z:
+            arrays = {k: z[k] for k in z.files}
+    except FileNotFoundError:
+        raise DataError(f"{path}: no such file") from None
+    except (OSError, ValueError, EOFError) as e:
+        raise DataError(f"{path}: not a readable .npz file without pickled objects ({e})") from None
+    missing = [k for k in ("X", "y") if k not in arrays]
+    if missing:
+        raise DataError(
+            f"{path}: needs arrays named X and y; missing {', '.join(missing)} "
+            f"(found: {', '.join(arrays) or 'none'})"
+        )
+    return make_dataset(path.stem, arrays["X"], arrays["y"], arrays.get("X_test"),
+                        arrays.get("y_test"), source=str(path))
+
+
+def _is_number(s: str) -> bool:
+    try:
+        float(s)
+        return True
+    except ValueError:
+        return False
+
+
+def _csv_rows(path: Path, delimiter: str):
+    """Yield (line number, cells) for each non-blank row."""
+    with open(path, newline="", encoding="utf-8-sig") as f:
+        reader = csv.reader(f, delimiter=delimiter)
+        for row in reader:
+            if any(c.strip() for c in row):
+                yield reader.line_num, row
+
+
+def _csv_scan(path, delimiter, skip_line, names, feat_idx, label_idx):
+    """Slow, exact parse: report the first bad row or cell by line and column."""
+    rows, raw = [], []
+    for line, r in _csv_rows(path, delimiter):
+        if line <= skip_line:
+            continue
+        if len(r) != len(names):
+            raise DataError(f"{path}: line {line} has {len(r)} columns, expected {len(names)}")
+        values = []
+        for j in feat_idx:
+            try:
+                values.append(float(r[j]))
+            except ValueError:
+                raise DataError(
+                    f"{path}: line {line}, column {names[j]!r}: {r[j]!r} is not a number"
+                ) from None
+        rows.append(np.array(values))
+        raw.append(r[label_idx])
+    return np.stack(rows), np.array(raw, dtype=str)
+
+
+def load_csv(path, label_column: str | int | None = None, header: bool | None = None,
+             delimiter: str = ",") -> Dataset:
+    """A CSV file: one row per sample, a label column and numeric feature columns.
+
+    label_column: a header name or a 0-based index; default the column named "label" if the
+    header has one, else the first column. header: whether row 1 holds column names; by default
+    guessed (row 1 is a header when it has a non-number where row 2 has a number).
+    Labels may be integers >= 0 or names (mapped to 0..k-1 in sorted order).
+    """
+    path = Path(path)
+    if not path.is_file():
+        raise DataError(f"{path}: no such file")
+    try:
+        head = []
+        for item in _csv_rows(path, delimiter):
+            head.append(item)
+            if len(head) == 2:
+                break
+    except (OSError, UnicodeDecodeError, csv.Error) as e:
+        raise DataError(f"{path}: cannot read as CSV text ({e})") from None
+    if not head:
+        raise DataError(f"{path}: empty file, no rows of data")
+    first = head[0][1]
+    second = head[1][1] if len(head) > 1 else None
+    if header is None:
+        header = any(
+            not _is_number(a) and (second is None or (i < len(second) and _is_number(second[i])))
+            for i, a in enumerate(first)
+        )
+    names = [c.strip() for c in first] if header else [str(i) for i in range(len(first))]
+    width = len(names)
+    if width < 2:
+        raise DataError(f"{path}: needs a label column and at least one feature column")
+    if header and second is None:
+        raise DataError(f"{path}: no rows of data after the header")
+    if label_column is None:
+        label_idx = names.index("label") if header and "label" in names else 0
+    elif isinstance(label_column, str):
+        if not header or label_column not in names:
+            raise ConfigError(f"{path}: no column named {label_column!r} (columns: {', '.join(names)})")
+        label_idx = names.index(label_column)
+    else:
+        label_idx = int(label_column)
+        if not -width <= label_idx < width:
+            raise ConfigError(f"{path}: label column {label_column} out of range, file has {width} columns")
+        label_idx %= width
+    feat_idx = [j for j in range(width) if j != label_idx]
+    skip_line = head[0][0] if header else head[0][0] - 1  # physical lines before the data
+    opts = dict(delimiter=delimiter, skiprows=skip_line, comments=None, encoding="utf-8-sig")
+    try:  # fast path in C; on any complaint, re-parse slowly to say exactly where
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore", UserWarning)  # "Input line N contained no data"
+            X = np.loadtxt(path, usecols=feat_idx, dtype=np.float64, ndmin=2, **opts)
+            raw = np.loadtxt(path, usecols=[label_idx], dtype=str, ndmin=1, **opts)
+    except ValueError:
+        X, raw = _csv_scan(path, delimiter, skip_line, names, feat_idx, label_idx)
+
+    def row(i):  # the file line of data row i; only needed for an error message
+        lines = [n for n, _ in _csv_rows(path, delimiter) if n > skip_line]
+        return f"line {lines[i]}"
+
+    raw = [s.strip() for s in raw.tolist()]
+    if all(_is_number(s) for s in raw):
+        y = np.array([float(s) for s in raw])
+    else:
+        empty = [i for i, s in enumerate(raw) if not s]
+        if empty:
+            raise DataError(f"{path}: {row(empty[0])}: empty label")
+        y = np.array(raw)
+    X, image_shape = _features(X, str(path), col_names=[names[j] for j in feat_idx], row=row)
+    y, k, class_names = _labels(y, len(X), str(path), row=row)
+    return Dataset(name=path.stem, X_train=X, y_train=y, X_test=None, y_test=None, input_scale=1.0,
+                   image_shape=image_shape, n_classes=k, source=str(path), class_names=class_names)
+
+
+def load_idx_pair(images, labels) -> Dataset:
+    """An IDX images file (n, h, w) or (n, d) with its IDX labels file (n,)."""
+    images, labels = Path(images), Path(labels)
+    X, y = read_idx(images), read_idx(labels)
+    return make_dataset(images.name.split(".")[0], X, y, source=str(images),
+                        where=f"{images} + {labels.name}")
+
+
+def _open_image(source):
+    """Open ``source`` (path or array) as a greyscale float array (h, w) in 0..255."""
+    if isinstance(source, np.ndarray):
+        a = source.astype(np.float64)
+        if a.ndim == 3 and a.shape[2] in (3, 4):
+            a = a[..., :3].mean(axis=2)  # alpha ignored for arrays; give grey if it matters
+        if a.ndim != 2 or a.size == 0:
+            raise ShapeError(f"image array must be (h, w) or (h, w, 3|4), found shape {source.shape}")
+        if a.max() <= 1.0:  # float image in 0..1
+            a = a * 255.0
+        return a
+    from PIL import Image, ImageOps, UnidentifiedImageError  # lazy
+
+    path = Path(source)
+    try:
+        with Image.open(path) as im:
+            im.load()
+            im = ImageOps.exif_transpose(im)
+            if im.mode in ("RGBA", "LA", "PA") or (im.mode == "P" and "transparency" in im.info):
+                # Drawings often have a transparent background: put them on white paper.
+                im = im.convert("RGBA")
+                paper = Image.new("RGBA", im.size, (255, 255, 255, 255))
+                im = Image.alpha_composite(paper, im)
+            return np.asarray(im.convert("L"), dtype=np.float64)
+    except FileNotFoundError:
+        raise DataError(f"{path}: no such image file") from None
+    except (UnidentifiedImageError, OSError, ValueError, SyntaxError, Image.DecompressionBombError) as e:
+        raise DataError(f"{path}: not a readable image ({type(e).__name__}: {e})") from None
+
+
+def image_to_mnist(source, size: int = 28) -> np.ndarray:
+    """Turn a picture of a digit into an MNIST-style input: (size*size,) uint8, white on black.
+
+    As MNIST was made: convert to grey; invert if the background is light; stretch contrast;
+    crop to the bounding box of the ink; scale so the longer side is 20 px (for size 28),
+    keeping the aspect ratio; paste into a size x size field so that the centre of mass of
+    the ink is at the centre.
+    """
+    from PIL import Image  # lazy
+
+    where = source if not isinstance(source, np.ndarray) else "image array"
+    a = _open_image(source)
+    border = np.concatenate([a[0], a[-1], a[:, 0], a[:, -1]])
+    if np.median(border) > 127:  # light background: MNIST digits are white ink on black
+        a = 255.0 - a
+    background = np.median(np.concatenate([a[0], a[-1], a[:, 0], a[:, -1]]))
+    a = np.clip(a - background, 0.0, None)
+    if a.max() < 16:
+        raise DataError(f"{where}: no ink found, the image is blank or has almost no contrast")
+    a *= 255.0 / a.max()
+    rows, cols = np.nonzero(a > 0.2 * 255)
+    a = a[rows.min() : rows.max() + 1, cols.min() : cols.max() + 1]
+    box = max(1, round(size * 20 / 28))
+    h, w = a.shape
+    scale = box / max(h, w)
+    new_h, new_w = max(1, round(h * scale)), max(1, round(w * scale))
+    small = np.asarray(
+        Image.fromarray(a.astype(np.uint8)).resize((new_w, new_h), Image.Resampling.LANCZOS),
+        dtype=np.float64,
+    )
+    total = small.sum()
+    ys, xs = np.indices(small.shape)
+    com_r, com_c = (ys * small).sum() / total, (xs * small).sum() / total
+    centre = (size - 1) / 2.0  # pixel indices are pixel centres
+    top = int(np.clip(round(centre - com_r), 0, size - new_h))
+    left = int(np.clip(round(centre - com_c), 0, size - new_w))
+    out = np.zeros((size, size), dtype=np.uint8)
+    out[top : top + new_h, left : left + new_w] = np.clip(small, 0, 255).round().astype(np.uint8)
+    return out.ravel()
+
+
+def load_image_folder(root, size: int = 28, mnist_style: bool = True) -> Dataset:
+    """A folder with one sub-folder of images per class; the sub-folder names are the classes.
+
+    Each image becomes grey size x size uint8: with ``mnist_style`` through
+    :func:`image_to_mnist` (inverted to white-on-black, cropped, centred), otherwise resized.
+    """
+    from PIL import Image  # lazy
+
+    root = Path(root)
+    if not root.is_dir():
+        raise DataError(f"{root}: not a directory")
+    classes = sorted(p for p in root.iterdir() if p.is_dir() and not p.name.startswith("."))
+    if not classes:
+        raise DataError(f"{root}: expected one sub-folder of images per class, found none")
+    images, labels = [], []
+    for k, folder in enumerate(classes):
+        files = sorted(p for p in folder.iterdir()
+                       if p.suffix.lower() in IMAGE_EXTENSIONS and not p.name.startswith("."))
+        if not files:
+            raise DataError(f"{folder}: class folder holds no images ({', '.join(IMAGE_EXTENSIONS)})")
+        for f in files:
+            if mnist_style:
+                images.append(image_to_mnist(f, size=size))
+            else:
+                grey = Image.fromarray(_open_image(f).astype(np.uint8))
+                images.append(np.asarray(grey.resize((size, size), Image.Resampling.LANCZOS)).ravel())
+            labels.append(k)
+    X = np.stack(images).astype(np.uint8)
+    return Dataset(name=root.name, X_train=X, y_train=np.asarray(labels, dtype=np.int64),
+                   X_test=None, y_test=None, input_scale=1.0 / 255.0, image_shape=(size, size),
+                   n_classes=len(classes), source=str(root), class_names=[c.name for c in classes])
+
+
+def load_file(path, labels=None, **options) -> Dataset:
+    """Load user data by what ``path`` is.
+
+    - a directory: one sub-folder of images per class (:func:`load_image_folder`);
+    - ``.npz``: arrays X, y (:func:`load_npz`);
+    - ``.csv`` / ``.tsv`` / ``.txt``: label column + features (:func:`load_csv`);
+    - any other file together with ``labels=``: an IDX pair (:func:`load_idx_pair`).
+    """
+    path = Path(path)
+    if labels is not None:
+        return load_idx_pair(path, labels)
+    if path.is_dir():
+        return load_image_folder(path, **options)
+    if not path.exists():
+        raise DataError(f"{path}: no such file or directory")
+    suffix = path.suffix.lower()
+    if suffix == ".npz":
+        return load_npz(path)
+    if suffix in (".csv", ".txt"):
+        return load_csv(path, **options)
+    if suffix == ".tsv":
+        return load_csv(path, delimiter="\t", **options)
+    raise DataError(
+        f"{path}: unknown kind of data file; use .npz (arrays X, y), .csv (label + features), "
+        "an IDX images file with its labels file, or a folder with one sub-folder per class"
+    )
