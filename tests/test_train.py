@@ -251,3 +251,13 @@ def test_bad_data_is_refused_with_position(problem):
         train(net, theta0, X, y + 5)
     with pytest.raises(DataError, match="empty"):
         train(net, theta0, X[:0], y[:0])
+
+
+@pytest.mark.parametrize("value", [2**64, float("inf"), "ten", True, 2.5])
+def test_stopping_rules_refuse_values_that_are_not_counts(value):
+    from steepest.stopping import MaxEpochs
+    if value == 2**64:
+        assert MaxEpochs(value).n == 2**64  # huge but a count: allowed
+        return
+    with pytest.raises(ConfigError, match="epochs"):
+        MaxEpochs(value)

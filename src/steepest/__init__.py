@@ -6,7 +6,8 @@ The network is a function L(θ) of one flat parameter vector θ; training walks 
 >>> import numpy as np, steepest
 >>> net = steepest.MLP([4, 8, 3], activation="tanh")
 >>> X, y = np.random.default_rng(0).normal(size=(30, 4)).astype("float32"), np.arange(30) % 3
->>> result = steepest.train(net, net.init(seed=0), X, y, optimizer="momentum", lr=0.1, epochs=3)
+>>> result = steepest.train(net, net.init(seed=0), X, y, optimizer="momentum", lr=0.1,
+...                        batch_size=10, epochs=3)
 >>> result.stop_reason
 'max_epochs'
 

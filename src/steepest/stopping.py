@@ -40,10 +40,14 @@ class Rule:
 
 
 def _positive(name, value, integer=False):
-    if value is None or not np.isfinite(value) or value <= 0 or (integer and int(value) != value):
+    try:
+        number = float(value)
+    except (TypeError, ValueError, OverflowError):
+        number = float("nan")
+    if isinstance(value, bool) or not np.isfinite(number) or number <= 0 or (integer and int(number) != number):
         kind = "a positive integer" if integer else "a positive number"
         raise ConfigError(f"{name} must be {kind}, got {value!r}")
-    return int(value) if integer else float(value)
+    return int(value) if integer else number
 
 
 class MaxEpochs(Rule):

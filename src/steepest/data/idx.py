@@ -105,6 +105,9 @@ def _parse_header(stream, path: Path, max_bytes: int) -> tuple[np.dtype, tuple[i
             f"({n_bytes} bytes), more than the limit of {max_bytes} bytes; the file is corrupt, "
             "or raise max_bytes if it really is that large"
         )
+    if math.prod(d for d in shape if d) * dtype.itemsize > np.iinfo(np.intp).max:
+        # An empty array (some dimension 0) whose other dimensions NumPy cannot index.
+        raise DataError(f"{path}: header claims an impossible shape {'x'.join(map(str, shape))}")
     return dtype, shape, n_bytes
 
 
@@ -164,14 +167,26 @@ def read_idx(path, *, max_bytes: int = DEFAULT_MAX_BYTES) -> np.ndarray:
                         f"{path}: {found - n_bytes} unexpected trailing bytes after the "
                         f"{n_bytes} bytes of data the header describes"
                     )
-            # np.empty only reserves address space; pages are touched as data arrives.
-            buf = np.empty(n_bytes, dtype=np.uint8)
-            view, got = memoryview(buf), 0
-            while got < n_bytes:
-                k = stream.readinto(view[got : got + min(_CHUNK, n_bytes - got)])
-                if not k:
-                    break
-                got += k
+            if is_gzip:
+                # Nothing has confirmed the header's claim yet: memory follows the bytes that
+                # really arrive, so a tiny stream claiming 2 GB costs what it holds.
+                data = bytearray()
+                while len(data) < n_bytes:
+                    chunk = stream.read(min(_CHUNK, n_bytes - len(data)))
+                    if not chunk:
+                        break
+                    data += chunk
+                buf, got = np.frombuffer(data, dtype=np.uint8), len(data)
+            else:
+                # The file size has confirmed the claim; np.empty only reserves address
+                # space, and pages are touched as data arrives.
+                buf = np.empty(n_bytes, dtype=np.uint8)
+                view, got = memoryview(buf), 0
+                while got < n_bytes:
+                    k = stream.readinto(view[got : got + min(_CHUNK, n_bytes - got)])
+                    if not k:
+                        break
+                    got += k
             if got < n_bytes:
                 raise DataError(f"{path}: truncated: expected {n_bytes} bytes of data, found {got}")
             # One more byte: it must not exist. For gzip this also reaches the end of the

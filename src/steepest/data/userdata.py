@@ -9,13 +9,16 @@ ShapeError with a message that says where the problem is (file, row, column).
 from __future__ import annotations
 
 import csv
+import io
+import struct
 import warnings
 from pathlib import Path
 
 import numpy as np
 
 from steepest.data.datasets import Dataset
-from steepest.data.idx import read_idx
+from steepest.data.idx import DEFAULT_MAX_BYTES, read_idx
+from steepest.data.npz import read_npz
 from steepest.errors import ConfigError, DataError, ShapeError
 
 __all__ = [
@@ -30,6 +33,10 @@ __all__ = [
 ]
 
 IMAGE_EXTENSIONS = (".png", ".jpg", ".jpeg", ".pgm", ".pbm", ".ppm", ".bmp", ".gif", ".tif", ".tiff")
+# The Pillow decoders those extensions need (and WebP). Pillow would otherwise pick any of its
+# ~40 decoders by content, whatever the name: EPS runs Ghostscript, a program of its own.
+IMAGE_FORMATS = ("PNG", "JPEG", "PPM", "BMP", "GIF", "TIFF", "WEBP")
+_MAX_SIDE = 2048  # longer side of a picture file, in pixels, kept before it is made a digit
 
 
 # ---------------------------------------------------------------- validation
@@ -41,7 +48,7 @@ def _features(X, where: str, col_names=None, row=lambda i: f"row {i}"):
         raise DataError(f"{where}: features must be numbers, found dtype {X.dtype}")
     if X.ndim == 3:
         image_shape = tuple(int(s) for s in X.shape[1:])
-        X = X.reshape(len(X), -1)
+        X = X.reshape(X.shape[0], X.shape[1] * X.shape[2])  # not -1: ambiguous when n == 0
     elif X.ndim == 2:
         image_shape = None
     else:
@@ -134,21 +141,19 @@ def make_dataset(name, X, y, X_test=None, y_test=None, *, source, where=None,
 
 # ---------------------------------------------------------------- file formats
 
-def load_npz(path) -> Dataset:
-    """A .npz with arrays ``X`` (n, d) or (n, h, w) and ``y`` (n,); optional ``X_test``, ``y_test``."""
+def load_npz(path, *, max_bytes: int = DEFAULT_MAX_BYTES) -> Dataset:
+    """A .npz with arrays ``X`` (n, d) or (n, h, w) and ``y`` (n,); optional ``X_test``, ``y_test``.
+
+    Read by :func:`steepest.data.npz.read_npz`: no pickles, and headers claiming more than
+    ``max_bytes`` in total are refused before anything is allocated.
+    """
     path = Path(path)
-    try:
-        with np.load(path, allow_pickle=False) as z:
-            arrays = {k: z[k] for k in z.files}
-    except FileNotFoundError:
-        raise DataError(f"{path}: no such file") from None
-    except (OSError, ValueError, EOFError) as e:
-        raise DataError(f"{path}: not a readable .npz file without pickled objects ({e})") from None
+    arrays, names = read_npz(path, ("X", "y", "X_test", "y_test"), max_bytes=max_bytes)
     missing = [k for k in ("X", "y") if k not in arrays]
     if missing:
         raise DataError(
             f"{path}: needs arrays named X and y; missing {', '.join(missing)} "
-            f"(found: {', '.join(arrays) or 'none'})"
+            f"(found: {', '.join(names) or 'none'})"
         )
     return make_dataset(path.stem, arrays["X"], arrays["y"], arrays.get("X_test"),
                         arrays.get("y_test"), source=str(path))
@@ -247,11 +252,17 @@ def load_csv(path, label_column: str | int | None = None, header: bool | None = 
             X = np.loadtxt(path, usecols=feat_idx, dtype=np.float64, ndmin=2, **opts)
             raw = np.loadtxt(path, usecols=[label_idx], dtype=str, ndmin=1, **opts)
     except ValueError:
-        X, raw = _csv_scan(path, delimiter, skip_line, names, feat_idx, label_idx)
+        try:
+            X, raw = _csv_scan(path, delimiter, skip_line, names, feat_idx, label_idx)
+        except (OSError, UnicodeDecodeError, csv.Error) as e:  # past the rows read above
+            raise DataError(f"{path}: cannot read as CSV text ({e})") from None
 
     def row(i):  # the file line of data row i; only needed for an error message
-        lines = [n for n, _ in _csv_rows(path, delimiter) if n > skip_line]
-        return f"line {lines[i]}"
+        try:
+            lines = [n for n, _ in _csv_rows(path, delimiter) if n > skip_line]
+            return f"line {lines[i]}"
+        except (csv.Error, IndexError):  # np.loadtxt read a file the csv module cannot
+            return f"data row {i + 1}"
 
     raw = [s.strip() for s in raw.tolist()]
     if all(_is_number(s) for s in raw):
@@ -278,7 +289,12 @@ def load_idx_pair(images, labels) -> Dataset:
 def _open_image(source):
     """Open ``source`` (path or array) as a greyscale float array (h, w) in 0..255."""
     if isinstance(source, np.ndarray):
+        if source.dtype.kind not in "biuf":
+            raise DataError(f"image array must hold numbers, found dtype {source.dtype}")
         a = source.astype(np.float64)
+        if not np.isfinite(a).all():
+            at = tuple(int(i) for i in np.argwhere(~np.isfinite(a))[0])
+            raise DataError(f"image array: value at index {at} is not finite (NaN or inf)")
         if a.ndim == 3 and a.shape[2] in (3, 4):
             a = a[..., :3].mean(axis=2)  # alpha ignored for arrays; give grey if it matters
         if a.ndim != 2 or a.size == 0:
@@ -290,8 +306,18 @@ def _open_image(source):
 
     path = Path(source)
     try:
-        with Image.open(path) as im:
+        with warnings.catch_warnings():
+            # Past Pillow's MAX_IMAGE_PIXELS it only warns, then decodes gigabytes: refuse.
+            warnings.simplefilter("error", Image.DecompressionBombWarning)
+            # From memory, not the file: a decoder that trusts a length field (Pillow's PNG
+            # reader does) then reads at most the file's size instead of allocating the claim.
+            im = Image.open(io.BytesIO(path.read_bytes()), formats=IMAGE_FORMATS)
+        with im:
             im.load()
+            if max(im.size) > _MAX_SIDE:
+                # It will become a digit a few dozen pixels wide: shrink it now, or a 100-byte
+                # PNG claiming 60 x 1048576 pixels costs 1.5 GB in the steps below.
+                im = _shrink(im, -(-max(im.size) // _MAX_SIDE))
             im = ImageOps.exif_transpose(im)
             if im.mode in ("RGBA", "LA", "PA") or (im.mode == "P" and "transparency" in im.info):
                 # Drawings often have a transparent background: put them on white paper.
@@ -301,8 +327,44 @@ def _open_image(source):
             return np.asarray(im.convert("L"), dtype=np.float64)
     except FileNotFoundError:
         raise DataError(f"{path}: no such image file") from None
-    except (UnidentifiedImageError, OSError, ValueError, SyntaxError, Image.DecompressionBombError) as e:
+    except (Image.DecompressionBombError, Image.DecompressionBombWarning) as e:
+        raise DataError(f"{path}: image too large to read safely ({e}); scale it down") from None
+    except UnidentifiedImageError:
+        raise DataError(
+            f"{path}: not a readable image in a format steepest reads ({', '.join(IMAGE_FORMATS)})"
+        ) from None
+    except (OSError, ValueError, SyntaxError, EOFError, NotImplementedError,
+            IndexError, TypeError, struct.error) as e:
+        # The last three are what Pillow itself takes for a corrupt file when identifying one;
+        # its decoders can still raise them from load() (an iCCP chunk after the data, say).
         raise DataError(f"{path}: not a readable image ({type(e).__name__}: {e})") from None
+
+
+def _shrink(im, factor: int):
+    """``im`` reduced ``factor`` times (box filter), one tile at a time; EXIF orientation kept.
+
+    ``Image.reduce`` on the whole picture would first copy all of it (RGBA to premultiplied,
+    P to RGBA), as would ``exif_transpose``; at tens of millions of pixels such a copy is what
+    exhausts memory.
+    """
+    from PIL import Image
+
+    reducible = ("L", "LA", "PA", "RGB", "RGBA", "I", "F", "CMYK")
+    mode = im.mode if im.mode in reducible else ("RGBA" if "transparency" in im.info else "L")
+    w, h = im.size
+    out = Image.new(mode, (-(-w // factor), -(-h // factor)))
+    orientation = im.getexif().get(0x0112)  # EXIF orientation, for exif_transpose afterwards
+    if orientation:
+        exif = Image.Exif()
+        exif[0x0112] = orientation
+        out.info["exif"] = exif.tobytes()
+    tile = factor * max(1, 1024 // factor)  # a multiple of factor: tiles shrink independently
+    for top in range(0, h, tile):
+        for left in range(0, w, tile):
+            part = im.crop((left, top, min(w, left + tile), min(h, top + tile)))
+            part = part if part.mode == mode else part.convert(mode)
+            out.paste(part.reduce(factor), (left // factor, top // factor))
+    return out
 
 
 def image_to_mnist(source, size: int = 28) -> np.ndarray:

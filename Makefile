@@ -1,0 +1,36 @@
+# Everything bootstraps its own virtual environment in .venv from nothing but python3.
+PYTHON ?= python3
+VENV   ?= .venv
+EXTRAS ?= test
+comma  := ,
+BIN    := $(VENV)/bin
+STAMP  := $(VENV)/.installed-$(subst $(comma),-,$(EXTRAS))
+
+# Where the real datasets are, if you have them (one sub-directory per dataset: mnist/, fashion-mnist/).
+# Unset, steepest looks in its cache and system locations, then downloads.
+export STEEPEST_DATA
+
+.PHONY: install run test bench clean
+
+$(STAMP): pyproject.toml
+	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
+	$(BIN)/python -m pip install --quiet --upgrade pip
+	$(BIN)/python -m pip install --quiet -e '.[$(EXTRAS)]'
+	touch $@
+
+install: $(STAMP)
+
+## The main job: train the 784-128-64-10 network on MNIST (or the bundled 8×8 digits) and print test accuracy.
+run: $(STAMP)
+	$(BIN)/steepest train --dataset mnist --fallback digits --hidden 128 64 --activation relu --init he \
+	    --optimizer momentum --lr 0.05 --momentum 0.9 --batch-size 128 --epochs 5 --seed 0
+
+test: $(STAMP)
+	$(BIN)/python -m pytest $(PYTEST_ARGS)
+
+bench:
+	$(MAKE) install EXTRAS=bench
+	$(BIN)/python benchmarks/run.py
+
+clean:
+	rm -rf $(VENV) build dist src/*.egg-info .pytest_cache

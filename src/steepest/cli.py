@@ -1,0 +1,101 @@
+"""The ``steepest`` command: builds the parser from :mod:`steepest.commands`, runs one, maps errors.
+
+Exit status: 0 success; 1 the work ran but failed (gradient check above threshold, training
+diverged); 2 bad input — every :class:`~steepest.errors.SteepestError` and usage error becomes one
+line ``steepest: error: <what is wrong>; <what to do>`` on stderr, without a traceback; 130 Ctrl-C.
+"""
+
+from __future__ import annotations
+
+import argparse
+import importlib
+import sys
+
+from steepest import __version__
+from steepest.commands import COMMANDS
+
+EPILOG = """\
+examples:
+  steepest train --dataset mnist --fallback digits --hidden 128 64 --epochs 5
+  steepest evaluate runs/mnist/model.safetensors --dataset mnist
+  steepest predict runs/mnist/model.safetensors digit.png
+  steepest gradcheck --hidden 16 8 --activation tanh
+  steepest datasets
+
+`steepest COMMAND --help` shows each command's options and an example.
+"""
+
+
+class Parser(argparse.ArgumentParser):
+    """argparse, but a usage error is one line that says where to look, exit status 2."""
+
+    def error(self, message):
+        self.exit(2, f"steepest: error: {message}; see `{self.prog} --help`\n")
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = Parser(prog="steepest", description="Neural networks trained by gradient descent, from first "
+                    "principles: NumPy and backpropagation by hand.", epilog=EPILOG,
+                    formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--version", action="version", version=f"steepest {__version__}")
+    sub = parser.add_subparsers(dest="command", metavar="COMMAND", parser_class=Parser)
+    parser.commands = {}
+    for name in COMMANDS:
+        module = importlib.import_module(f"steepest.commands.{name}")
+        parser.commands[name] = module.add_parser(sub)
+        parser.commands[name].set_defaults(_run=module.run)
+    return parser
+
+
+def parse(parser, argv):
+    """Parse; an unknown option is reported by the subcommand's parser, which names its own --help."""
+    args, extra = parser.parse_known_args(argv)
+    if extra:
+        owner = parser.commands.get(getattr(args, "command", None), parser)
+        owner.error(f"unrecognized arguments: {' '.join(extra)}")
+    return args
+
+
+def one_line(message: str) -> str:
+    """A multi-line message as one line: lines joined by '; ' (by a space after ':', ';' or '.')."""
+    out = ""
+    for line in (" ".join(s.split()) for s in str(message).splitlines()):
+        if line:
+            out += line if not out else (" " if out.endswith((":", ";", ".")) else "; ") + line
+    return out
+
+
+def main(argv=None) -> int:
+    parser = build_parser()
+    args = parse(parser, argv)
+    if getattr(args, "_run", None) is None:
+        parser.print_help()
+        return 2
+    from steepest.errors import SteepestError
+
+    try:
+        return args._run(args)
+    except SteepestError as e:
+        print(f"steepest: error: {one_line(e)}", file=sys.stderr)
+        return 2
+    except KeyboardInterrupt:
+        print("steepest: interrupted", file=sys.stderr)
+        return 130
+    except BrokenPipeError:  # `steepest … | head`: the reader left; not an error
+        import os
+
+        os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())  # no second error at exit
+        return 0
+    except MemoryError:
+        print("steepest: error: not enough memory for this; use a smaller network, batch or dataset",
+              file=sys.stderr)
+        return 2
+    except OSError as e:
+        where = f" {e.filename}" if e.filename else ""
+        print(f"steepest: error: cannot access{where} ({e.strerror or e}); check the path and its permissions",
+              file=sys.stderr)
+        return 2
+
+
+if __name__ == "__main__":
+    sys.exit(main())

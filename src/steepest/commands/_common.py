@@ -1,0 +1,121 @@
+"""What the commands share: where output goes, loading data by name or path, BLAS threads."""
+
+from __future__ import annotations
+
+import contextlib
+import json
+import os
+import sys
+from pathlib import Path
+
+from steepest.errors import ConfigError, DataError
+
+DATA_SUFFIXES = (".npz", ".csv", ".tsv", ".txt")
+
+
+class Output:
+    """Where a command writes. With ``--json`` stdout carries JSON lines only, so words go to stderr."""
+
+    def __init__(self, json_mode: bool = False, quiet: bool = False):
+        self.json = json_mode
+        self.quiet = quiet
+        self.human = sys.stderr if json_mode else sys.stdout
+        self.bars = not quiet and sys.stderr.isatty()
+
+    def say(self, text: str = "") -> None:
+        """Progress talk: silenced by --quiet."""
+        if not self.quiet:
+            self.note(text)
+
+    def note(self, text: str = "") -> None:
+        """Results and things the user must know (fallbacks): shown even with --quiet."""
+        if self.bars and "tqdm" in sys.modules:
+            from tqdm import tqdm
+            tqdm.write(text, file=self.human)
+        else:
+            print(text, file=self.human, flush=True)
+
+    def emit(self, obj: dict) -> None:
+        """One JSON object on one line of stdout (NaN and inf as null)."""
+        from steepest.commands._rundir import clean
+
+        print(json.dumps(clean(obj), ensure_ascii=False), flush=True)
+
+
+def add_json_flag(parser) -> None:
+    parser.add_argument("--json", action="store_true", help="print results as JSON on stdout")
+
+
+def looks_like_path(name: str) -> bool:
+    return os.sep in name or name.lower().endswith(DATA_SUFFIXES) or Path(name).exists()
+
+
+def load_data(name: str, data_dir=None, labels=None, download=True, progress=False):
+    """A :class:`steepest.data.Dataset` from a dataset name or a path to the user's data."""
+    from steepest.data import KNOWN_DATASETS, load_dataset, load_file
+
+    if labels is not None or (name not in KNOWN_DATASETS and looks_like_path(name)):
+        return load_file(name, labels=labels)
+    if name not in KNOWN_DATASETS:
+        raise ConfigError(f"unknown dataset {name!r}; choose one of {', '.join(KNOWN_DATASETS)}, "
+                          "or give the path of your data (.npz, .csv, IDX file with --labels, image folder)")
+    return load_dataset(name, data_dir=data_dir, download=download, progress=progress)
+
+
+def split_name(ds, split: str):
+    """``(X, y)`` of a dataset's ``"train"`` or ``"test"`` split."""
+    if split == "train":
+        return ds.X_train, ds.y_train
+    if ds.X_test is None:
+        raise DataError(f"{ds.source} has no test split; use --split train, or give X_test and y_test "
+                        "in the .npz file")
+    return ds.X_test, ds.y_test
+
+
+@contextlib.contextmanager
+def blas_threads(n: int | None):
+    """Limit the BLAS library to ``n`` threads inside the block (threadpoolctl)."""
+    if n is None:
+        yield
+        return
+    try:
+        from threadpoolctl import threadpool_limits
+    except ImportError:
+        raise ConfigError("--threads needs the threadpoolctl package; install it with "
+                          "`pip install threadpoolctl`, or set OMP_NUM_THREADS before starting") from None
+    with threadpool_limits(limits=n, user_api="blas"):
+        yield
+
+
+def model_path(path) -> Path:
+    """Accept a run directory for its model file."""
+    path = Path(path)
+    if path.is_dir() and (path / "model.safetensors").is_file():
+        return path / "model.safetensors"
+    return path
+
+
+def describe_net(net) -> str:
+    acts = net.activation
+    return f"{'-'.join(map(str, net.sizes))} {acts}, {net.n_params:,} parameters, {net.dtype}"
+
+
+def class_label(i: int, class_names) -> str:
+    """``"7"``, or ``"9 (Ankle boot)"`` when the class has a name other than its number."""
+    if class_names and i < len(class_names) and class_names[i] != str(i):
+        return f"{i} ({class_names[i]})"
+    return str(i)
+
+
+def check_against_model(net, X, y=None, what="the data", trained_on=None):
+    """Raise a ShapeError a user can act on when ``X``/``y`` do not fit ``net``."""
+    from steepest.errors import ShapeError
+
+    d, k = net.sizes[0], net.sizes[-1]
+    hint = f"; use the data the model was trained on ({trained_on})" if trained_on else ""
+    if X.ndim != 2 or X.shape[1] != d:
+        got = X.shape[1] if X.ndim == 2 else X.shape
+        raise ShapeError(f"the model takes {d} inputs per sample but {what} has {got}{hint}")
+    if y is not None and y.size and (y.min() < 0 or y.max() >= k):
+        bad = int(y.max() if y.max() >= k else y.min())
+        raise ShapeError(f"{what} has label {bad} but the model has {k} classes (labels 0…{k - 1}){hint}")

@@ -1,0 +1,179 @@
+"""One training session of ``steepest train``: the data it uses, the loop with its callback, the end.
+
+A new run and a resumed one differ only in how they get here (see :mod:`steepest.commands.train`);
+from :func:`fit` on they are the same code, so a resumed run writes the same files as any other.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import numpy as np
+
+from steepest.errors import ConfigError
+
+
+@dataclass
+class Data:
+    """The arrays of a run: training (after the validation split), validation, test."""
+
+    ds: object              # the steepest.data.Dataset they came from
+    X: np.ndarray
+    y: np.ndarray
+    val: tuple | None
+    test: tuple | None
+
+    @property
+    def evals(self) -> dict:
+        return {"test": self.test} if self.test is not None else {}
+
+    def columns(self) -> list[str]:
+        cols = ["epoch", "step", "train_loss", "train_acc"]
+        cols += ["val_loss", "val_acc"] if self.val is not None else []
+        cols += ["test_loss", "test_acc"] if self.test is not None else []
+        return cols + ["grad_norm", "lr", "samples", "grad_evals", "seconds", "total_seconds"]
+
+
+def split(ds, cfg: dict) -> Data:
+    """Hold out ``val_split`` of the training data, chosen by a permutation seeded with ``seed``."""
+    X, y, val = ds.X_train, ds.y_train, None
+    f = cfg.get("val_split")
+    if f:
+        n = len(y)
+        n_val = max(1, round(n * f))
+        if n_val >= n:
+            raise ConfigError(f"--val-split {f} leaves no training data out of {n} samples; use a smaller fraction")
+        perm = np.random.default_rng([cfg["seed"], 1]).permutation(n)
+        vi, ti = np.sort(perm[:n_val]), np.sort(perm[n_val:])
+        val, X, y = (X[vi], y[vi]), X[ti], y[ti]
+    test = (ds.X_test, ds.y_test) if ds.X_test is not None else None
+    return Data(ds, X, y, val, test)
+
+
+def check_batch(cfg: dict, n: int) -> None:
+    B = cfg["batch_size"]
+    if B != "full" and B > n:
+        raise ConfigError(f"batch size {B} is larger than the {n} training samples; "
+                          f"use --batch-size {n} or less, or --batch-size full")
+
+
+def model_metadata(cfg, net, data: Data, opt, schedule, metrics) -> dict:
+    ds = data.ds
+    return {
+        "preprocessing": {"input_scale": ds.input_scale,
+                          "image_shape": list(ds.image_shape) if ds.image_shape else None},
+        "dataset": {"name": ds.name, "source": ds.source, "n_classes": net.sizes[-1],
+                    "class_names": ds.class_names, "n_train": len(data.y),
+                    "n_val": len(data.val[1]) if data.val else 0,
+                    "n_test": len(data.test[1]) if data.test else 0},
+        "training": {**cfg, "optimizer_config": opt.config(),
+                     "schedule_config": schedule.config() if hasattr(schedule, "config") else None},
+        "metrics": metrics,
+        "seed": cfg["seed"],
+    }
+
+
+def fit(cfg, net, theta, data: Data, rundir, out, state=None) -> int:
+    """Train, checkpointing each epoch; save the model; report. Returns the exit code.
+
+    A ``state`` that has already stopped (its model was not saved: the process ended in
+    between) is not trained further; its model is saved.
+    """
+    from steepest.commands._common import blas_threads
+    from steepest.commands._trainconfig import make_schedule, optimizer_kwargs
+    from steepest.io import save_checkpoint, save_model
+    from steepest.optim import make_optimizer
+    from steepest.train import TrainResult, steps_per_epoch
+
+    opt = make_optimizer(cfg["optimizer"], **optimizer_kwargs(cfg))
+    spe = steps_per_epoch(len(data.y), cfg["batch_size"])
+    schedule = make_schedule(cfg, spe)
+    if state is not None and set(state.opt_state) != set(opt.init(state.theta)):
+        raise ConfigError(f"{rundir.checkpoint}: its optimizer state ({', '.join(state.opt_state)}) does "
+                          f"not belong to --optimizer {cfg['optimizer']}; the run directory is inconsistent")
+    if state is not None and state.stop_reason not in (None, "interrupted"):
+        result = TrainResult(state.theta, state.history, state.stop_reason, state.stop_message, state)
+    else:
+        result = _loop(cfg, net, theta, data, rundir, out, state, opt, schedule, spe)
+        st = result.state
+        save_checkpoint(rundir.checkpoint, net, st, cfg)
+        if result.stop_reason == "interrupted":
+            out.note(f"interrupted at step {st.step} (epoch {st.epoch + 1 if st.batch else st.epoch}); "
+                     f"checkpoint saved to {rundir.checkpoint}")
+            out.note(f"to continue: steepest train --resume {rundir.path}")
+            if out.json:
+                out.emit({"event": "end", "stop_reason": "interrupted", "stop_message": result.stop_message,
+                          "epochs": st.epoch, "steps": st.step, "seconds": st.seconds, "model": None,
+                          "checkpoint": str(rundir.checkpoint), "run_dir": str(rundir.path)})
+            return 130
+    with blas_threads(cfg["threads"]):
+        metrics = final_metrics(net, result, data)
+    save_model(rundir.model, net, result.theta, model_metadata(cfg, net, data, opt, schedule, metrics))
+    report_end(out, result, metrics, data, rundir)
+    return 1 if result.stop_reason == "diverged" else 0
+
+
+def _loop(cfg, net, theta, data: Data, rundir, out, state, opt, schedule, spe):
+    """``train()`` with the Ctrl-C flag, the progress display and a checkpoint at each epoch's end."""
+    from steepest.commands._common import blas_threads
+    from steepest.commands._progress import Interrupt, Reporter
+    from steepest.io import save_checkpoint
+    from steepest.train import train
+
+    interrupt = Interrupt()
+    reporter = Reporter(out, cfg["epochs"], spe, *((state.epoch, state.batch) if state else (0, 0)))
+
+    def callback(event, st):
+        if event == "step":
+            reporter.step(st)
+        else:
+            rec = st.history.epochs[-1]
+            save_checkpoint(rundir.checkpoint, net, st, cfg)  # first: a metrics row implies its checkpoint
+            rundir.append_metrics(rec)
+            reporter.epoch(st, rec)
+        return interrupt.requested
+
+    try:
+        with blas_threads(cfg["threads"]), interrupt:
+            return train(net, theta, data.X, data.y, optimizer=opt, lr=schedule,
+                         batch_size=None if cfg["batch_size"] == "full" else cfg["batch_size"],
+                         epochs=cfg["epochs"], max_steps=cfg["max_steps"], eps=cfg["eps"],
+                         time_budget=cfg["time_budget"], patience=cfg["patience"], val=data.val,
+                         evals=data.evals, seed=cfg["seed"], clip_norm=cfg["clip_norm"],
+                         callback=callback, state=state)
+    finally:
+        reporter.close()
+
+
+def final_metrics(net, result, data: Data) -> dict:
+    st, last = result.state, result.history.epochs[-1] if result.history.epochs else {}
+    m = {"stop_reason": result.stop_reason, "stop_message": result.stop_message,
+         "epochs": st.epoch, "steps": st.step, "samples": st.samples, "grad_evals": st.grad_evals,
+         "seconds": st.seconds, "wall_seconds": st.wall,
+         "train_loss": last.get("train_loss"), "train_acc": last.get("train_acc"),
+         "val_acc": last.get("val_acc"), "test_acc": None, "test_loss": None}
+    # Measured on the final θ (after a patience restore or a stop within an epoch, not the last record's).
+    for name, pair in (("test", data.test), ("val", data.val)):
+        if pair is not None:
+            Z = net.logits(result.theta, pair[0])
+            m[f"{name}_acc"] = float(np.mean(Z.argmax(axis=1) == pair[1]))
+            m[f"{name}_loss"] = float(net.loss(result.theta, *pair))
+    return m
+
+
+def report_end(out, result, m, data: Data, rundir) -> None:
+    out.say(f"stopped: {result.stop_reason} — {result.stop_message}")
+    ds = data.ds
+    if m["test_acc"] is not None:
+        what = "images" if ds.image_shape else "samples"
+        head = f"test accuracy {100 * m['test_acc']:.2f}% ({ds.name}, {len(data.test[1])} {what})"
+    else:
+        head = (f"training accuracy {100 * (m['train_acc'] or 0):.2f}% ({ds.name} has no test split: "
+                "put X_test and y_test in the .npz to measure test accuracy)")
+    out.note(f"{head} — model saved to {rundir.model}")
+    if out.json:
+        out.emit({"event": "end", **{k: m[k] for k in ("stop_reason", "stop_message", "test_acc", "test_loss")},
+                  "epochs": m["epochs"], "steps": m["steps"], "seconds": m["seconds"], "model": str(rundir.model),
+                  **{k: m[k] for k in ("train_loss", "train_acc", "val_acc", "samples", "grad_evals",
+                                       "wall_seconds")},
+                  "dataset": ds.name, "run_dir": str(rundir.path), "checkpoint": str(rundir.checkpoint)})

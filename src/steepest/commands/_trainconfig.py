@@ -1,0 +1,317 @@
+"""The options of ``steepest train``: one table, three sources (defaults ← TOML file ← command line).
+
+Each option is declared once in :data:`OPTIONS`; that entry makes its command-line flag, reads
+it from a ``--config`` TOML file (``batch_size`` or ``batch-size``), checks its value and gives
+its default. The resolved configuration is a plain dict (the run's ``config.toml``), and the
+functions at the bottom turn it into the optimizer and schedule arguments.
+"""
+
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass
+from pathlib import Path
+
+from steepest.errors import ConfigError
+
+ACTIVATIONS = ("relu", "leaky_relu", "sigmoid", "tanh")
+INITS = ("normal", "uniform", "glorot", "he")
+OPTIMIZERS = ("gd", "sgd", "momentum", "nesterov", "adam", "rmsprop")
+SCHEDULES = ("constant", "step", "exponential", "cosine", "warmup", "onecycle")
+
+# option → schedule keyword it feeds (only passed when given)
+SCHEDULE_OPTIONS = {"step_size": "step_size", "gamma": "gamma", "warmup_steps": "warmup_steps",
+                    "lr_min": "lr_min", "pct_start": "pct_start"}
+# option → optimizer keyword it feeds (only passed when given)
+OPTIMIZER_OPTIONS = {"momentum": "momentum", "beta1": "beta1", "beta2": "beta2",
+                     "weight_decay": "weight_decay"}
+
+
+@dataclass(frozen=True)
+class Opt:
+    name: str            # key in the config dict and the TOML file; flag is --name-with-dashes
+    kind: str            # how values are checked, see _convert
+    default: object
+    help: str
+    choices: tuple = ()
+    metavar: str | None = None
+
+    @property
+    def flag(self) -> str:
+        return "--" + self.name.replace("_", "-")
+
+
+OPTIONS = (
+    # data
+    Opt("dataset", "str", "mnist", "mnist, fashion-mnist, digits, or your data: a .npz (X, y), a .csv "
+        "(label column + features), an IDX images file (with --labels) or a folder of class folders",
+        metavar="NAME|PATH"),
+    Opt("labels", "str", None, "the IDX labels file that goes with an IDX images file given as --dataset",
+        metavar="FILE"),
+    Opt("data_dir", "str", None, "look for named datasets here first (DIR/mnist/ or DIR itself)", metavar="DIR"),
+    Opt("download", "bool", True, "download a named dataset that is not found locally"),
+    Opt("fallback", "str", None, "dataset to use instead when --dataset cannot be found nor downloaded "
+        "(the README uses --fallback digits); says so on screen", metavar="NAME"),
+    Opt("val_split", "fraction", None, "hold out this fraction of the training data (seeded) for "
+        "validation, e.g. 0.1", metavar="F"),
+    # network
+    Opt("hidden", "hidden", [128, 64], "hidden layer widths; the input size and the number of classes "
+        "come from the data", metavar="N"),
+    Opt("activation", "activation", "relu", "hidden activation, one for all layers or one per hidden layer",
+        choices=ACTIVATIONS),
+    Opt("init", "choice", "he", "weight initialisation", choices=INITS),
+    Opt("bias", "choice", "zero", "initial biases: zero, or random N(0, 0.01²)", choices=("zero", "random")),
+    Opt("dtype", "choice", "float32", "precision of θ and of all computations", choices=("float32", "float64")),
+    Opt("l2", "nonneg", 0.0, "L2 term (λ/2)·Σ‖W‖² added to the loss (weights only)", metavar="λ"),
+    # optimizer
+    Opt("optimizer", "choice", "momentum", "update rule", choices=OPTIMIZERS),
+    Opt("lr", "positive", 0.05, "learning rate η (the peak rate for onecycle)", metavar="η"),
+    Opt("momentum", "nonneg", None, "momentum μ (sgd, momentum, nesterov, rmsprop; default 0.9 for "
+        "momentum and nesterov)", metavar="μ"),
+    Opt("beta1", "nonneg", None, "Adam's β₁ (default 0.9)", metavar="β1"),
+    Opt("beta2", "nonneg", None, "Adam's β₂ (default 0.999)", metavar="β2"),
+    Opt("weight_decay", "nonneg", None, "weight decay added to the gradient, wd·θ (not with gd)", metavar="WD"),
+    Opt("clip_norm", "positive", None, "rescale each step's gradient to at most this norm", metavar="C"),
+    # schedule
+    Opt("schedule", "choice", "constant", "learning-rate schedule", choices=SCHEDULES),
+    Opt("step_size", "posint", None, "step schedule: multiply the rate by --gamma every this many steps",
+        metavar="STEPS"),
+    Opt("gamma", "positive", None, "step/exponential schedule: decay factor", metavar="γ"),
+    Opt("warmup_steps", "nonnegint", None, "warmup/cosine schedule: linear warm-up steps", metavar="STEPS"),
+    Opt("lr_min", "nonneg", None, "cosine schedule: final learning rate", metavar="η"),
+    Opt("pct_start", "fraction", None, "onecycle schedule: share of steps spent rising", metavar="F"),
+    # batches and stopping
+    Opt("batch_size", "batch", 128, "mini-batch size B, or 'full' for vanilla (full-batch) gradient descent",
+        metavar="B|full"),
+    Opt("epochs", "posint", 5, "passes over the training data (the default applies when neither "
+        "--max-steps nor --time-budget is given)", metavar="N"),
+    Opt("max_steps", "posint", None, "stop after this many optimizer updates", metavar="N"),
+    Opt("time_budget", "positive", None, "stop after this many seconds of wall time", metavar="SECONDS"),
+    Opt("eps", "positive", None, "stop when ‖∇L(θ)‖ over the whole training set is below ε", metavar="ε"),
+    Opt("patience", "posint", None, "stop when the validation loss has not improved for N epochs "
+        "(needs --val-split) and keep the best θ", metavar="N"),
+    Opt("seed", "seed", 0, "seeds the initial θ, the shuffles and the validation split", metavar="N"),
+    Opt("threads", "posint", None, "BLAS threads (default: the library's choice)", metavar="N"),
+    Opt("out", "str", None, "run directory (default runs/<dataset>-<time>)", metavar="RUN_DIR"),
+)
+BY_NAME = {o.name: o for o in OPTIONS}
+#: options that may accompany --resume: they change where data comes from or how output looks,
+#: never the arithmetic.
+RESUME_OPTIONS = ("data_dir", "download", "threads")
+
+
+# ---------------------------------------------------------------- checking values
+
+def _show(value) -> str:
+    if isinstance(value, list):
+        return " ".join(map(str, value))
+    return value if isinstance(value, str) and value else repr(value)
+
+
+def _bad(opt: Opt, value, want: str) -> ConfigError:
+    return ConfigError(f"{opt.flag} must be {want}, got {_show(value)}; see `steepest train --help`")
+
+
+def _number(opt, value, integer=False):
+    if isinstance(value, bool):
+        raise _bad(opt, value, "an integer" if integer else "a number")
+    if integer and isinstance(value, (int, str)):
+        try:
+            n = int(value)  # exact, where float() would round a large seed
+        except ValueError:
+            n = None
+        if n is not None:
+            if abs(n) >= 2**63:  # beyond int64: NumPy (seeds, counters) cannot take it
+                raise _bad(opt, value, "an integer below 2**63")
+            return n
+    try:
+        x = float(value)
+    except (TypeError, ValueError, OverflowError):
+        raise _bad(opt, value, "an integer" if integer else "a number") from None
+    if not math.isfinite(x) or (integer and not x.is_integer()):
+        raise _bad(opt, value, "a whole number" if integer else "a finite number")
+    if integer and abs(x) >= 2**63:
+        raise _bad(opt, value, "an integer below 2**63")
+    return int(x) if integer else x
+
+
+def convert(opt: Opt, value):
+    """Check ``value`` (a string from the command line or a TOML value) for ``opt``; return it typed."""
+    k = opt.kind
+    if k == "str":
+        if not isinstance(value, str) or not value:
+            raise _bad(opt, value, "a non-empty string")
+        return value
+    if k == "bool":
+        if isinstance(value, bool):
+            return value
+        raise _bad(opt, value, "true or false")
+    if k == "choice":
+        if value not in opt.choices:
+            raise _bad(opt, value, "one of " + ", ".join(opt.choices))
+        return value
+    if k == "activation":
+        values = [value] if isinstance(value, str) else value
+        if not isinstance(values, list) or not values or any(v not in ACTIVATIONS for v in values):
+            raise _bad(opt, value, "one of " + ", ".join(ACTIVATIONS) + " (or one per hidden layer)")
+        return values[0] if len(values) == 1 else list(values)
+    if k == "hidden":
+        values = [value] if isinstance(value, (int, str)) else value
+        if not isinstance(values, list):
+            raise _bad(opt, value, "a list of layer widths")
+        sizes = [_number(opt, v, integer=True) for v in values]
+        if any(s < 1 for s in sizes):
+            raise _bad(opt, value, "positive layer widths")
+        return sizes
+    if k == "batch":
+        if value == "full":
+            return "full"
+        b = _number(opt, value, integer=True)
+        if b < 1:
+            raise _bad(opt, value, "a positive integer or 'full'")
+        return b
+    if k in ("posint", "nonnegint", "seed"):
+        n = _number(opt, value, integer=True)
+        low = 1 if k == "posint" else 0
+        if n < low:
+            raise _bad(opt, value, f"an integer >= {low}")
+        return n
+    x = _number(opt, value)
+    if k == "positive" and x <= 0:
+        what = "learning rate" if opt.name == "lr" else opt.flag
+        raise ConfigError(f"{what} must be > 0, got {_show(value)}; give a positive value, e.g. {opt.flag} "
+                          f"{'0.05' if opt.name == 'lr' else '1'}")
+    if k == "nonneg" and x < 0:
+        raise _bad(opt, value, "a number >= 0")
+    if k == "fraction" and not 0 < x < 1:
+        raise _bad(opt, value, "a fraction between 0 and 1 (exclusive), e.g. 0.1")
+    return x
+
+
+# ---------------------------------------------------------------- the parser and the sources
+
+def add_arguments(parser) -> None:
+    """Add every option of :data:`OPTIONS` to ``parser`` with default None (so "given" is visible)."""
+    groups = {}
+    sections = (("data", "dataset"), ("network", "hidden"), ("optimizer", "optimizer"),
+                ("learning-rate schedule", "schedule"), ("batches and stopping", "batch_size"))
+    starts = {first: title for title, first in sections}
+    group = parser
+    for opt in OPTIONS:
+        if opt.name in starts:
+            group = groups.setdefault(opt.name, parser.add_argument_group(starts[opt.name]))
+        default = "" if opt.default is None else f" (default: {_show(opt.default)})".replace("%", "%%")
+        if opt.kind == "bool":
+            group.add_argument("--no-" + opt.name.replace("_", "-"), dest=opt.name, action="store_const",
+                               const=False, default=None, help=f"do not {opt.help}")
+            continue
+        kwargs = {"dest": opt.name, "default": None, "help": opt.help + default}
+        if opt.choices:
+            kwargs["metavar"] = "{" + ",".join(opt.choices) + "}"
+        elif opt.metavar:
+            kwargs["metavar"] = opt.metavar
+        if opt.kind == "hidden":
+            kwargs["nargs"] = "*"
+        elif opt.kind == "activation":
+            kwargs["nargs"] = "+"
+        group.add_argument(opt.flag, **kwargs)
+
+
+def given(args) -> dict:
+    """Options given on the command line, unconverted."""
+    return {o.name: getattr(args, o.name) for o in OPTIONS if getattr(args, o.name, None) is not None}
+
+
+def read_toml(path) -> dict:
+    """Options from a TOML file (keys with dashes or underscores), checked."""
+    try:
+        import tomllib
+    except ImportError:  # Python < 3.11
+        import tomli as tomllib
+    path = Path(path)
+    try:
+        with open(path, "rb") as f:
+            raw = tomllib.load(f)
+    except FileNotFoundError:
+        raise ConfigError(f"--config {path}: no such file; give the path of a TOML file") from None
+    except OSError as e:
+        raise ConfigError(f"--config {path}: cannot read it ({e.strerror or e})") from None
+    except (tomllib.TOMLDecodeError, UnicodeDecodeError) as e:
+        raise ConfigError(f"--config {path}: not valid TOML in UTF-8 ({e}); fix the file") from None
+    except RecursionError:  # tomllib recurses once per level of nested arrays or tables
+        raise ConfigError(f"--config {path}: nested too deeply to be a steepest configuration; fix the file") from None
+    out = {}
+    for key, value in raw.items():
+        name = key.replace("-", "_")
+        if name not in BY_NAME:
+            raise ConfigError(f"--config {path}: unknown option {key!r}; valid options are the flags of "
+                              "`steepest train --help` without the dashes, e.g. batch_size = 128")
+        out[name] = value
+    return out
+
+
+def resolve(args) -> dict:
+    """The run's configuration: defaults, then ``--config`` TOML, then the command line; all checked."""
+    cfg = {o.name: o.default for o in OPTIONS}
+    sources = [read_toml(args.config)] if getattr(args, "config", None) else []
+    sources.append(given(args))
+    for source in sources:
+        for name, value in source.items():
+            cfg[name] = convert(BY_NAME[name], value)
+    named = set().union(*sources)
+    if "epochs" not in named and named & {"max_steps", "time_budget"}:
+        cfg["epochs"] = None  # the default number of epochs applies only when no other bound is given
+    check(cfg)
+    return cfg
+
+
+def check(cfg: dict) -> None:
+    """Cross-option checks that do not need the data."""
+    acts, hidden = cfg["activation"], cfg["hidden"]
+    if isinstance(acts, list) and len(acts) != len(hidden):
+        raise ConfigError(f"--activation lists {len(acts)} names for {len(hidden)} hidden layers; give one name, "
+                          "or one per --hidden layer")
+    if cfg["patience"] is not None and cfg["val_split"] is None:
+        raise ConfigError("--patience needs a validation set; add --val-split 0.1")
+    for name, kw in SCHEDULE_OPTIONS.items():
+        if cfg[name] is not None and kw not in _SCHEDULE_ACCEPTS[cfg["schedule"]]:
+            raise ConfigError(f"{BY_NAME[name].flag} does not apply to --schedule {cfg['schedule']}; "
+                              f"remove it or choose a schedule that uses it")
+    for name, kw in OPTIMIZER_OPTIONS.items():
+        if cfg[name] is not None and kw not in _OPTIMIZER_ACCEPTS[cfg["optimizer"]]:
+            raise ConfigError(f"{BY_NAME[name].flag} does not apply to --optimizer {cfg['optimizer']}; "
+                              f"remove it or choose an optimizer that uses it")
+
+
+_SCHEDULE_ACCEPTS = {"constant": (), "step": ("step_size", "gamma"), "exponential": ("gamma",),
+                     "cosine": ("lr_min", "warmup_steps"), "warmup": ("warmup_steps",),
+                     "onecycle": ("pct_start",)}
+_OPTIMIZER_ACCEPTS = {"gd": (), "sgd": ("momentum", "weight_decay"), "momentum": ("momentum", "weight_decay"),
+                      "nesterov": ("momentum", "weight_decay"), "adam": ("beta1", "beta2", "weight_decay"),
+                      "rmsprop": ("momentum", "weight_decay")}
+
+
+def to_toml(cfg: dict) -> str:
+    """The resolved configuration as TOML text (None values left out: TOML has no null)."""
+    import tomli_w
+
+    return tomli_w.dumps({k: v for k, v in cfg.items() if v is not None and not k.startswith("_")})
+
+
+# ---------------------------------------------------------------- building the pieces
+
+def optimizer_kwargs(cfg: dict) -> dict:
+    return {kw: cfg[name] for name, kw in OPTIMIZER_OPTIONS.items() if cfg[name] is not None}
+
+
+def make_schedule(cfg: dict, steps_per_epoch: int):
+    """The learning-rate schedule; ``total_steps`` = epochs × steps per epoch (or --max-steps if fewer)."""
+    from steepest.schedules import make_schedule as make
+
+    totals = []
+    if cfg["epochs"] is not None:
+        totals.append(cfg["epochs"] * steps_per_epoch)
+    if cfg["max_steps"] is not None:
+        totals.append(cfg["max_steps"])
+    kwargs = {kw: cfg[name] for name, kw in SCHEDULE_OPTIONS.items() if cfg[name] is not None}
+    return make(cfg["schedule"], cfg["lr"], total_steps=min(totals) if totals else None, **kwargs)

@@ -1,0 +1,107 @@
+"""``steepest compare``: several optimizers from the same θ₀ with an equal budget; plots and a table."""
+
+from __future__ import annotations
+
+import argparse
+
+from steepest.commands._common import Output, add_json_flag
+
+HELP = "train several optimizers from the same initial θ and compare them"
+EPILOG = """\
+examples:
+  steepest compare --dataset digits --epochs 3 --out runs/compare-digits
+  steepest compare --dataset mnist --samples 120000 --hidden 128 64 --out runs/compare-mnist
+  steepest compare --dataset digits --seconds 2 --runs gd sgd:batch=32 adam:batch=32,lr=0.003
+
+A run is NAME[:key=value,...]: NAME one of gd, sgd, momentum, nesterov, adam, rmsprop; keys lr,
+batch (an integer or full), label, and the optimizer's options (momentum=0.8, beta1=0.9, ...).
+Default runs: gd, sgd:batch=16,lr=0.05, sgd:batch=128, momentum:batch=128, nesterov:batch=128,
+adam:batch=128. Writes summary.csv, summary.json, gradient_noise.json and PNG+SVG plots into --out.
+"""
+
+
+def add_parser(subparsers):
+    from steepest.viz._cli import add_data_args, add_sample_arg
+
+    p = subparsers.add_parser("compare", help=HELP, description=HELP + ".", epilog=EPILOG,
+                              formatter_class=argparse.RawDescriptionHelpFormatter)
+    add_data_args(p, default_help="mnist")
+    p.add_argument("--hidden", type=int, nargs="*", default=[128, 64], metavar="N",
+                   help="hidden layer widths (default 128 64)")
+    p.add_argument("--activation", default="relu", choices=("relu", "leaky_relu", "sigmoid", "tanh"),
+                   help="hidden activation (default relu)")
+    p.add_argument("--init", default=None, choices=("normal", "uniform", "glorot", "he"),
+                   help="weight initialisation (default: he for relu, glorot otherwise)")
+    p.add_argument("--dtype", default="float32", choices=("float32", "float64"))
+    p.add_argument("--runs", nargs="+", metavar="SPEC", help="the optimizers to compare (see below)")
+    budget = p.add_mutually_exclusive_group()
+    budget.add_argument("--epochs", type=int, metavar="N", help="budget: N passes over the data (default 3)")
+    budget.add_argument("--samples", type=int, metavar="N", help="budget: N rows fed to optimizer steps")
+    budget.add_argument("--seconds", type=float, metavar="S", help="budget: S seconds of wall time per run")
+    p.add_argument("--eps", type=float, default=1e-3, metavar="ε",
+                   help="stop a run when ‖∇L‖ < ε (drawn on the gradient-norm plot; default 1e-3)")
+    add_sample_arg(p)
+    p.add_argument("--noise-batches", type=int, nargs="*", default=[1, 4, 16, 64, 256], metavar="B",
+                   help="batch sizes for the gradient-noise plot; the whole sample is added (default 1 4 16 64 256)")
+    p.add_argument("--noise-draws", type=int, default=32, metavar="K", help="mini-batches per batch size (default 32)")
+    p.add_argument("--seed", type=int, default=0, help="seeds θ₀, the shuffles and the samples (default 0)")
+    p.add_argument("--out", metavar="DIR", help="output directory (default runs/compare-<dataset>-<time>)")
+    p.add_argument("--quiet", action="store_true", help="no progress lines")
+    add_json_flag(p)
+    return p
+
+
+def run(args) -> int:
+    import numpy as np
+
+    from steepest.commands._common import blas_threads, describe_net, load_data
+    from steepest.commands._rundir import check_writable, default_out
+    from steepest.errors import ConfigError
+    from steepest.network import MLP
+    from steepest.viz._cli import finish, n_samples
+    from steepest.viz.common import sample_rows
+    from steepest.viz.compare import compare_optimizers, gradient_noise, parse_runs, write_comparison
+    from steepest.viz.plots_compare import plot_comparison
+
+    out = Output(args.json, args.quiet)
+    for name in ("epochs", "samples", "noise_draws"):
+        v = getattr(args, name)
+        if v is not None and v < 1:
+            raise ConfigError(f"--{name.replace('_', '-')} must be a positive integer, got {v}")
+    if args.seconds is not None and not args.seconds > 0:
+        raise ConfigError(f"--seconds must be positive, got {args.seconds}")
+    runs = parse_runs(args.runs)                      # checked before any data is loaded
+    dataset = args.dataset or "mnist"
+    target = args.out or default_out(f"compare-{dataset}")
+    check_writable(target)
+    ds = load_data(dataset, data_dir=args.data_dir, labels=args.labels, download=args.download)
+    net = MLP([ds.n_features, *args.hidden, ds.n_classes], activation=args.activation, dtype=args.dtype,
+              input_scale=ds.input_scale)
+    theta0 = net.init(args.seed, scheme=args.init)
+    out.say(f"data {ds.name}: {len(ds.y_train):,} training samples; network {describe_net(net)}")
+    with blas_threads(args.threads):
+        comp = compare_optimizers(net, theta0, ds.X_train, ds.y_train, runs, epochs=args.epochs,  # default 3
+                                  samples=args.samples, seconds=args.seconds, X_test=ds.X_test, y_test=ds.y_test,
+                                  eps=args.eps, seed=args.seed, n_samples=n_samples(args),
+                                  progress=lambda label: out.say(f"training {label} …"))
+        Xs, ys, note = sample_rows(ds.X_train, ds.y_train, n_samples(args), args.seed)
+        sizes = sorted({b for b in args.noise_batches if 1 <= b < len(ys)} | {len(ys)})
+        best = min(comp.runs, key=lambda r: r.summary["train_loss"] if np.isfinite(r.summary["train_loss"]) else np.inf)
+        noise = {"θ₀ (initial)": gradient_noise(net, theta0, Xs, ys, sizes, args.noise_draws, args.seed),
+                 f"θ after {best.spec.label}": gradient_noise(net, best.theta, Xs, ys, sizes, args.noise_draws,
+                                                              args.seed)}
+    files = write_comparison(comp, target, noise) + plot_comparison(comp, target, noise, note)
+    if not args.json:
+        _print_table(comp)
+    return finish(out, args, files, {"dataset": ds.name, "out": str(target), "table": comp.table()})
+
+
+def _print_table(comp):
+    (k, v), = comp.budget.items()
+    print(f"budget {v:g} {k}; loss curves {comp.eval_note}")
+    head = f"{'run':<22} {'train loss':>10} {'test acc':>9} {'steps':>7} {'samples':>9} {'seconds':>8}  stop"
+    print(head)
+    for s in comp.table():
+        acc = "—" if s["test_acc"] is None else f"{100 * s['test_acc']:.2f}%"
+        print(f"{s['label']:<22} {s['train_loss']:>10.4f} {acc:>9} {s['steps']:>7} {s['samples']:>9} "
+              f"{s['seconds']:>8.2f}  {s['stop_reason']}")

@@ -1,0 +1,103 @@
+"""``steepest evaluate MODEL``: accuracy, loss, per-class precision and recall, confusion matrix."""
+
+from __future__ import annotations
+
+import argparse
+
+from steepest.commands._common import Output, add_json_flag
+
+HELP = "measure a trained model on a dataset's test split"
+EPILOG = """\
+examples:
+  steepest evaluate runs/mnist/model.safetensors --dataset mnist
+  steepest evaluate runs/mnist                      # a run directory means its model.safetensors
+  steepest evaluate model.safetensors --dataset mine.npz --split train --json
+"""
+
+
+def add_parser(subparsers):
+    p = subparsers.add_parser("evaluate", help=HELP, description=HELP + ".", epilog=EPILOG,
+                              formatter_class=argparse.RawDescriptionHelpFormatter)
+    p.add_argument("model", metavar="MODEL", help="a model file written by `steepest train` (or its run directory)")
+    p.add_argument("--dataset", metavar="NAME|PATH", help="dataset name or data file (default: the one the "
+                   "model was trained on)")
+    p.add_argument("--labels", metavar="FILE", help="IDX labels file when --dataset is an IDX images file")
+    p.add_argument("--data-dir", metavar="DIR", help="look for named datasets here first")
+    p.add_argument("--no-download", dest="download", action="store_false", help="do not download datasets")
+    p.add_argument("--split", choices=("test", "train"), default="test", help="which split (default: test)")
+    p.add_argument("--threads", type=int, metavar="N", help="BLAS threads")
+    add_json_flag(p)
+    return p
+
+
+def run(args) -> int:
+    import numpy as np
+
+    from steepest.commands._common import (blas_threads, check_against_model, describe_net,
+                                           load_data, model_path, split_name)
+    from steepest.errors import ConfigError
+    from steepest.io import load_model
+    from steepest.metrics import confusion_matrix, precision_recall
+
+    if args.threads is not None and args.threads < 1:
+        raise ConfigError(f"--threads must be a positive integer, got {args.threads}")
+    out = Output(args.json)
+    path = model_path(args.model)
+    net, theta, meta = load_model(path)
+    trained = (meta.get("dataset") or {}).get("name")
+    name = args.dataset or trained
+    if not name:
+        raise ConfigError(f"{path} does not record its dataset; give one with --dataset")
+    ds = load_data(name, data_dir=args.data_dir, labels=args.labels, download=args.download)
+    X, y = split_name(ds, args.split)
+    from steepest.data import KNOWN_DATASETS
+
+    what = f"{ds.name if ds.name in KNOWN_DATASETS else ds.source} ({args.split} split)"
+    check_against_model(net, X, y, what=what, trained_on=trained if trained != ds.name else None)
+    if abs(ds.input_scale - net.input_scale) > 1e-12 * net.input_scale:
+        out.note(f"note: {ds.name} stores inputs at scale {ds.input_scale:g} but the model expects "
+                 f"{net.input_scale:g}; results may be meaningless")
+    with blas_threads(args.threads):
+        Z = net.logits(theta, X)
+        loss = float(net.loss(theta, X, y))
+    pred = Z.argmax(axis=1)
+    k = net.sizes[-1]
+    C = confusion_matrix(y, pred, n_classes=k)
+    precision, recall = precision_recall(C)
+    acc = float(np.mean(pred == y))
+    names = (meta.get("dataset") or {}).get("class_names") or ds.class_names
+    if args.json:
+        out.emit({"model": str(path), "dataset": ds.name, "split": args.split, "n": int(len(y)),
+                  "accuracy": acc, "loss": loss, "precision": precision.tolist(), "recall": recall.tolist(),
+                  "support": C.sum(axis=1).tolist(), "confusion_matrix": C.tolist(), "class_names": names})
+        return 0
+    print(f"model {path}: {describe_net(net)}" + (f", trained on {trained}" if trained else ""))
+    print(f"data  {what}: {len(y):,} samples, from {ds.source}")
+    print(f"accuracy {100 * acc:.2f}%  loss {loss:.4f}  ({int((pred == y).sum()):,} of {len(y):,} correct)\n")
+    print(_class_table(precision, recall, C, names))
+    print("\nconfusion matrix (rows: true class, columns: predicted class)")
+    print(_confusion_text(C))
+    return 0
+
+
+def _pct(x) -> str:
+    return "     —" if x != x else f"{100 * x:6.2f}%"  # NaN when a class is never predicted / absent
+
+
+def _class_table(precision, recall, C, names) -> str:
+    from steepest.commands._common import class_label
+
+    labels = [class_label(i, names) for i in range(len(C))]
+    w = max(5, *(len(s) for s in labels))
+    lines = [f"{'class':>{w}}  precision  recall   support"]
+    for i, lab in enumerate(labels):
+        lines.append(f"{lab:>{w}}    {_pct(precision[i])}  {_pct(recall[i])}  {int(C[i].sum()):>8,}")
+    return "\n".join(lines)
+
+
+def _confusion_text(C) -> str:
+    w = max(4, len(f"{C.max():,}") + 1)
+    lines = [" " * 6 + "".join(f"{j:>{w}}" for j in range(len(C)))]
+    for i, row in enumerate(C):
+        lines.append(f"{i:>4}  " + "".join(f"{v:>{w}}" for v in row))
+    return "\n".join(lines)

@@ -1,0 +1,104 @@
+"""``steepest explain MODEL``: the gradient's anatomy — which weights the next step moves, and how."""
+
+from __future__ import annotations
+
+import argparse
+
+from steepest.commands._common import Output, add_json_flag
+
+HELP = "show the gradient of a model: what the next gradient-descent step changes"
+EPILOG = """\
+examples:
+  steepest explain runs/digits/model.safetensors --dataset digits --out runs/digits/explain
+  steepest explain runs/mnist --index 7 --split test      # the gradient of one test image
+  steepest explain runs/mnist --init --batch 512          # at the initial θ₀ instead of the trained θ
+
+Writes input_gradient_maps (−∂L/∂W₁ per hidden unit as images), gradient_histograms, top_moves
+(the k largest −η·∂L/∂θᵢ with the first-order loss change −η‖∇L‖² beside the measured one),
+first_order (that comparison for a range of η), first_layer_weights, layer_grad_norms (from the
+run's metrics.jsonl, when it sits beside the model), each as PNG+SVG, and explain.json.
+"""
+
+
+def add_parser(subparsers):
+    from steepest.viz._cli import add_data_args
+
+    p = subparsers.add_parser("explain", help=HELP, description=HELP + ".", epilog=EPILOG,
+                              formatter_class=argparse.RawDescriptionHelpFormatter)
+    p.add_argument("model", metavar="MODEL", help="a model file written by `steepest train` (or its run directory)")
+    add_data_args(p)
+    p.add_argument("--split", choices=("train", "test"), default="train",
+                   help="where the batch comes from (default train)")
+    which = p.add_mutually_exclusive_group()
+    which.add_argument("--index", type=int, metavar="I", help="explain one sample: row I of the split")
+    which.add_argument("--batch", type=int, default=256, metavar="N",
+                       help="explain a seeded random batch of N rows (default 256)")
+    p.add_argument("--init", action="store_true", help="use the initial θ₀ (re-drawn from the model's seed) "
+                   "instead of the trained θ")
+    p.add_argument("--lr", type=float, metavar="η", help="step size η (default: the model's training lr)")
+    p.add_argument("--top-k", type=int, default=12, metavar="K", help="largest moves to list (default 12)")
+    p.add_argument("--units", type=int, default=16, metavar="N", help="hidden units to draw (default 16)")
+    p.add_argument("--seed", type=int, default=0, help="seeds the batch (default 0)")
+    p.add_argument("--out", metavar="DIR", help="output directory (default: MODEL's directory/explain)")
+    p.add_argument("--quiet", action="store_true", help="no progress lines")
+    add_json_flag(p)
+    return p
+
+
+def run(args) -> int:
+    import numpy as np
+
+    from steepest.commands._common import blas_threads, split_name
+    from steepest.commands._rundir import check_writable
+    from steepest.errors import ConfigError
+    from steepest.viz import plots_anatomy as P
+    from steepest.viz._cli import finish, initial_theta, load_model_and_data, out_dir
+    from steepest.viz.anatomy import first_order_sweep, gradient_anatomy
+    from steepest.viz.common import write_json
+    from steepest.viz.report import read_jsonl
+
+    out = Output(args.json, args.quiet)
+    if args.top_k < 1 or args.units < 1 or (args.batch is not None and args.batch < 1):
+        raise ConfigError("--top-k, --units and --batch must be positive integers")
+    if args.lr is not None and not args.lr > 0:
+        raise ConfigError(f"--lr must be positive, got {args.lr}")
+    path, net, theta, meta, ds = load_model_and_data(args, out)
+    target = out_dir(args, path, "explain")
+    check_writable(target)
+    if args.init:
+        theta, _ = initial_theta(net, meta)
+    X, y = split_name(ds, args.split)
+    if args.index is not None:
+        if not 0 <= args.index < len(y):
+            raise ConfigError(f"--index {args.index} is outside the {args.split} split (0…{len(y) - 1})")
+        rows = np.array([args.index])
+    else:
+        rows = np.sort(np.random.default_rng(args.seed).choice(len(y), size=min(args.batch, len(y)), replace=False))
+    Xb, yb = X[rows], y[rows]
+    lr = args.lr or float((meta.get("training") or {}).get("lr") or 0.1)
+    image_shape = (meta.get("preprocessing") or {}).get("image_shape") or ds.image_shape
+    with blas_threads(args.threads):
+        an = gradient_anatomy(net, theta, Xb, yb, lr=lr, k=args.top_k)
+        sweep = first_order_sweep(net, theta, Xb, yb, np.unique(np.append(np.geomspace(1e-4, 10, 21), lr)))
+    files = (P.plot_input_maps(an, image_shape, target, args.units) + P.plot_grad_histograms(an, target)
+             + P.plot_top_moves(an, target) + P.plot_first_order(sweep, target, lr)
+             + P.plot_first_layer_weights(net, theta, image_shape, target, args.units))
+    metrics = path.parent / "metrics.jsonl"
+    if metrics.is_file():
+        files += P.plot_layer_grad_norms(read_jsonl(metrics), net.layer_names(), target)
+    else:
+        out.say(f"no {metrics}: the per-layer gradient norms over the run are not drawn")
+    what = f"row {args.index} of the {args.split} split" if args.index is not None else \
+        f"{len(rows)} rows of the {args.split} split"
+    summary = {"model": str(path), "theta": "initial θ₀" if args.init else "trained θ", "batch": what,
+               **an.summary(), "first_order_sweep": sweep}
+    files.append(write_json(target / "explain.json", summary))
+    if not args.json:
+        print(f"{summary['theta']} on {what}: loss {an.loss:.4f}, ‖∇L‖ {np.linalg.norm(an.grad):.4g}")
+        print(f"one step of η = {lr:g}: first-order change −η‖∇L‖² = {an.predicted_change:.5g}, "
+              f"measured {an.measured_change:.5g} ({100 * an.relative_error:.1f}% apart)")
+        for t in an.top[:5]:
+            at = f"{t['layer']} {t['kind']}[{t['row']}" + ("]" if t["col"] is None else f", {t['col']}]")
+            print(f"  {at:<22} θ {t['theta']:+.4f}  ∂L/∂θ {t['grad']:+.4g}  step {t['step']:+.4g}")
+    return finish(out, args, files, {"out": str(target), "loss": an.loss, "predicted_change": an.predicted_change,
+                                     "measured_change": an.measured_change})

@@ -1,0 +1,73 @@
+"""``steepest gradcheck``: backpropagation against central finite differences, layer by layer."""
+
+from __future__ import annotations
+
+import argparse
+
+from steepest.commands._common import Output, add_json_flag
+
+HELP = "check backpropagation against finite differences"
+EPILOG = """\
+examples:
+  steepest gradcheck --hidden 16 8 --activation tanh
+  steepest gradcheck --hidden 32 --activation relu --inputs 50 --classes 10 --l2 0.01 --json
+
+Exit status 1 when any relative error is at or above --threshold.
+"""
+
+
+def add_parser(subparsers):
+    p = subparsers.add_parser("gradcheck", help=HELP, description=HELP + " (in float64, random data).",
+                              epilog=EPILOG, formatter_class=argparse.RawDescriptionHelpFormatter)
+    p.add_argument("--hidden", type=int, nargs="*", default=[16, 8], metavar="N", help="hidden widths (default 16 8)")
+    p.add_argument("--activation", nargs="+", default=["tanh"], metavar="NAME",
+                   help="relu, leaky_relu, sigmoid or tanh; one, or one per hidden layer (default tanh)")
+    p.add_argument("--inputs", type=int, default=20, metavar="D", help="input size (default 20)")
+    p.add_argument("--classes", type=int, default=5, metavar="K", help="number of classes (default 5)")
+    p.add_argument("--samples", type=int, default=8, metavar="N", help="random samples (default 8)")
+    p.add_argument("--l2", type=float, default=0.0, metavar="λ", help="L2 coefficient (default 0)")
+    p.add_argument("--h", type=float, default=1e-6, help="finite-difference step (default 1e-6)")
+    p.add_argument("--max-per-block", type=int, metavar="N", help="check at most N coordinates of each W and b")
+    p.add_argument("--threshold", type=float, default=1e-6, help="largest relative error allowed (default 1e-6)")
+    p.add_argument("--seed", type=int, default=0, help="seeds θ, the data and the sampled coordinates")
+    add_json_flag(p)
+    return p
+
+
+def run(args) -> int:
+    import numpy as np
+
+    from steepest.errors import ConfigError
+    from steepest.gradcheck import gradcheck
+    from steepest.network import MLP
+
+    for name in ("inputs", "classes", "samples"):
+        if getattr(args, name) < 1:
+            raise ConfigError(f"--{name} must be a positive integer, got {getattr(args, name)}")
+    if not args.h > 0 or not args.threshold > 0:
+        raise ConfigError("--h and --threshold must be positive numbers")
+    if args.seed < 0:
+        raise ConfigError(f"--seed must be >= 0, got {args.seed}")
+    if args.max_per_block is not None and args.max_per_block < 1:
+        raise ConfigError(f"--max-per-block must be a positive integer, got {args.max_per_block}")
+    act = args.activation[0] if len(args.activation) == 1 else args.activation
+    net = MLP([args.inputs, *args.hidden, args.classes], activation=act, dtype="float64", l2=args.l2)
+    rng = np.random.default_rng(args.seed)
+    theta = net.init(rng, bias="random")  # random biases: their gradients are checked too
+    X = rng.normal(size=(args.samples, args.inputs))
+    y = rng.integers(0, args.classes, args.samples)
+    r = gradcheck(net, theta, X, y, h=args.h, max_per_block=args.max_per_block, seed=args.seed,
+                  threshold=args.threshold)
+    out = Output(args.json)
+    if args.json:
+        out.emit({"network": list(net.sizes), "activation": list(net.activations), "errors": r.errors,
+                  "overall": r.overall, "threshold": r.threshold, "n_checked": r.n_checked, "ok": r.ok})
+    else:
+        print(f"gradient check of {'-'.join(map(str, net.sizes))} {net.activation}, {net.n_params} parameters, "
+              f"{args.samples} samples, h = {args.h:g}")
+        print(f"{'block':>10}  relative error")
+        for name, err in r.errors.items():
+            print(f"{name:>10}  {err:.3e}  {'ok' if err < r.threshold else 'FAILED'}")
+        print(f"{'overall':>10}  {r.overall:.3e}  {'ok' if r.ok else 'FAILED'} "
+              f"(threshold {r.threshold:g}, {r.n_checked} coordinates)")
+    return 0 if r.ok else 1

@@ -1,0 +1,113 @@
+"""``steepest landscape MODEL``: the loss along θ₀ → θ*, on a random plane, under optimizer paths."""
+
+from __future__ import annotations
+
+import argparse
+
+from steepest.commands._common import Output, add_json_flag
+
+HELP = "plot the loss landscape around a trained model"
+PARTS = ("line", "plane", "trajectories", "probe", "minima")
+EPILOG = """\
+examples:
+  steepest landscape runs/digits/model.safetensors --dataset digits --out runs/digits/landscape
+  steepest landscape runs/mnist --n-samples 1000 --resolution 31 --parts line plane
+
+Parts: line (θ₀ → θ*, train and test), plane (filter-normalised random plane around θ*, contour and
+surface), trajectories (GD, SGD and momentum paths from θ₀ on their PCA plane, trained on the sample),
+probe (L(θ − α∇L) at θ* and θ₀, the training lr marked), minima (GD against momentum on
+f(x) = x⁴ − 3x² + x). θ₀ is re-drawn from the seed and init recorded in the model. Every loss is
+evaluated on --n-samples training rows; the plots say so. Writes PNG+SVG and landscape.json.
+"""
+
+
+def add_parser(subparsers):
+    from steepest.viz._cli import add_data_args, add_sample_arg
+
+    p = subparsers.add_parser("landscape", help=HELP, description=HELP + ".", epilog=EPILOG,
+                              formatter_class=argparse.RawDescriptionHelpFormatter)
+    p.add_argument("model", metavar="MODEL", help="a model file written by `steepest train` (or its run directory)")
+    add_data_args(p)
+    add_sample_arg(p)
+    p.add_argument("--parts", nargs="+", choices=PARTS, default=list(PARTS), metavar="PART",
+                   help=f"what to draw: {', '.join(PARTS)} (default all)")
+    p.add_argument("--alpha-range", type=float, nargs=2, default=(-0.5, 1.5), metavar=("LO", "HI"),
+                   help="α range of the line θ(α) = (1 − α)θ₀ + αθ* (default -0.5 1.5)")
+    p.add_argument("--span", type=float, default=1.0, help="plane half-width in filter-normalised units (default 1)")
+    p.add_argument("--resolution", type=int, default=25, metavar="N", help="grid points per plane axis (default 25)")
+    p.add_argument("--steps", type=int, default=200, metavar="N", help="optimizer steps of each path (default 200)")
+    p.add_argument("--runs", nargs="+", metavar="SPEC", help="the paths, as in `steepest compare --runs` "
+                   "(default gd:lr=0.5 sgd:batch=64,lr=0.1 momentum:batch=full,lr=0.1)")
+    p.add_argument("--probe-lr", type=float, metavar="η", help="learning rate marked on the step probe "
+                   "(default: the model's training lr)")
+    p.add_argument("--seed", type=int, default=0, help="seeds the sample, the directions and the paths (default 0)")
+    p.add_argument("--out", metavar="DIR", help="output directory (default: MODEL's directory/landscape)")
+    p.add_argument("--quiet", action="store_true", help="no progress lines")
+    add_json_flag(p)
+    return p
+
+
+def run(args) -> int:
+    import numpy as np
+
+    from steepest.commands._common import blas_threads
+    from steepest.commands._rundir import check_writable
+    from steepest.errors import ConfigError
+    from steepest.viz import landscape as L
+    from steepest.viz import plots_landscape as P
+    from steepest.viz._cli import finish, initial_theta, load_model_and_data, n_samples, out_dir
+    from steepest.viz.common import sample_rows, write_json
+    from steepest.viz.compare import parse_runs
+    from steepest.viz.minima import momentum_vs_gd
+
+    out = Output(args.json, args.quiet)
+    if args.resolution < 3 or args.steps < 1 or not args.span > 0:
+        raise ConfigError("--resolution must be >= 3, --steps >= 1 and --span > 0")
+    lo, hi = args.alpha_range
+    if not lo < 0 < 1 < hi:
+        raise ConfigError(f"--alpha-range must contain 0 and 1 (θ₀ and θ*), e.g. -0.5 1.5; got {lo} {hi}")
+    runs = parse_runs(args.runs or L.TRAJECTORY_RUNS)
+    path, net, theta, meta, ds = load_model_and_data(args, out)
+    target = out_dir(args, path, "landscape")
+    check_writable(target)
+    theta0, seed0 = initial_theta(net, meta)
+    training = meta.get("training") or {}
+    lr = args.probe_lr or float(training.get("lr") or 0.1)
+    ns = n_samples(args)
+    files, numbers = [], {"model": str(path), "dataset": ds.name, "theta0_seed": seed0}
+    with blas_threads(args.threads):
+        if "line" in args.parts:
+            out.say("line θ₀ → θ* …")
+            alphas = np.round(np.linspace(lo, hi, max(11, int(round((hi - lo) / 0.05)) + 1)), 12)
+            alphas = np.unique(np.concatenate([alphas, [0.0, 1.0]]))
+            line = L.line_1d(net, theta0, theta, ds.X_train, ds.y_train, ds.X_test, ds.y_test, alphas, ns, args.seed)
+            files += P.plot_line_1d(line, target)
+            numbers["line"] = {"alpha": line.alphas, "train_loss": line.train_loss, "test_loss": line.test_loss,
+                               "train_acc": line.train_acc, "test_acc": line.test_acc, "note": line.note}
+        if "plane" in args.parts:
+            out.say(f"random plane, {args.resolution}×{args.resolution} points …")
+            plane = L.random_plane(net, theta, ds.X_train, ds.y_train, args.span, args.resolution, ns, args.seed)
+            files += P.plot_plane(plane, target)
+            numbers["plane"] = {"a": plane.alphas, "b": plane.betas, "loss": plane.loss, "note": plane.note}
+        if "trajectories" in args.parts:
+            Xs, ys, note = sample_rows(ds.X_train, ds.y_train, ns, args.seed)
+            out.say(f"paths of {', '.join(r.label for r in runs)}, {args.steps} steps each …")
+            paths = L.train_paths(net, theta0, Xs, ys, runs, args.steps, max_points=60, seed=args.seed)
+            pca, tplane = L.trajectory_landscape(net, paths, Xs, ys, resolution=args.resolution, n_samples=None)
+            tplane.note = f"paths trained and loss evaluated {note}"
+            files += P.plot_trajectories(pca, tplane, target)
+            numbers["trajectories"] = {"explained": pca.explained, "coords": pca.coords, "a": tplane.alphas,
+                                       "b": tplane.betas, "loss": tplane.loss, "note": tplane.note}
+        if "probe" in args.parts:
+            for at, th, stem in (("θ*", theta, "step_probe"), ("θ₀", theta0, "step_probe_init")):
+                probe = L.step_probe(net, th, ds.X_train, ds.y_train, lr, n_samples=ns, seed=args.seed)
+                probe.note = f"at {at}, {probe.note}"
+                files += P.plot_step_probe(probe, target, stem)
+                numbers[stem] = {"alpha": probe.alphas, "loss": probe.loss, "first_order": probe.first_order,
+                                 "lr": lr, "best_alpha": probe.best_alpha}
+    if "minima" in args.parts:
+        toy = momentum_vs_gd()
+        files += P.plot_minima(toy, target)
+        numbers["minima"] = {k: {"x": r.xs, "basin": r.basin} for k, r in toy.items()}
+    files.append(write_json(target / "landscape.json", numbers))
+    return finish(out, args, files, {"out": str(target)})

@@ -1,0 +1,166 @@
+"""``steepest train``: a new run, or ``--resume RUN_DIR`` to continue one."""
+
+from __future__ import annotations
+
+import argparse
+
+from steepest.commands._common import Output, add_json_flag
+from steepest.commands._trainconfig import add_arguments
+
+HELP = "train a network by gradient descent"
+EPILOG = """\
+examples:
+  steepest train --dataset mnist --hidden 128 64 --activation relu --init he --optimizer momentum \\
+      --lr 0.05 --momentum 0.9 --batch-size 128 --epochs 5 --eps 1e-3 --seed 0 --out runs/mnist
+  steepest train --dataset digits --optimizer gd --batch-size full --lr 0.5 --epochs 300 --quiet
+  steepest train --dataset mine.npz --hidden 32 --schedule cosine --warmup-steps 100 --json
+  steepest train --config run.toml --lr 0.1      # options from the file, the command line overrides
+  steepest train --resume runs/mnist             # continue after Ctrl-C, bit for bit
+
+Run directory: config.toml, metrics.csv, metrics.jsonl, model.safetensors,
+checkpoints/checkpoint.safetensors (each epoch and on Ctrl-C). Exit status: 0 done,
+1 diverged, 2 bad input, 130 interrupted (resume with --resume).
+"""
+
+
+def add_parser(subparsers):
+    p = subparsers.add_parser("train", help=HELP, description=HELP + ".", epilog=EPILOG,
+                              formatter_class=argparse.RawDescriptionHelpFormatter)
+    add_arguments(p)
+    g = p.add_argument_group("run")
+    g.add_argument("--config", metavar="FILE.toml", help="read options from a TOML file (keys as the flags, "
+                   "e.g. batch_size = 128); command-line values override it")
+    g.add_argument("--resume", metavar="RUN_DIR", help="continue the run in RUN_DIR from its checkpoint")
+    g.add_argument("--force", action="store_true", help="start over in an --out directory that holds a run")
+    g.add_argument("--quiet", action="store_true", help="no progress bars or epoch lines")
+    add_json_flag(g)
+    return p
+
+
+def run(args) -> int:
+    out = Output(args.json, args.quiet)
+    return resume(args, out) if args.resume else new(args, out)
+
+
+def _load(cfg, out):
+    """The dataset, or ``--fallback`` (saying so) when it cannot be found nor fetched."""
+    from steepest.commands._common import load_data
+    from steepest.errors import DataNotFoundError
+
+    load = dict(data_dir=cfg["data_dir"], labels=cfg["labels"], download=cfg["download"],
+                progress=out.bars)
+    try:
+        return load_data(cfg["dataset"], **load)
+    except DataNotFoundError:
+        if not cfg["fallback"] or cfg["fallback"] == cfg["dataset"]:
+            raise
+        out.note(f"note: {cfg['dataset']} was not found locally nor downloaded; training on {cfg['fallback']} "
+                 f"instead (--fallback {cfg['fallback']}). `steepest datasets` shows where {cfg['dataset']} "
+                 "is looked for.")
+        cfg["dataset"], cfg["labels"] = cfg["fallback"], None
+        return load_data(cfg["fallback"], **{**load, "labels": None})
+
+
+def new(args, out) -> int:
+    from steepest.commands import _session
+    from steepest.commands._rundir import RunDir, check_writable, default_out
+    from steepest.commands._trainconfig import make_schedule, optimizer_kwargs, resolve, to_toml
+    from steepest.network import MLP
+    from steepest.optim import make_optimizer
+    from steepest.train import steps_per_epoch
+
+    cfg = resolve(args)
+    # Output first: a read-only or occupied directory is reported before minutes of data loading.
+    rundir = RunDir(cfg["out"]) if cfg["out"] else None
+    if rundir is not None:
+        rundir.check_new(args.force)
+    else:
+        check_writable("runs")
+    ds = _load(cfg, out)
+    data = _session.split(ds, cfg)
+    net = MLP([ds.n_features, *cfg["hidden"], ds.n_classes], activation=cfg["activation"],
+              dtype=cfg["dtype"], input_scale=ds.input_scale, l2=cfg["l2"])
+    _session.check_batch(cfg, len(data.y))
+    make_optimizer(cfg["optimizer"], **optimizer_kwargs(cfg))   # every option checked before any write
+    make_schedule(cfg, steps_per_epoch(len(data.y), cfg["batch_size"]))
+    theta = net.init(cfg["seed"], scheme=cfg["init"], bias=cfg["bias"])
+    if rundir is None:
+        rundir = RunDir(default_out(ds.name))
+    cfg["out"] = str(rundir.path)
+    out.say(_summary(ds, data, net, cfg, rundir))
+    rundir.create(force=args.force)
+    try:
+        rundir.write_config(to_toml({k: v for k, v in cfg.items() if k != "out"}))
+        rundir.start_metrics(data.columns(), [])
+        return _session.fit(cfg, net, theta, data, rundir, out)
+    except BaseException:
+        rundir.remove_if_unused()
+        raise
+
+
+def _summary(ds, data, net, cfg, rundir) -> str:
+    from steepest.commands._common import describe_net
+    from steepest.commands._trainconfig import optimizer_kwargs
+    from steepest.optim import make_optimizer
+
+    shape = f" ({ds.image_shape[0]}×{ds.image_shape[1]})" if ds.image_shape else ""
+    parts = [f"{len(data.y):,} training"]
+    if data.val is not None:
+        parts.append(f"{len(data.val[1]):,} validation")
+    if data.test is not None:
+        parts.append(f"{len(data.test[1]):,} test")
+    hyper = {k: v for k, v in make_optimizer(cfg["optimizer"], **optimizer_kwargs(cfg)).config().items()
+             if k != "name" and v not in (0, 0.0, False)}
+    opt = cfg["optimizer"] + f" lr {cfg['lr']:g}" + "".join(f" {k} {v:g}" for k, v in hyper.items())
+    return (f"dataset {ds.name}: {' + '.join(parts)} samples, {ds.n_features} features{shape}, from {ds.source}\n"
+            f"network {describe_net(net)}; optimizer {opt}, batch {cfg['batch_size']}, "
+            f"schedule {cfg['schedule']}\nrun directory {rundir.path}")
+
+
+def resume(args, out) -> int:
+    from steepest.commands import _session
+    from steepest.commands._rundir import CHECKPOINT, RunDir, check_writable
+    from steepest.commands._trainconfig import BY_NAME, OPTIONS, RESUME_OPTIONS, convert, given
+    from steepest.errors import ConfigError
+    from steepest.io import load_checkpoint
+
+    extra = [BY_NAME[k].flag for k in given(args) if k not in RESUME_OPTIONS]
+    extra += [f for f, on in (("--config", args.config), ("--force", args.force)) if on]
+    if extra:
+        raise ConfigError(f"{', '.join(extra)} cannot be combined with --resume (the run continues as it "
+                          "was configured); start a new run with --out to change them")
+    rundir = RunDir(args.resume)
+    if not rundir.path.is_dir():
+        raise ConfigError(f"--resume {rundir.path}: no such run directory; give the --out directory of an "
+                          "earlier `steepest train`")
+    if not rundir.checkpoint.is_file():
+        raise ConfigError(f"{rundir.path} has no checkpoint ({CHECKPOINT}); nothing to resume, start a new run")
+    net, state, cfg = load_checkpoint(rundir.checkpoint)
+    finished = state.stop_reason not in (None, "interrupted")
+    if finished and rundir.model.exists():
+        raise ConfigError(f"{rundir.path} already finished ({state.stop_reason}: {state.stop_message}); "
+                          f"nothing to resume — evaluate {rundir.model} or start a new run")
+    unknown = sorted(set(cfg) - set(BY_NAME))
+    if unknown:
+        raise ConfigError(f"{rundir.checkpoint}: unknown option(s) {', '.join(unknown)} in its configuration; "
+                          "it was written by another version of steepest")
+    cfg = {**{o.name: o.default for o in OPTIONS}, **cfg}
+    for key, value in cfg.items():
+        if value is not None:
+            cfg[key] = convert(BY_NAME[key], value)
+    for name, value in given(args).items():
+        cfg[name] = convert(BY_NAME[name], value)
+    check_writable(rundir.path)
+    ds = _load({**cfg, "fallback": None}, out)
+    data = _session.split(ds, cfg)
+    if net.sizes[0] != ds.n_features or net.sizes[-1] < ds.n_classes:
+        raise ConfigError(f"{cfg['dataset']} no longer fits the checkpoint's network {net.sizes}; "
+                          "resume with the data the run started with")
+    rundir.columns = data.columns()
+    rundir.start_metrics(data.columns(), state.history.epochs)
+    if finished:  # it stopped, but ended before its model was written: write it now
+        out.say(f"{rundir.path} finished training ({state.stop_reason}) but has no model; saving it")
+    else:
+        out.say(f"resuming {rundir.path} at epoch {state.epoch + 1}, step {state.step} "
+                f"({cfg['dataset']}, {'-'.join(map(str, net.sizes))})")
+    return _session.fit(cfg, net, state.theta, data, rundir, out, state=state)

@@ -1,0 +1,133 @@
+"""Read arrays from an .npz file without trusting it.
+
+An .npz is a zip archive of .npy members. ``np.load`` allocates whatever shape a member's
+header claims *before* it reads the member's data, so a 200-byte file can ask for terabytes,
+and it lets zip errors (``zipfile.BadZipFile``, encrypted or unknown compression) escape as
+they are. This reader parses each header itself, refuses claims above ``max_bytes`` in total,
+reads the data as it arrives (memory follows the bytes that really exist, not the claim),
+never unpickles, and turns every problem into a :class:`DataError` naming the file.
+"""
+
+from __future__ import annotations
+
+import math
+import tokenize
+import zipfile
+import zlib
+from pathlib import Path
+
+import numpy as np
+from numpy.lib import format as _npy
+
+from steepest.data.idx import DEFAULT_MAX_BYTES
+from steepest.errors import DataError
+
+__all__ = ["read_npz"]
+
+_CHUNK = 1 << 24
+# Zip methods read. Not LZMA: its header states a dictionary size that the decompressor
+# allocates up front, up to 4 GiB for a file of a few hundred bytes.
+_METHODS = (zipfile.ZIP_STORED, zipfile.ZIP_DEFLATED, zipfile.ZIP_BZIP2)
+_NPY_MAGIC = b"\x93NUMPY"
+# .npy format versions whose header numpy can parse through a public function.
+_HEADER_READERS = {(1, 0): _npy.read_array_header_1_0, (2, 0): _npy.read_array_header_2_0}
+
+
+def _read_member(f, path: Path, key: str, budget: int) -> np.ndarray:
+    """Read one .npy member from the open stream ``f``; it may claim at most ``budget`` bytes."""
+    try:
+        version = _npy.read_magic(f)
+    except ValueError as e:
+        raise DataError(f"{path}: array {key!r} is not a .npy array ({e})") from None
+    if version not in _HEADER_READERS:
+        raise DataError(
+            f"{path}: array {key!r} is in .npy format version {version[0]}.{version[1]}; "
+            "steepest reads versions 1.0 and 2.0, which np.savez writes for numeric arrays"
+        )
+    try:
+        shape, fortran, dtype = _HEADER_READERS[version](f)
+        shape = tuple(int(d) for d in shape)  # numpy's check lets True through as a length
+    except (ValueError, TypeError, SyntaxError, tokenize.TokenError, RecursionError,
+            MemoryError) as e:  # numpy parses the header text with ast and tokenize
+        raise DataError(
+            f"{path}: array {key!r} has a malformed .npy header ({type(e).__name__}: {e})"
+        ) from None
+    if dtype.hasobject:
+        raise DataError(
+            f"{path}: array {key!r} holds Python objects (dtype {dtype}); steepest reads .npz "
+            "files only without pickled objects: save numeric arrays, e.g. X.astype(np.float32)"
+        )
+    if (dtype.itemsize == 0 or any(d < 0 for d in shape)
+            or math.prod(d for d in shape if d) * dtype.itemsize > np.iinfo(np.intp).max):
+        raise DataError(f"{path}: array {key!r} has an impossible shape {shape} or dtype {dtype}")
+    n_bytes = math.prod(shape) * dtype.itemsize  # Python ints: cannot overflow
+    if n_bytes > budget:
+        raise DataError(
+            f"{path}: array {key!r} claims shape {shape} of {dtype} ({n_bytes} bytes), more than "
+            f"the {budget} bytes left of the limit; the file is corrupt, or raise max_bytes"
+        )
+    buf = bytearray()  # grows as data arrives: a lying header costs at most one chunk
+    while len(buf) < n_bytes:
+        chunk = f.read(min(_CHUNK, n_bytes - len(buf)))
+        if not chunk:
+            raise DataError(
+                f"{path}: array {key!r} is truncated: its header claims {n_bytes} bytes of "
+                f"data, the member holds {len(buf)}"
+            )
+        buf += chunk
+    while f.read(_CHUNK):  # read to the member's end, where zipfile checks its CRC
+        pass
+    a = np.frombuffer(buf, dtype=dtype, count=math.prod(shape))
+    return a.reshape(shape, order="F" if fortran else "C")
+
+
+def read_npz(path, keys, *, max_bytes: int = DEFAULT_MAX_BYTES) -> tuple[dict, list[str]]:
+    """Read the arrays named ``keys`` (those present) from the .npz at ``path``.
+
+    Returns
+    -------
+    arrays : dict name -> np.ndarray
+        Only names in ``keys`` that the file holds.
+    names : list of str
+        Every array name in the file, for messages about missing ones.
+
+    Raises
+    ------
+    DataError
+        Not a zip archive, a corrupt, encrypted or truncated member, a malformed .npy header,
+        pickled objects, or claimed sizes over ``max_bytes`` in total.
+    """
+    path = Path(path)
+    try:
+        with open(path, "rb") as raw:
+            if raw.read(len(_NPY_MAGIC)) == _NPY_MAGIC:
+                raise DataError(
+                    f"{path}: is a single .npy array, not an .npz archive; save X and y "
+                    "together with np.savez(path, X=X, y=y)"
+                )
+        with zipfile.ZipFile(path) as zf:
+            members = {i.filename[: -len(".npy")]: i for i in zf.infolist()
+                       if i.filename.endswith(".npy")}
+            arrays, budget = {}, max_bytes
+            for key in keys:
+                if key in members:
+                    if members[key].compress_type not in _METHODS:
+                        raise DataError(
+                            f"{path}: array {key!r} is compressed with zip method "
+                            f"{members[key].compress_type}; steepest reads stored, deflate and "
+                            "bzip2 members (np.savez and np.savez_compressed write the first two)"
+                        )
+                    with zf.open(members[key]) as f:
+                        arrays[key] = _read_member(f, path, key, budget)
+                    budget -= arrays[key].nbytes
+            return arrays, sorted(members)
+    except DataError:
+        raise
+    except FileNotFoundError:
+        raise DataError(f"{path}: no such file") from None
+    except IsADirectoryError:
+        raise DataError(f"{path}: is a directory, expected an .npz file") from None
+    except zipfile.BadZipFile as e:
+        raise DataError(f"{path}: not a readable .npz (zip) archive ({e})") from None
+    except (OSError, EOFError, ValueError, zlib.error, NotImplementedError, RuntimeError) as e:  # RuntimeError: an encrypted member
+        raise DataError(f"{path}: corrupt .npz archive ({type(e).__name__}: {e})") from None

@@ -1,0 +1,71 @@
+"""What the ``compare``, ``landscape``, ``explain`` and ``report`` commands share (imported inside ``run``)."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+from steepest.errors import ConfigError
+
+
+def add_data_args(p, default_help="the one the model was trained on"):
+    p.add_argument("--dataset", metavar="NAME|PATH", help=f"dataset name or data file (default: {default_help})")
+    p.add_argument("--labels", metavar="FILE", help="IDX labels file when --dataset is an IDX images file")
+    p.add_argument("--data-dir", metavar="DIR", help="look for named datasets here first")
+    p.add_argument("--no-download", dest="download", action="store_false", help="do not download datasets")
+    p.add_argument("--threads", type=int, metavar="N", help="BLAS threads (default: the library's choice)")
+
+
+def add_sample_arg(p, default=2000):
+    p.add_argument("--n-samples", type=int, default=default, metavar="N",
+                   help=f"evaluate losses on a seeded sample of N training rows, 0 for all (default {default})")
+
+
+def n_samples(args):
+    if args.n_samples < 0:
+        raise ConfigError(f"--n-samples must be >= 0 (0 means all rows), got {args.n_samples}")
+    return args.n_samples or None
+
+
+def load_model_and_data(args, out):
+    """``(path, net, theta, meta, ds)`` for a MODEL argument and the data options."""
+    from steepest.commands._common import check_against_model, describe_net, load_data, model_path
+    from steepest.io import load_model
+
+    path = model_path(args.model)
+    net, theta, meta = load_model(path)
+    trained = (meta.get("dataset") or {}).get("name")
+    name = args.dataset or trained
+    if not name:
+        raise ConfigError(f"{path} does not record its dataset; give one with --dataset")
+    ds = load_data(name, data_dir=args.data_dir, labels=args.labels, download=args.download)
+    check_against_model(net, ds.X_train, ds.y_train, what=f"{ds.name} (train split)",
+                        trained_on=trained if trained != ds.name else None)
+    out.say(f"model {path}: {describe_net(net)}" + (f", trained on {trained}" if trained else ""))
+    out.say(f"data  {ds.name}: {len(ds.y_train):,} training samples, from {ds.source}")
+    return path, net, theta, meta, ds
+
+
+def initial_theta(net, meta):
+    """θ₀ as ``steepest train`` drew it: ``net.init(seed, scheme=init, bias=bias)`` from the model's record."""
+    training = meta.get("training") or {}
+    seed = training.get("seed", meta.get("seed"))
+    if seed is None:
+        raise ConfigError("the model does not record the seed of its initial θ₀, so θ₀ cannot be re-drawn; "
+                          "use a model written by `steepest train`")
+    return net.init(int(seed), scheme=training.get("init"), bias=training.get("bias") or "zero"), int(seed)
+
+
+def out_dir(args, model_path, name) -> Path:
+    """``--out``, else ``<the model's directory>/<name>``."""
+    return Path(args.out) if args.out else Path(model_path).parent / name
+
+
+def finish(out, args, files, extra=None) -> int:
+    """Print the written files (or one JSON object with them) and return 0."""
+    files = [str(f) for f in files]
+    if args.json:
+        out.emit({**(extra or {}), "files": files})
+    else:
+        for f in files:
+            print(f)
+    return 0

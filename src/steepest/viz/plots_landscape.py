@@ -1,0 +1,139 @@
+"""Plots of the loss landscape: the line θ₀ → θ*, a random plane, trajectories, the step probe, minima."""
+
+from __future__ import annotations
+
+import numpy as np
+
+from steepest.viz.common import label_colors, new_figure, save_figure
+
+
+def _log_loss(loss, n=30):
+    """log₁₀ of the loss (so the valley floor is as detailed as the walls) and contour levels for it.
+
+    Diverged points (non-finite or 1000× the minimum) are clipped to the top level.
+    """
+    finite = loss[np.isfinite(loss)]
+    lo = np.log10(max(finite.min(), 1e-12)) if finite.size else 0.0
+    hi = min(np.log10(max(finite.max(), 1e-12)), lo + 3.0) if finite.size else 1.0
+    Z = np.clip(np.log10(np.clip(np.nan_to_num(loss, nan=np.inf), 1e-12, None)), lo, hi)
+    return Z, np.linspace(lo, hi if hi > lo else lo + 1e-6, n)
+
+
+def plot_line_1d(line, out_dir):
+    """Train (and test) loss along θ(α) = (1 − α)θ₀ + αθ*, with θ₀ and θ* marked."""
+    fig = new_figure()
+    ax = fig.add_subplot()
+    ax.plot(line.alphas, line.train_loss, label="train", color="#1f77b4")
+    if line.test_loss is not None:
+        ax.plot(line.alphas, line.test_loss, label="test", color="#d62728")
+    for a, name in ((0.0, "θ₀ (init)"), (1.0, "θ* (trained)")):
+        ax.axvline(a, color="k", lw=0.8, ls=":")
+        ax.text(a, 1.0, name, transform=ax.get_xaxis_transform(), ha="center", va="bottom", fontsize=8)
+    ax.set_yscale("log")
+    ax.set_xlabel("α   (θ = (1 − α)·θ₀ + α·θ*)")
+    ax.set_ylabel("loss")
+    ax.set_title(f"Loss along the straight line from θ₀ to θ* — {line.note}", fontsize=10, pad=16)
+    ax.grid(True, which="both", alpha=0.3)
+    ax.legend(fontsize=8)
+    return save_figure(fig, out_dir, "line_1d")
+
+
+def plot_plane(plane, out_dir, stem="plane", title="Loss around θ* on a random filter-normalised plane"):
+    """Contour plot (and a 3-D surface) of :class:`~steepest.viz.landscape.Plane`."""
+    A, B = np.meshgrid(plane.alphas, plane.betas)
+    Z, levels = _log_loss(plane.loss)
+    fig = new_figure(6, 5)
+    ax = fig.add_subplot()
+    cs = ax.contourf(A, B, Z, levels=levels, cmap="viridis")
+    ax.contour(A, B, Z, levels=levels[::2], colors="w", linewidths=0.4, alpha=0.6)
+    fig.colorbar(cs, ax=ax, label="log₁₀ loss", format="%.2f")
+    ax.plot([0], [0], marker="*", color="r", ms=12, label="θ*")
+    ax.set_xlabel("a (direction d₁)")
+    ax.set_ylabel("b (direction d₂)")
+    ax.set_title(f"{title}\n{plane.note}", fontsize=10)
+    ax.legend(fontsize=8, loc="upper right")
+    paths = save_figure(fig, out_dir, f"{stem}_contour")
+    fig = new_figure(6.4, 5)
+    ax = fig.add_subplot(projection="3d")
+    ax.plot_surface(A, B, Z, cmap="viridis", linewidth=0, antialiased=True)
+    ax.set_xlabel("a")
+    ax.set_ylabel("b")
+    ax.set_zlabel("log₁₀ loss")
+    ax.set_title(f"{title}\n{plane.note}", fontsize=10)
+    return paths + save_figure(fig, out_dir, f"{stem}_surface")
+
+
+def plot_trajectories(pca, plane, out_dir):
+    """Optimizer paths on the plane of their first two principal components, over the loss contours."""
+    A, B = np.meshgrid(plane.alphas, plane.betas)
+    Z, levels = _log_loss(plane.loss)
+    fig = new_figure(6.6, 5.4)
+    ax = fig.add_subplot()
+    cs = ax.contourf(A, B, Z, levels=levels, cmap="viridis", alpha=0.85)
+    ax.contour(A, B, Z, levels=levels[::2], colors="w", linewidths=0.4, alpha=0.5)
+    fig.colorbar(cs, ax=ax, label="log₁₀ loss", format="%.2f")
+    colors = label_colors(list(pca.coords))
+    for label, xy in pca.coords.items():
+        ax.plot(xy[:, 0], xy[:, 1], marker=".", ms=3, lw=1.2, color=colors[label], label=label)
+        ax.plot(xy[-1, 0], xy[-1, 1], marker="o", ms=6, color=colors[label], mec="k")
+    start = next(iter(pca.coords.values()))[0]
+    ax.plot(start[0], start[1], marker="s", color="w", mec="k", ms=7, label="θ₀")
+    ax.set_xlabel(f"PC1 ({pca.explained[0]:.0%} of the paths' spread)")
+    ax.set_ylabel(f"PC2 ({pca.explained[1]:.0%})")
+    ax.set_title(f"Optimizer paths projected on their first two principal components\n{plane.note}",
+                 fontsize=10)
+    ax.legend(fontsize=8)
+    return save_figure(fig, out_dir, "trajectories")
+
+
+def plot_step_probe(probe, out_dir, stem="step_probe"):
+    """L(θ − α∇L) against α (log scale), the first-order line, and the learning rate in use."""
+    fig = new_figure()
+    ax = fig.add_subplot()
+    pos = probe.alphas > 0
+    a, loss = probe.alphas[pos], probe.loss[pos]
+    ax.plot(a, loss, marker=".", label="L(θ − α∇L)")
+    ax.plot(a, probe.first_order[pos], ls="--", color="gray", label="first order: L(θ) − α‖∇L‖²")
+    ax.axhline(probe.loss0, color="k", lw=0.8, ls=":", label=f"L(θ) = {probe.loss0:.4g} (no step)")
+    ax.axvline(probe.lr, color="r", lw=1, label=f"lr in use = {probe.lr:g}")
+    ax.axvline(probe.best_alpha, color="g", lw=1, ls=":", label=f"best α on the grid = {probe.best_alpha:.3g}")
+    finite = loss[np.isfinite(loss)]
+    if finite.size:
+        drop = max(probe.loss0 - finite.min(), 1e-3 * max(abs(probe.loss0), 1e-12))
+        ax.set_ylim(probe.loss0 - 1.15 * drop, probe.loss0 + 1.5 * drop)  # the overshoot shows as a rise
+    ax.set_xscale("log")
+    ax.set_xlabel("α (step length along −∇L)")
+    ax.set_ylabel("loss")
+    ax.set_title(f"Step probe: does a step of lr {probe.lr:g} overshoot?\n{probe.note}", fontsize=10)
+    ax.grid(True, which="both", alpha=0.3)
+    ax.legend(fontsize=8)
+    return save_figure(fig, out_dir, stem)
+
+
+def plot_minima(runs: dict, out_dir):
+    """Both toy paths over f(x) = x⁴ − 3x² + x, and x against the step."""
+    from steepest.viz.minima import double_well
+
+    xs = np.linspace(-2.0, 2.2, 400)
+    fig = new_figure(11, 4.2)
+    ax1, ax2 = fig.add_subplot(1, 2, 1), fig.add_subplot(1, 2, 2)
+    ax1.plot(xs, double_well(xs), color="k", lw=1.2, label="f(x) = x⁴ − 3x² + x")
+    colors = label_colors(list(runs))
+    for label, r in runs.items():
+        c = colors[label]
+        ax1.plot(r.xs, r.fs, marker="o", ms=3, lw=0.6, alpha=0.7, color=c, label=f"{label} → {r.basin} minimum")
+        ax1.plot(r.xs[-1], r.fs[-1], marker="*", ms=14, color=c, mec="k")
+        ax2.plot(np.arange(len(r.xs)), r.xs, color=c, label=label)
+    ax1.plot(runs[next(iter(runs))].xs[0], runs[next(iter(runs))].fs[0], marker="s", color="w", mec="k", ms=8,
+             label="start")
+    ax1.set_xlabel("x")
+    ax1.set_ylabel("f(x)")
+    ax1.set_title("GD stops in the shallow minimum; momentum rolls on", fontsize=10)
+    ax1.legend(fontsize=8)
+    ax2.set_xlabel("step")
+    ax2.set_ylabel("x")
+    ax2.set_title("Position against step", fontsize=10)
+    ax2.legend(fontsize=8)
+    for ax in (ax1, ax2):
+        ax.grid(True, alpha=0.3)
+    return save_figure(fig, out_dir, "minima_momentum")

@@ -1,0 +1,124 @@
+"""Ctrl-C during `steepest train`, then `--resume`: the same θ as an uninterrupted run, bit for bit."""
+
+import json
+import signal
+import subprocess
+import sys
+import time
+
+import pytest
+
+from steepest.io import load_checkpoint, load_model
+
+# Small batches and wide layers make each epoch take a noticeable fraction of a second on digits,
+# so there is time to interrupt in the middle. One BLAS thread: tiny matrices go faster that way.
+EPOCHS = 20
+ARGS = ["train", "--dataset", "digits", "--hidden", "256", "256", "--batch-size", "4", "--lr", "0.01",
+        "--optimizer", "momentum", "--epochs", str(EPOCHS), "--seed", "3", "--threads", "1"]
+
+
+def steepest(*args):
+    return subprocess.run([sys.executable, "-m", "steepest", *map(str, args)], capture_output=True, text=True,
+                          timeout=600)
+
+
+def epochs_written(run):
+    try:
+        return len((run / "metrics.jsonl").read_text().splitlines())
+    except FileNotFoundError:
+        return 0
+
+
+@pytest.fixture(scope="module")
+def whole(tmp_path_factory):
+    """The uninterrupted run."""
+    run = tmp_path_factory.mktemp("resume") / "whole"
+    r = steepest(*ARGS, "--out", run, "--quiet")
+    assert r.returncode == 0, r.stderr
+    return run
+
+
+def start(run):
+    """Start training into ``run``; return the process once two epochs are on disk."""
+    # As from a terminal: SIGINT at its default, even when these tests run in the background
+    # (where the shell ignores SIGINT, the child inherits that, and Ctrl-C rightly does nothing).
+    proc = subprocess.Popen([sys.executable, "-m", "steepest", *ARGS, "--out", str(run), "--json"],
+                            stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
+                            preexec_fn=lambda: signal.signal(signal.SIGINT, signal.SIG_DFL))
+    deadline = time.monotonic() + 300
+    while epochs_written(run) < 2 and proc.poll() is None and time.monotonic() < deadline:
+        time.sleep(0.005)
+    assert proc.poll() is None, "training ended before it could be interrupted: " + proc.communicate()[1]
+    return proc
+
+
+@pytest.mark.skipif(sys.platform == "win32", reason="SIGINT to a child process is POSIX")
+def test_ctrl_c_then_resume_gives_the_uninterrupted_theta(tmp_path, whole):
+    run = tmp_path / "interrupted"
+    proc = start(run)
+    proc.send_signal(signal.SIGINT)
+    out, err = proc.communicate(timeout=300)
+    assert proc.returncode == 130, err
+    assert "Traceback" not in err
+    assert f"steepest train --resume {run}" in err and "checkpoint saved to" in err
+    end = json.loads(out.splitlines()[-1])
+    assert end["event"] == "end" and end["stop_reason"] == "interrupted" and end["model"] is None
+    assert not (run / "model.safetensors").exists()
+    _, state, _ = load_checkpoint(run / "checkpoints" / "checkpoint.safetensors")
+    assert state.stop_reason == "interrupted" and 2 <= state.epoch < EPOCHS
+    stopped_at = state.step
+
+    resumed = steepest("train", "--resume", run, "--json")
+    assert resumed.returncode == 0, resumed.stderr
+    assert "resuming" in resumed.stderr
+    lines = [json.loads(x) for x in resumed.stdout.splitlines()]
+    assert lines[0]["epoch"] == state.epoch + 1 and lines[-1]["stop_reason"] == "max_epochs"
+
+    _, theta_resumed, meta_resumed = load_model(run / "model.safetensors")
+    _, theta_whole, meta_whole = load_model(whole / "model.safetensors")
+    assert theta_resumed.tobytes() == theta_whole.tobytes()
+    assert meta_resumed["metrics"]["test_acc"] == meta_whole["metrics"]["test_acc"]
+    assert meta_resumed["metrics"]["steps"] == meta_whole["metrics"]["steps"] > stopped_at
+
+    # The metrics files hold each epoch once, in order, as if the run had never stopped.
+    for name in ("metrics.jsonl", "metrics.csv"):
+        a = (run / name).read_text().splitlines()
+        b = (whole / name).read_text().splitlines()
+        assert len(a) == len(b) == EPOCHS + (name == "metrics.csv")  # + the header
+    epochs = [json.loads(x)["epoch"] for x in (run / "metrics.jsonl").read_text().splitlines()]
+    assert epochs == list(range(1, EPOCHS + 1))
+    losses = [json.loads(x)["train_loss"] for x in (run / "metrics.jsonl").read_text().splitlines()]
+    assert losses == [json.loads(x)["train_loss"] for x in (whole / "metrics.jsonl").read_text().splitlines()]
+
+
+@pytest.mark.skipif(sys.platform == "win32", reason="SIGKILL is POSIX")
+def test_resume_after_a_hard_kill_continues_from_the_last_checkpoint(tmp_path, whole):
+    """SIGKILL (no handler, no goodbye) leaves the checkpoint of the last finished epoch; resuming
+    from it also ends on the uninterrupted θ."""
+    run = tmp_path / "killed"
+    proc = start(run)
+    proc.send_signal(signal.SIGKILL)
+    proc.communicate(timeout=300)
+    assert proc.returncode == -signal.SIGKILL
+    _, state, _ = load_checkpoint(run / "checkpoints" / "checkpoint.safetensors")
+    assert state.stop_reason is None and state.batch == 0 and state.epoch >= 2
+    resumed = steepest("train", "--resume", run, "--quiet")
+    assert resumed.returncode == 0, resumed.stderr
+    assert load_model(run / "model.safetensors")[1].tobytes() == load_model(whole / "model.safetensors")[1].tobytes()
+    assert (run / "metrics.csv").read_text().count("\n") == (whole / "metrics.csv").read_text().count("\n")
+
+
+def test_resume_saves_the_model_of_a_run_that_stopped_before_writing_it(tmp_path):
+    """The process may end after the final checkpoint but before model.safetensors: --resume writes it."""
+    run = tmp_path / "run"
+    first = steepest("train", "--dataset", "digits", "--hidden", "16", "--epochs", "2", "--out", run, "--json")
+    assert first.returncode == 0, first.stderr
+    expected = load_model(run / "model.safetensors")[1].tobytes()
+    (run / "model.safetensors").unlink()
+    again = steepest("train", "--resume", run, "--json")
+    assert again.returncode == 0, again.stderr
+    assert "has no model; saving it" in again.stderr
+    assert load_model(run / "model.safetensors")[1].tobytes() == expected
+    end = json.loads(again.stdout.splitlines()[-1])
+    assert end["test_acc"] == json.loads(first.stdout.splitlines()[-1])["test_acc"] and end["epochs"] == 2
+    assert len((run / "metrics.csv").read_text().splitlines()) == 3  # header + 2 epochs, not repeated

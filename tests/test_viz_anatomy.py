@@ -1,0 +1,105 @@
+"""steepest.viz.anatomy: the gradient broken down, and the first-order prediction of one step."""
+
+import numpy as np
+import pytest
+
+import steepest
+from steepest.errors import ConfigError
+from steepest.viz import plots_anatomy
+from steepest.viz.anatomy import first_order_sweep, gradient_anatomy, locate
+
+
+@pytest.fixture(scope="module")
+def digits():
+    from steepest.data import load_dataset
+
+    return load_dataset("digits")
+
+
+@pytest.fixture(scope="module")
+def model(digits):
+    net = steepest.MLP([64, 24, 12, 10], activation="tanh", input_scale=digits.input_scale)
+    theta0 = net.init(seed=0)
+    res = steepest.train(net, theta0, digits.X_train, digits.y_train, optimizer="momentum", lr=0.05,
+                         batch_size=64, epochs=4)
+    return net, theta0, res
+
+
+@pytest.mark.parametrize("which", ["init", "trained"])
+def test_first_order_prediction_for_a_tiny_step(model, digits, which):
+    net, theta0, res = model
+    theta = theta0 if which == "init" else res.theta
+    an = gradient_anatomy(net, theta, digits.X_train[:200], digits.y_train[:200], lr=1e-3)
+    assert an.predicted_change == pytest.approx(-1e-3 * float(an.grad @ an.grad))
+    assert an.measured_change < 0
+    assert an.relative_error < 0.03
+    assert an.measured_change == pytest.approx(an.predicted_change, rel=0.03)
+
+
+def test_first_order_fails_for_a_big_step(model, digits):
+    net, _, res = model
+    sw = first_order_sweep(net, res.theta, digits.X_train[:200], digits.y_train[:200], lrs=[1e-4, 1e-3, 100.0])
+    np.testing.assert_allclose(sw["predicted"][1] / sw["predicted"][0], 10.0)  # linear in η
+    assert sw["measured"][0] == pytest.approx(sw["predicted"][0], rel=0.01)
+    assert sw["measured"][2] > sw["predicted"][2]   # overshoot: far less gain than predicted (or a loss)
+
+
+def test_gradient_matches_backprop_and_layers(model, digits):
+    net, _, res = model
+    X, y = digits.X_train[:64], digits.y_train[:64]
+    an = gradient_anatomy(net, res.theta, X, y, lr=0.1, k=7)
+    _, g32 = net.loss_and_grad(res.theta, X, y)
+    np.testing.assert_allclose(an.grad, g32, rtol=1e-3, atol=1e-6)
+    assert an.grad.dtype == np.float64
+    assert an.weight_grad(0).shape == (64, 24) and an.bias_grad(2).shape == (10,)
+    np.testing.assert_array_equal(an.weight_grad(1), an.grad[net.layers[1].w].reshape(24, 12))
+    np.testing.assert_allclose(np.sum(an.layer_norms**2), an.grad @ an.grad)
+    assert an.n_rows == 64 and an.summary()["top"] == an.top
+
+
+def test_top_moves(model, digits):
+    net, _, res = model
+    an = gradient_anatomy(net, res.theta, digits.X_train[:64], digits.y_train[:64], lr=0.2, k=10)
+    mags = [abs(t["grad"]) for t in an.top]
+    assert len(an.top) == 10 and mags == sorted(mags, reverse=True)
+    assert mags[0] == pytest.approx(np.abs(an.grad).max())
+    params = net.unpack(res.theta)
+    names = net.layer_names()
+    for t in an.top:
+        assert t["step"] == pytest.approx(-0.2 * t["grad"])
+        W, b = params[names.index(t["layer"])]
+        value = W[t["row"], t["col"]] if t["kind"] == "W" else b[t["row"]]
+        assert value == t["theta"] == res.theta[t["index"]]
+        assert an.grad[t["index"]] == t["grad"]
+
+
+def test_locate():
+    net = steepest.MLP([3, 2, 2])
+    assert locate(net, 0) == {"layer": "layer1", "kind": "W", "row": 0, "col": 0}
+    assert locate(net, 5) == {"layer": "layer1", "kind": "W", "row": 2, "col": 1}
+    assert locate(net, 6) == {"layer": "layer1", "kind": "b", "row": 0, "col": None}
+    assert locate(net, 13) == {"layer": "layer2", "kind": "b", "row": 1, "col": None}
+    with pytest.raises(ConfigError):
+        locate(net, 14)
+    with pytest.raises(ConfigError):
+        gradient_anatomy(net, net.init(), np.ones((1, 3)), np.array([0]), lr=0.0)
+
+
+def test_anatomy_plots(model, digits, tmp_path):
+    net, _, res = model
+    an = gradient_anatomy(net, res.theta, digits.X_train[:32], digits.y_train[:32], lr=0.1)
+    files = (plots_anatomy.plot_input_maps(an, digits.image_shape, tmp_path)
+             + plots_anatomy.plot_first_layer_weights(net, res.theta, digits.image_shape, tmp_path)
+             + plots_anatomy.plot_grad_histograms(an, tmp_path) + plots_anatomy.plot_top_moves(an, tmp_path)
+             + plots_anatomy.plot_first_order(first_order_sweep(net, res.theta, digits.X_train[:32],
+                                                                digits.y_train[:32], lrs=[1e-3, 1e-1, 10]),
+                                              tmp_path, 0.1)
+             + plots_anatomy.plot_layer_grad_norms(res.history.epochs, net.layer_names(), tmp_path))
+    names = {p.name for p in files}
+    for stem in ("input_gradient_maps", "first_layer_weights", "gradient_histograms", "top_moves",
+                 "first_order", "layer_grad_norms"):
+        assert {f"{stem}.png", f"{stem}.svg"} <= names
+    assert all(p.stat().st_size > 1000 for p in files)
+    # non-image inputs fall back to a strip per unit; no recorded layer norms, no plot
+    assert plots_anatomy.plot_input_maps(an, None, tmp_path / "strip", n_units=4)
+    assert plots_anatomy.plot_layer_grad_norms([{"epoch": 1, "layer_grad_norms": None}], ["a"], tmp_path) == []
