@@ -299,3 +299,14 @@ def test_load_file_unknown_kind(tmp_path):
         load_file(p)
     with pytest.raises(DataError, match="no such file"):
         load_file(tmp_path / "nope.csv")
+
+
+def test_image_arrays_outside_the_pixel_range_are_refused():
+    """Found by hypothesis: a value near the float64 maximum overflowed the contrast stretch."""
+    from steepest.data import image_to_mnist
+    from steepest.errors import DataError
+
+    with pytest.raises(DataError, match="outside the pixel range"):
+        image_to_mnist(np.array([[8.98846567e307, 0.0], [0.0, 0.0]]))
+    with pytest.raises(DataError, match="outside the pixel range"):
+        image_to_mnist(-np.ones((4, 4)))

@@ -59,7 +59,8 @@ def _open(path: Path) -> tuple[io.BufferedIOBase, bool]:
     is_gzip = raw.read(2) == _GZIP_MAGIC
     raw.seek(0)
     if is_gzip:
-        return _gzip.GzipFile(fileobj=raw, mode="rb"), True
+        raw.close()  # a GzipFile given a fileobj never closes it: let it own the file instead
+        return _gzip.GzipFile(path, mode="rb"), True
     return raw, False
 
 

@@ -129,5 +129,6 @@ def read_npz(path, keys, *, max_bytes: int = DEFAULT_MAX_BYTES) -> tuple[dict, l
         raise DataError(f"{path}: is a directory, expected an .npz file") from None
     except zipfile.BadZipFile as e:
         raise DataError(f"{path}: not a readable .npz (zip) archive ({e})") from None
-    except (OSError, EOFError, ValueError, zlib.error, NotImplementedError, RuntimeError) as e:  # RuntimeError: an encrypted member
+    except (OSError, EOFError, ValueError, zlib.error, NotImplementedError,
+            RuntimeError) as e:  # RuntimeError: an encrypted member
         raise DataError(f"{path}: corrupt .npz archive ({type(e).__name__}: {e})") from None

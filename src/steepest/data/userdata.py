@@ -295,6 +295,10 @@ def _open_image(source):
         if not np.isfinite(a).all():
             at = tuple(int(i) for i in np.argwhere(~np.isfinite(a))[0])
             raise DataError(f"image array: value at index {at} is not finite (NaN or inf)")
+        if a.size and (a.min() < 0 or a.max() > 255):
+            at = tuple(int(i) for i in np.argwhere((a < 0) | (a > 255))[0])
+            raise DataError(f"image array: value {a[at]:g} at index {at} is outside the pixel range 0…255; "
+                            "scale the picture to 0…255 first")
         if a.ndim == 3 and a.shape[2] in (3, 4):
             a = a[..., :3].mean(axis=2)  # alpha ignored for arrays; give grey if it matters
         if a.ndim != 2 or a.size == 0:
