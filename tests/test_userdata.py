@@ -310,3 +310,14 @@ def test_image_arrays_outside_the_pixel_range_are_refused():
         image_to_mnist(np.array([[8.98846567e307, 0.0], [0.0, 0.0]]))
     with pytest.raises(DataError, match="outside the pixel range"):
         image_to_mnist(-np.ones((4, 4)))
+
+
+@pytest.mark.parametrize("label", [1e300, np.uint64(2**63), 2**62])
+def test_huge_labels_are_refused_before_they_wrap_or_size_the_network(label, tmp_path):
+    from steepest.data import load_npz
+    from steepest.errors import DataError
+
+    y = np.array([0, 1, label], dtype=np.asarray(label).dtype)
+    np.savez(tmp_path / "d.npz", X=np.zeros((3, 2), np.float32), y=y)
+    with pytest.raises(DataError, match="too large"):
+        load_npz(tmp_path / "d.npz")

@@ -71,6 +71,9 @@ def _features(X, where: str, col_names=None, row=lambda i: f"row {i}"):
     return X, image_shape
 
 
+MAX_CLASSES = 100_000  # an output layer wider than this is a mistake in the labels, not a task
+
+
 def _labels(y, n: int, where: str, class_names=None, row=lambda i: f"row {i}"):
     """Check y; return (y int64, n_classes, class_names). Strings become 0..k-1, sorted."""
     y = np.asarray(y)
@@ -99,6 +102,12 @@ def _labels(y, n: int, where: str, class_names=None, row=lambda i: f"row {i}"):
             raise DataError(f"{where}: label {y[i].item()} at {row(i)} is not an integer")
     elif y.dtype.kind not in "iu":
         raise DataError(f"{where}: labels must be integers or strings, found dtype {y.dtype}")
+    # Check the range before casting: 1e300 or a uint64 of 2**63 would wrap to a negative int64.
+    too_big = y > MAX_CLASSES - 1
+    if too_big.any():
+        i = int(np.argmax(too_big))
+        raise ShapeError(f"{where}: label {y[i].item()} at {row(i)} is too large; labels must be class "
+                         f"numbers 0..k-1 with k at most {MAX_CLASSES}")
     y = y.astype(np.int64)
     if (y < 0).any():
         i = int(np.argmax(y < 0))
