@@ -133,22 +133,75 @@ def negative_labels(t, m):
     return ["train", "--dataset", npz(t / "d.npz", X, y)], "negative"
 
 
+# Non-finite values: refused at the boundary, naming the position of the first one.
 def nan_in_data(t, m):
     X = np.ones((20, 4))
     X[7, 2] = np.nan
-    return ["train", "--dataset", npz(t / "d.npz", X, np.arange(20) % 2)], "not finite"
+    X[9, 0] = np.inf  # later: not the one reported
+    return ["train", "--dataset", npz(t / "d.npz", X, np.arange(20) % 2)], "row 7, column 2 is not finite"
+
+
+def inf_in_test_split_npz(t, m):
+    X_test = np.ones((5, 4))
+    X_test[3, 1] = -np.inf
+    p = npz(t / "d.npz", np.ones((20, 4)), np.arange(20) % 2, X_test=X_test, y_test=np.arange(5) % 2)
+    return ["train", "--dataset", p], "d.npz (test): value at row 3, column 1 is not finite"
+
+
+def too_large_for_float32_npz(t, m):
+    X = np.ones((20, 4))
+    X[0, 3] = 1e300  # finite in float64, inf once cast to the float32 steepest computes in
+    return ["train", "--dataset", npz(t / "d.npz", X, np.arange(20) % 2)], "row 0, column 3 is not finite"
+
+
+def nan_label_npz(t, m):
+    y = (np.arange(20) % 2).astype(float)
+    y[4] = np.nan
+    return ["train", "--dataset", npz(t / "d.npz", np.ones((20, 4)), y)], "label nan at row 4"
 
 
 def inf_in_csv(t, m):
-    (t / "d.csv").write_text("label,a,b\n0,1.0,2.0\n1,inf,0.5\n")
-    return ["train", "--dataset", t / "d.csv"], "not finite"
+    (t / "d.csv").write_text("label,a,b\n0,1.0,2.0\n1,inf,0.5\n0,NaN,1\n")
+    return ["train", "--dataset", t / "d.csv"], "line 3, column a is not finite"
+
+
+def nan_in_csv_without_header(t, m):
+    (t / "d.csv").write_text("0,1.0,2.0\n1,0.5,0.5\n0,0.1,nan\n")
+    return ["train", "--dataset", t / "d.csv"], "line 3, column 2 is not finite"
+
+
+def nan_label_csv(t, m):
+    (t / "d.csv").write_text("label,a,b\n0,1.0,2.0\nnan,0.5,0.5\n")
+    return ["train", "--dataset", t / "d.csv"], "label nan at line 3"
+
+
+def nan_in_float_idx(t, m):
+    images = np.ones((10, 4, 4), np.float32)
+    images[6, 1, 3] = np.nan
+    write_idx(t / "images.idx", images)
+    write_idx(t / "labels.idx", (np.arange(10) % 2).astype(np.uint8))
+    return ["train", "--dataset", t / "images.idx", "--labels", t / "labels.idx"], "row 6, column 7 is not finite"
+
+
+def nan_in_evaluate_npz(t, m):
+    X, y = digits_like()
+    X = X.astype(np.float32)
+    X[11, 60] = np.nan
+    return ["evaluate", m, "--dataset", npz(t / "d.npz", X, y), "--split", "train"], "row 11, column 60 is not finite"
 
 
 def nan_in_predict_npy(t, m):
     x = np.ones(64)
     x[0] = np.nan
     np.save(t / "x.npy", x)
-    return ["predict", m, t / "x.npy"], "NaN"
+    return ["predict", m, t / "x.npy"], "x.npy: value at index 0 is not finite (nan)"
+
+
+def inf_in_predict_npy_rows(t, m):
+    x = np.ones((3, 64))
+    x[1, 5] = np.inf
+    np.save(t / "x.npy", x)
+    return ["predict", m, t / "x.npy"], "x.npy: value at index (1, 5) is not finite (inf)"
 
 
 def negative_lr(t, m):
@@ -251,8 +304,10 @@ def bad_architecture(t, m):
 
 CASES = [unknown_dataset, unknown_option, unknown_optimizer, unknown_command, malformed_idx, truncated_idx,
          truncated_mnist_gz, truncated_npz, malformed_csv, malformed_image, shape_mismatch_evaluate,
-         shape_mismatch_predict, labels_out_of_range, negative_labels, nan_in_data, inf_in_csv,
-         nan_in_predict_npy, negative_lr, zero_lr, batch_larger_than_data, empty_npz, empty_csv, out_is_a_file,
+         shape_mismatch_predict, labels_out_of_range, negative_labels, nan_in_data, inf_in_test_split_npz,
+         too_large_for_float32_npz, nan_label_npz, inf_in_csv, nan_in_csv_without_header, nan_label_csv,
+         nan_in_float_idx, nan_in_evaluate_npz, nan_in_predict_npy, inf_in_predict_npy_rows, negative_lr, zero_lr,
+         batch_larger_than_data, empty_npz, empty_csv, out_is_a_file,
          out_under_a_file, out_holds_a_model, not_a_model_random, not_a_model_empty,
          not_a_model_foreign_safetensors, model_missing, data_not_available_offline, resume_finished_run,
          resume_with_changed_option, resume_not_a_run, toml_unknown_key, toml_malformed, toml_bad_value,

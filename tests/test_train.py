@@ -166,6 +166,7 @@ def test_divergence_stops_at_once_and_keeps_the_last_finite_theta(problem):
     r = train(net, theta0, X * 1000, y, optimizer="gd", lr=1e6, batch_size="full", epochs=50)
     assert r.stop_reason == "diverged"
     assert "smaller learning rate" in r.stop_message and f"step {r.state.step}" in r.stop_message
+    assert any(f"gradient of layer{k}" in r.stop_message for k in (1, 2, 3)), r.stop_message
     assert np.all(np.isfinite(r.theta))
     assert r.state.step < 50
 

@@ -14,8 +14,16 @@ dataset            name, source, n_classes, class_names
 training           the resolved training configuration
 metrics            final metrics (test accuracy, loss, epochs, stop reason, …)
 seed               the run's seed
-environment        library version, NumPy version, Python version, BLAS threads
+environment        what the arithmetic depended on: steepest, NumPy and Python versions, NumPy's
+                   SIMD extensions, the BLAS library (``blas``: internal_api, version,
+                   architecture/core type, threading layer, threads, from threadpoolctl), the
+                   thread count (``blas_threads``) and the variables ``OPENBLAS_CORETYPE``,
+                   ``OPENBLAS_NUM_THREADS``, ``OMP_NUM_THREADS``, ``MKL_NUM_THREADS`` if set
 =================  ==========================================================================
+
+What is promised: the same seed, dtype (``architecture``), thread count and NumPy/BLAS build
+(``environment``) give the same θ, bit for bit — in one process, in two, and across a
+``--resume``. A different BLAS, core type or thread count may change the last bits.
 
 A **checkpoint** holds everything in :class:`steepest.train.TrainState` needed to continue a
 run bit for bit: tensors ``theta``, ``opt.<name>`` (optimizer state), ``best_theta`` (if any),
@@ -25,7 +33,8 @@ configuration) and ``architecture``.
 
 Files are written atomically (:func:`atomic_write`) and checked before they are trusted
 (:func:`read_safetensors`): the header is parsed by hand first, so a file claiming a gigantic
-tensor is rejected before anything is allocated.
+tensor is rejected before anything is allocated. A write killed half-way leaves a temporary
+``.NAME.XXXXXXXX.tmp`` beside ``NAME`` (:func:`temp_files` finds them), never a damaged ``NAME``.
 """
 
 from __future__ import annotations
@@ -36,6 +45,8 @@ import math
 import os
 import platform
 import tempfile
+from functools import lru_cache
+from glob import escape as glob_escape
 from pathlib import Path
 
 import numpy as np
@@ -45,7 +56,7 @@ from .network import MLP
 
 __all__ = [
     "FORMAT_VERSION", "MODEL_FORMAT", "CHECKPOINT_FORMAT",
-    "atomic_write", "read_safetensors", "environment",
+    "atomic_write", "temp_files", "read_safetensors", "environment",
     "save_model", "load_model", "save_checkpoint", "load_checkpoint",
 ]
 
@@ -77,6 +88,26 @@ def _fsync_dir(directory: Path) -> None:
         os.close(fd)
 
 
+def _temp_prefix(path: Path) -> str:
+    return f".{path.name}."
+
+
+def temp_files(path) -> list[Path]:
+    """Temporary files of :func:`atomic_write` for ``path`` that a killed process left behind."""
+    path = Path(path)
+    try:
+        return sorted(path.parent.glob(glob_escape(_temp_prefix(path)) + "*.tmp"))
+    except OSError:
+        return []
+
+
+def _file_mode() -> int:
+    """The mode a plain ``open(path, "w")`` would give: 0o666 less the umask (mkstemp gives 0o600)."""
+    mask = os.umask(0o022)  # reading the umask means setting it; put back at once
+    os.umask(mask)
+    return 0o666 & ~mask
+
+
 def atomic_write(path, data: bytes | str) -> Path:
     """Write ``data`` to ``path`` so that ``path`` is either the old file or the whole new one.
 
@@ -94,11 +125,15 @@ def atomic_write(path, data: bytes | str) -> Path:
     if isinstance(data, str):
         data = data.encode("utf-8")
     try:
-        fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
+        fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=_temp_prefix(path), suffix=".tmp")
     except OSError as e:
         raise ModelFileError(f"cannot write {path}: {e.strerror or e}; choose a writable directory") from None
     try:
         with os.fdopen(fd, "wb") as f:
+            try:  # readable like any file the user writes, not private to them as mkstemp makes it
+                os.fchmod(f.fileno(), _file_mode())
+            except (AttributeError, OSError):  # no fchmod (Windows), or a file system without modes
+                pass
             f.write(data)
             f.flush()
             os.fsync(f.fileno())
@@ -262,22 +297,46 @@ def _plain(value):
     return value
 
 
-def blas_threads() -> int | None:
-    """Threads the BLAS library uses (from threadpoolctl, when installed)."""
+#: environment variables that change which BLAS kernels run, or on how many threads
+BLAS_VARIABLES = ("OPENBLAS_CORETYPE", "OPENBLAS_NUM_THREADS", "OMP_NUM_THREADS", "MKL_NUM_THREADS",
+                  "MKL_CBWR", "MKL_ENABLE_INSTRUCTIONS", "BLIS_NUM_THREADS")
+_BLAS_KEYS = ("internal_api", "version", "architecture", "threading_layer", "num_threads")
+
+
+def blas_libraries() -> list[dict]:
+    """The BLAS libraries loaded in this process, as threadpoolctl sees them now (``[]`` without it).
+
+    Each: ``internal_api`` (openblas, mkl, blis), ``version``, ``architecture`` (the core type
+    whose kernels run, e.g. Haswell), ``threading_layer`` and ``num_threads`` (current limit).
+    """
     try:
         from threadpoolctl import threadpool_info
     except ImportError:
+        return []
+    return [{k: p[k] for k in _BLAS_KEYS if p.get(k) is not None}
+            for p in threadpool_info() if p.get("user_api") == "blas"]
+
+
+@lru_cache(maxsize=1)
+def _numpy_simd() -> list[str] | None:
+    """NumPy's SIMD dispatch targets found on this CPU: which loops of exp, log, sums run here."""
+    try:
+        simd = np.show_config(mode="dicts").get("SIMD Extensions", {})
+        return list(simd.get("baseline", [])) + list(simd.get("found", []))
+    except (TypeError, AttributeError):  # NumPy < 1.26 has no mode="dicts"; its version says enough
         return None
-    counts = [p.get("num_threads") for p in threadpool_info() if p.get("user_api") == "blas"]
-    return max(counts) if counts else None
 
 
 def environment() -> dict:
-    """Versions and the thread count that produced a file (for reproducing a result)."""
+    """What produced a file, for reproducing it bit for bit: versions, the BLAS build and threads."""
     from . import __version__
 
+    blas = blas_libraries()
+    threads = [b["num_threads"] for b in blas if "num_threads" in b]
     return {"steepest": __version__, "numpy": np.__version__, "python": platform.python_version(),
-            "platform": platform.platform(terse=True), "blas_threads": blas_threads()}
+            "platform": platform.platform(terse=True), "machine": platform.machine(),
+            "numpy_simd": _numpy_simd(), "blas": blas, "blas_threads": max(threads) if threads else None,
+            "variables": {k: os.environ[k] for k in BLAS_VARIABLES if k in os.environ}}
 
 
 def _encode(fmt: str, meta: dict) -> dict:

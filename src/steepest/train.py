@@ -122,11 +122,22 @@ def _check_inputs(net: MLP, X, y, name="training"):
         raise DataError(f"{name} data must be numeric, got dtype {X.dtype}")
 
 
-def _nonfinite_layer(net: MLP, g) -> str:
-    for layer, name in zip(net.layers, net.layer_names()):
+def _what_diverged(net: MLP, loss, g) -> str:
+    """Say what went non-finite, naming a layer.
+
+    The first layer in backprop order (output first) whose gradient has a non-finite entry; else
+    the layer with the largest gradient, whose square overflowed the dtype (‖g‖² > 3.4e38 in
+    float32 while every entry is still finite).
+    """
+    names = net.layer_names()
+    for layer, name in reversed(list(zip(net.layers, names))):
         if not np.isfinite(g[layer.span]).all():
-            return name
-    return "none"
+            return f"{'the loss and ' if not np.isfinite(loss) else ''}the gradient of {name} became non-finite"
+    norms = net.layer_norms(g)  # in float64: finite where g·g in float32 was not
+    where = f"the gradient of {names[int(np.argmax(norms))]} (norm {norms.max():.3g})"
+    if not np.isfinite(loss):
+        return f"the loss became non-finite; the largest gradient was {where}"
+    return f"{where} grew beyond what {g.dtype} can square"
 
 
 @np.errstate(over="ignore", invalid="ignore")  # divergence is detected and reported, not warned about
@@ -217,7 +228,7 @@ def train(net: MLP, theta, X, y, *, optimizer="sgd", lr=0.1, batch_size=32, epoc
         state = TrainState(theta=theta.copy(), opt_state=opt.init(theta))
     else:
         net.check_theta(state.theta)
-        state.wall, state._t0 = state.wall, time.perf_counter()
+        state._t0 = time.perf_counter()  # wall time of earlier runs is already in state.wall
         state.stop_reason, state.stop_message = None, ""
     theta, hist = state.theta, state.history
     g = np.empty_like(theta)
@@ -267,8 +278,7 @@ def train(net: MLP, theta, X, y, *, optimizer="sgd", lr=0.1, batch_size=32, epoc
             if not (np.isfinite(loss) and np.isfinite(gg)):
                 if state.step > 0:
                     theta[:] = prev
-                what = "loss" if not np.isfinite(loss) else f"gradient of {_nonfinite_layer(net, g)}"
-                stop("diverged", f"training diverged at step {state.step}: the {what} became non-finite "
+                stop("diverged", f"training diverged at step {state.step}: {_what_diverged(net, loss, g)} "
                                  f"(learning rate {eta:g}); θ of the last finite step is kept. "
                                  "Try a smaller learning rate or gradient clipping.")
                 break

@@ -4,11 +4,15 @@
       config.toml                          the resolved configuration (resume reads the checkpoint's copy)
       metrics.csv, metrics.jsonl           one row per epoch
       model.safetensors                    the trained model, written at the end
-      checkpoints/checkpoint.safetensors   the latest checkpoint: each epoch's end, and on Ctrl-C
+      checkpoints/checkpoint.safetensors   the latest checkpoint: each epoch's end (and every
+                                           --checkpoint-every steps), and on Ctrl-C
 
 Nothing already on disk is overwritten by accident: a directory that holds a run is refused unless
 ``--resume`` (continue it) or ``--force`` (start over in it), and writability is checked before
-any data is loaded.
+any data is loaded. Every file but the metrics is replaced atomically, so a killed process leaves
+the previous version whole, plus at worst a temporary ``.NAME.*.tmp`` that the next ``--resume``
+or ``--force`` removes. A write that fails (full disk, read-only directory) stops the run with a
+:class:`RunWriteError` that says which checkpoint is intact.
 """
 
 from __future__ import annotations
@@ -22,8 +26,8 @@ import tempfile
 import time
 from pathlib import Path
 
-from steepest.errors import ConfigError
-from steepest.io import atomic_write
+from steepest.errors import ConfigError, SteepestError
+from steepest.io import atomic_write, temp_files
 
 MODEL = "model.safetensors"
 CONFIG = "config.toml"
@@ -31,6 +35,10 @@ METRICS_CSV = "metrics.csv"
 METRICS_JSONL = "metrics.jsonl"
 CHECKPOINT = Path("checkpoints") / "checkpoint.safetensors"
 RUN_FILES = (MODEL, CONFIG, METRICS_CSV, METRICS_JSONL, str(CHECKPOINT))
+
+
+class RunWriteError(SteepestError):
+    """A file of the run directory could not be written (full disk, read-only directory, ...)."""
 
 
 def clean(value):
@@ -125,6 +133,20 @@ class RunDir:
                     (self.path / f).unlink()
                 except FileNotFoundError:
                     pass
+
+    def stale_temps(self) -> list[Path]:
+        """Temporary files of writes that were killed half-way (never mistaken for the run's files)."""
+        return [t for f in RUN_FILES for t in temp_files(self.path / f)]
+
+    def remove_stale_temps(self) -> int:
+        """Remove :meth:`stale_temps`; return how many there were."""
+        stale = self.stale_temps()
+        for t in stale:
+            try:
+                t.unlink()
+            except FileNotFoundError:
+                pass
+        return len(stale)
 
     def remove_if_unused(self) -> None:
         """Undo :meth:`create` when the run failed before its first epoch: remove what it wrote."""

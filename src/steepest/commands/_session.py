@@ -6,11 +6,12 @@ from :func:`fit` on they are the same code, so a resumed run writes the same fil
 
 from __future__ import annotations
 
+import contextlib
 from dataclasses import dataclass
 
 import numpy as np
 
-from steepest.errors import ConfigError
+from steepest.errors import ConfigError, ModelFileError
 
 
 @dataclass
@@ -73,15 +74,53 @@ def model_metadata(cfg, net, data: Data, opt, schedule, metrics) -> dict:
     }
 
 
+class Saver:
+    """Writes the run's checkpoint and model; a write the disk refuses becomes a :class:`RunWriteError`
+    that says which checkpoint is intact and how to go on. ``step`` is that of the checkpoint on disk."""
+
+    def __init__(self, rundir, net, cfg, step=None):
+        self.rundir, self.net, self.cfg, self.step = rundir, net, cfg, step
+
+    @contextlib.contextmanager
+    def failing(self, step, kept=None):
+        from steepest.commands._rundir import RunWriteError
+
+        try:
+            yield
+        except (ModelFileError, OSError) as e:
+            what = str(e) if isinstance(e, ModelFileError) else \
+                f"cannot write {e.filename or self.rundir.path}: {e.strerror or e}"
+            if kept is None and self.step is None:
+                kept = "no checkpoint was written yet; fix that and start the run again"
+            elif kept is None:
+                kept = (f"the checkpoint of step {self.step} is intact: fix that, then continue with "
+                        f"`steepest train --resume {self.rundir.path}`")
+            raise RunWriteError(f"{what}; training stopped at step {step} and {kept}") from None
+
+    def checkpoint(self, st) -> None:
+        from steepest.io import save_checkpoint
+
+        with self.failing(st.step):
+            save_checkpoint(self.rundir.checkpoint, self.net, st, self.cfg)
+        self.step = st.step
+
+    def model(self, theta, metadata, step) -> None:
+        from steepest.io import save_model
+
+        with self.failing(step, kept=f"its final checkpoint is saved: fix that, then `steepest train --resume "
+                                     f"{self.rundir.path}` writes the model"):
+            save_model(self.rundir.model, self.net, theta, metadata)
+
+
 def fit(cfg, net, theta, data: Data, rundir, out, state=None) -> int:
-    """Train, checkpointing each epoch; save the model; report. Returns the exit code.
+    """Train, checkpointing each epoch (and every ``checkpoint_every`` steps); save the model; report.
+    Returns the exit code.
 
     A ``state`` that has already stopped (its model was not saved: the process ended in
     between) is not trained further; its model is saved.
     """
     from steepest.commands._common import blas_threads
     from steepest.commands._trainconfig import make_schedule, optimizer_kwargs
-    from steepest.io import save_checkpoint, save_model
     from steepest.optim import make_optimizer
     from steepest.train import TrainResult, steps_per_epoch
 
@@ -91,12 +130,14 @@ def fit(cfg, net, theta, data: Data, rundir, out, state=None) -> int:
     if state is not None and set(state.opt_state) != set(opt.init(state.theta)):
         raise ConfigError(f"{rundir.checkpoint}: its optimizer state ({', '.join(state.opt_state)}) does "
                           f"not belong to --optimizer {cfg['optimizer']}; the run directory is inconsistent")
+    saver = Saver(rundir, net, cfg, None if state is None else state.step)
     if state is not None and state.stop_reason not in (None, "interrupted"):
         result = TrainResult(state.theta, state.history, state.stop_reason, state.stop_message, state)
     else:
-        result = _loop(cfg, net, theta, data, rundir, out, state, opt, schedule, spe)
+        result = _loop(cfg, net, theta, data, saver, out, state, opt, schedule, spe)
         st = result.state
-        save_checkpoint(rundir.checkpoint, net, st, cfg)
+        with blas_threads(cfg["threads"]):  # the checkpoint records the thread count of the training
+            saver.checkpoint(st)
         if result.stop_reason == "interrupted":
             out.note(f"interrupted at step {st.step} (epoch {st.epoch + 1 if st.batch else st.epoch}); "
                      f"checkpoint saved to {rundir.checkpoint}")
@@ -106,30 +147,34 @@ def fit(cfg, net, theta, data: Data, rundir, out, state=None) -> int:
                           "epochs": st.epoch, "steps": st.step, "seconds": st.seconds, "model": None,
                           "checkpoint": str(rundir.checkpoint), "run_dir": str(rundir.path)})
             return 130
-    with blas_threads(cfg["threads"]):
+    with blas_threads(cfg["threads"]):  # also so that the model file records the thread count used
         metrics = final_metrics(net, result, data)
-    save_model(rundir.model, net, result.theta, model_metadata(cfg, net, data, opt, schedule, metrics))
-    report_end(out, result, metrics, data, rundir)
+        saver.model(result.theta, model_metadata(cfg, net, data, opt, schedule, metrics), result.state.step)
+    report_end(out, result, metrics, data, rundir, cfg)
     return 1 if result.stop_reason == "diverged" else 0
 
 
-def _loop(cfg, net, theta, data: Data, rundir, out, state, opt, schedule, spe):
-    """``train()`` with the Ctrl-C flag, the progress display and a checkpoint at each epoch's end."""
+def _loop(cfg, net, theta, data: Data, saver, out, state, opt, schedule, spe):
+    """``train()`` with the Ctrl-C flag, the progress display and the checkpoints."""
     from steepest.commands._common import blas_threads
     from steepest.commands._progress import Interrupt, Reporter
-    from steepest.io import save_checkpoint
     from steepest.train import train
 
     interrupt = Interrupt()
     reporter = Reporter(out, cfg["epochs"], spe, *((state.epoch, state.batch) if state else (0, 0)))
+    every = cfg.get("checkpoint_every")
 
     def callback(event, st):
         if event == "step":
             reporter.step(st)
+            # Within an epoch only: at its last step the epoch's own checkpoint follows at once.
+            if every and st.step % every == 0 and st.batch < spe:
+                saver.checkpoint(st)
         else:
             rec = st.history.epochs[-1]
-            save_checkpoint(rundir.checkpoint, net, st, cfg)  # first: a metrics row implies its checkpoint
-            rundir.append_metrics(rec)
+            saver.checkpoint(st)  # first: a metrics row implies its checkpoint
+            with saver.failing(st.step):
+                saver.rundir.append_metrics(rec)
             reporter.epoch(st, rec)
         return interrupt.requested
 
@@ -161,8 +206,23 @@ def final_metrics(net, result, data: Data) -> dict:
     return m
 
 
-def report_end(out, result, m, data: Data, rundir) -> None:
-    out.say(f"stopped: {result.stop_reason} — {result.stop_message}")
+def divergence_hint(cfg) -> str:
+    """What to change on the command line after a divergence."""
+    clip = (f"a smaller --clip-norm than {cfg['clip_norm']:g}" if cfg.get("clip_norm") is not None
+            else "gradient clipping, e.g. --clip-norm 1")
+    return f"rerun with a smaller --lr (e.g. --lr {cfg['lr'] / 10:g}) or with {clip}"
+
+
+def report_end(out, result, m, data: Data, rundir, cfg=None) -> None:
+    if result.stop_reason == "diverged":  # a failure: said even with --quiet, with what to change
+        message = result.stop_message
+        if cfg is not None:  # the library's advice, in flags
+            cut = message.find(" Try a smaller learning rate")
+            hint = divergence_hint(cfg)
+            message = (message[:cut] if cut >= 0 else message) + f" {hint[0].upper()}{hint[1:]}."
+        out.note(f"stopped: diverged — {message}")
+    else:
+        out.say(f"stopped: {result.stop_reason} — {result.stop_message}")
     ds = data.ds
     if m["test_acc"] is not None:
         what = "images" if ds.image_shape else "samples"

@@ -93,11 +93,13 @@ OPTIONS = (
     Opt("seed", "seed", 0, "seeds the initial θ, the shuffles and the validation split", metavar="N"),
     Opt("threads", "posint", None, "BLAS threads (default: the library's choice)", metavar="N"),
     Opt("out", "str", None, "run directory (default runs/<dataset>-<time>)", metavar="RUN_DIR"),
+    Opt("checkpoint_every", "posint", None, "also write the checkpoint every N optimizer steps, not only at "
+        "each epoch's end (a kill then loses at most N steps)", metavar="N"),
 )
 BY_NAME = {o.name: o for o in OPTIONS}
-#: options that may accompany --resume: they change where data comes from or how output looks,
-#: never the arithmetic.
-RESUME_OPTIONS = ("data_dir", "download", "threads")
+#: options that may accompany --resume: they change where data comes from, how output looks or how
+#: often the run is saved, never the arithmetic.
+RESUME_OPTIONS = ("data_dir", "download", "threads", "checkpoint_every")
 
 
 # ---------------------------------------------------------------- checking values

@@ -50,6 +50,7 @@ def _inputs(path: Path, net, meta):
             raise DataError(f"{path}: not a readable .npy array without pickled objects ({e})") from None
         if a.dtype.kind not in "biuf":
             raise DataError(f"{path}: the array must hold numbers, found dtype {a.dtype}")
+        given = a
         if shape and a.shape[-2:] == tuple(shape) and a.ndim in (2, 3):
             a = a.reshape(-1, d)  # images (h, w) or (n, h, w)
         elif a.ndim == 1:
@@ -57,8 +58,10 @@ def _inputs(path: Path, net, meta):
         if a.ndim != 2 or a.shape[1] != d or a.shape[0] == 0:
             raise ShapeError(f"{path}: array of shape {a.shape} does not fit the model, which takes {d} "
                              f"inputs; give (d,) or (n, d) with d = {d}")
-        if a.dtype.kind == "f" and not np.isfinite(a).all():
-            raise DataError(f"{path}: the array contains NaN or inf; clean it first")
+        if a.dtype.kind == "f" and not np.isfinite(a).all():  # where, in the array as the user gave it
+            at = tuple(int(i) for i in np.argwhere(~np.isfinite(given))[0])
+            raise DataError(f"{path}: value at index {at[0] if len(at) == 1 else at} is not finite "
+                            f"({given[at]}); clean the array first")
         labels = [str(path)] if a.shape[0] == 1 else [f"{path}[{i}]" for i in range(a.shape[0])]
         return labels, a
     if path.suffix.lower() not in IMAGE_EXTENSIONS:

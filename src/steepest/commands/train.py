@@ -18,8 +18,11 @@ examples:
   steepest train --resume runs/mnist             # continue after Ctrl-C, bit for bit
 
 Run directory: config.toml, metrics.csv, metrics.jsonl, model.safetensors,
-checkpoints/checkpoint.safetensors (each epoch and on Ctrl-C). Exit status: 0 done,
-1 diverged, 2 bad input, 130 interrupted (resume with --resume).
+checkpoints/checkpoint.safetensors (each epoch, every --checkpoint-every steps, on Ctrl-C).
+A killed run continues from its last checkpoint with --resume, to the same θ bit for bit.
+Exit status: 0 done; 1 diverged (the last finite θ is saved); 2 bad input, or a run
+directory that cannot be written (full disk, read-only: the last checkpoint is kept, fix it
+and --resume); 130 interrupted (resume with --resume).
 """
 
 
@@ -90,12 +93,30 @@ def new(args, out) -> int:
     out.say(_summary(ds, data, net, cfg, rundir))
     rundir.create(force=args.force)
     try:
-        rundir.write_config(to_toml({k: v for k, v in cfg.items() if k != "out"}))
+        rundir.remove_stale_temps()  # of a killed run that --force replaces
+        rundir.write_config(_provenance(cfg) + to_toml({k: v for k, v in cfg.items() if k != "out"}))
         rundir.start_metrics(data.columns(), [])
         return _session.fit(cfg, net, theta, data, rundir, out)
     except BaseException:
         rundir.remove_if_unused()
         raise
+
+
+def _provenance(cfg) -> str:
+    """TOML comments for config.toml: what besides the options decides θ's last bits."""
+    from steepest.commands._common import blas_threads
+    from steepest.io import environment
+
+    with blas_threads(cfg["threads"]):  # the thread count training will use
+        env = environment()
+    simd = f" (SIMD {' '.join(env['numpy_simd'])})" if env["numpy_simd"] else ""
+    blas = "; ".join(f"{b.get('internal_api')} {b.get('version')}, " + ", ".join(
+        str(b[k]) for k in ("architecture", "threading_layer") if k in b) +
+        f", {b.get('num_threads', '?')} thread{'s' * (b.get('num_threads') != 1)}" for b in env["blas"])
+    variables = " ".join(f"{k}={v}" for k, v in env["variables"].items())
+    return (f"# steepest {env['steepest']}, NumPy {env['numpy']}{simd}, Python {env['python']}, {env['platform']}\n"
+            f"# BLAS: {blas or 'unknown (threadpoolctl not installed)'}{'; ' + variables if variables else ''}\n"
+            "# The same seed, dtype, thread count and NumPy/BLAS build give the same θ, bit for bit.\n")
 
 
 def _summary(ds, data, net, cfg, rundir) -> str:
@@ -151,6 +172,9 @@ def resume(args, out) -> int:
     for name, value in given(args).items():
         cfg[name] = convert(BY_NAME[name], value)
     check_writable(rundir.path)
+    stale = rundir.remove_stale_temps()
+    if stale:
+        out.say(f"removed {stale} temporary file{'s' * (stale > 1)} left by a write that was cut short")
     ds = _load({**cfg, "fallback": None}, out)
     data = _session.split(ds, cfg)
     if net.sizes[0] != ds.n_features or net.sizes[-1] < ds.n_classes:
