@@ -55,14 +55,15 @@ def softmax_cross_entropy(Z: np.ndarray, y: np.ndarray, grad: bool = True):
     n = Z.shape[0]
     rows = np.arange(n)
     Z -= Z.max(axis=1, keepdims=True)              # shift: every exponent ≤ 0
-    z_true = Z[rows, y].astype(np.float64)          # Z_{i,y_i} − m_i, taken before exp overwrites it
+    z_true = Z[rows, y]                             # Z_{i,y_i} − m_i, taken before exp overwrites it
     np.exp(Z, out=Z)
     s = Z.sum(axis=1, dtype=np.float64)             # in [1, k]: log is safe
-    loss = float(np.mean(np.log(s) - z_true))
-    Z /= s.astype(Z.dtype)[:, None]                # softmax
+    loss = float(np.log(s).sum() - z_true.sum(dtype=np.float64)) / n
     if grad:
-        Z[rows, y] -= 1
-        Z *= Z.dtype.type(1.0 / n)
+        Z *= (1.0 / (n * s)).astype(Z.dtype)[:, None]  # softmax / n …
+        Z[rows, y] -= Z.dtype.type(1.0 / n)          # … − onehot / n, in one pass over Z
+    else:
+        Z *= (1.0 / s).astype(Z.dtype)[:, None]
     return loss, Z
 
 
