@@ -1,0 +1,98 @@
+"""Smoke tests of the benchmark harness (benchmarks/run.py, benchmarks/workloads.py) on tiny data.
+
+No timing is asserted beyond what must hold on any machine: the GEMM floor — the bare matrix products
+of a training step — takes less time than the training step that contains them.
+"""
+
+import importlib.util
+import sys
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+BENCH = Path(__file__).resolve().parents[1] / "benchmarks"
+
+
+def _load(name):
+    spec = importlib.util.spec_from_file_location(f"_bench_{name}", BENCH / f"{name}.py")
+    module = importlib.util.module_from_spec(spec)
+    sys.modules[spec.name] = module  # dataclasses look their module up here
+    sys.path.insert(0, str(BENCH))
+    try:
+        spec.loader.exec_module(module)
+    finally:
+        sys.path.remove(str(BENCH))
+    return module
+
+
+@pytest.fixture(scope="module")
+def run():
+    return _load("run")
+
+
+@pytest.fixture(scope="module")
+def W():
+    return _load("workloads")
+
+
+def _has(module):
+    return importlib.util.find_spec(module) is not None
+
+
+def test_step_flops_counts_the_eight_products(W):
+    # forward 3 products + dW 3 products (same shapes) + 2 delta products (layers 2 and 3)
+    B = 128
+    fwd = 2 * B * (784 * 256 + 256 * 128 + 128 * 10)
+    assert W.step_flops(B) == 2 * fwd + 2 * B * (256 * 128 + 128 * 10)
+    floor = W.GemmFloor(1000, 128)
+    assert floor.steps == [128] * 7 + [104]
+    assert floor.flops == 7 * W.step_flops(128) + W.step_flops(104)
+
+
+def test_quick_run_reports_ratios_and_floor(run, tmp_path):
+    out = tmp_path / "RESULTS.md"
+    res = run.main(["--quick", "--data", "synthetic:4096", "--workloads", "a,b", "--repeats", "3",
+                    "--threads", "1", "--out", str(out)], log=lambda *a: None)
+    text = out.read_text()
+    assert text == res["report"]
+    assert "Command: `python benchmarks/run.py --quick --data synthetic:4096" in text
+    for section in ("## Headline", "## Machine", "## SGEMM rate", "### batch 128", "## (b) One full-batch"):
+        assert section in text
+    for row in ("| steepest / PyTorch |", "| steepest / scikit-learn |", "| steepest / GEMM floor |",
+                "| (a) epoch, batch 128: steepest / PyTorch |", "| (b) full-batch step: steepest / GEMM floor |"):
+        assert row in text
+    for r in (res["a"][128], res["b"]):
+        assert len(r["steepest"]["times"]) == 3
+        # no timing comparisons here: on a shared machine even "floor < steepest" can flip
+        assert r["GEMM floor"]["median"] > 0 and r["steepest"]["median"] > 0
+        assert r["steepest"]["history_seconds"]["median"] <= r["steepest"]["median"]
+        for lib, module in (("PyTorch", "torch"), ("scikit-learn", "sklearn")):
+            assert (lib in r) == _has(module)
+
+
+def test_missing_libraries_give_na_ratios(run, tmp_path):
+    res = run.main(["--quick", "--data", "synthetic:512", "--workloads", "a", "--repeats", "1",
+                    "--libs", "steepest", "--out", "-"], log=lambda *a: None)
+    assert set(res["a"][128]) == {"GEMM floor", "steepest"}
+    assert "| steepest / PyTorch | n/a |" in res["report"]
+
+
+@pytest.mark.skipif(not _has("torch"), reason="needs torch")
+def test_time_to_accuracy_runs_the_same_recipe_in_both(W):
+    """Same θ₀, batch order and schedule: both libraries follow one trajectory up to float rounding."""
+    data = W.load_data("synthetic:2048")
+    recipe = W.Recipe(hidden=(32, 16), batch=64, max_lr=0.05, epochs=2, target=0.0)
+    s = W.time_to_accuracy("steepest", data, recipe)
+    t = W.time_to_accuracy("PyTorch", data, recipe)
+    for o in (s, t):
+        assert o["epochs"] == 1 and o["seconds"] == o["times"][0] > 0 and len(o["acc"]) == 2
+    assert np.allclose(s["loss"], t["loss"], rtol=1e-4)
+    assert np.allclose(s["acc"], t["acc"], atol=0.01)
+
+
+def test_memory_child_reports_its_own_peak():
+    r = _load("memory").peak_rss("steepest", 64, "synthetic:512", threads=1)
+    assert r["lib"] == "steepest"
+    assert 0 < r["after_import_kb"] <= r["after_data_kb"] <= r["peak_kb"]
+    assert r["train_peak_kb"] is None or r["after_data_kb"] <= r["train_peak_kb"] <= r["peak_kb"]
