@@ -1,6 +1,7 @@
 """Shared fixtures. Data fixtures: real datasets (via $STEEPEST_DATA) and tiny fake ones."""
 
 import os
+import subprocess
 from pathlib import Path
 
 import numpy as np
@@ -55,3 +56,27 @@ def write_tiny_mnist(directory, n_train=6, n_test=4, seed=0, gzip=True, dotted=F
 def tiny_mnist():
     """The function write_tiny_mnist(directory, n_train=6, n_test=4, ...)."""
     return write_tiny_mnist
+
+
+@pytest.fixture
+def readonly_dir(tmp_path):
+    """A directory nobody can write into, root included (chattr +i), holding keep.txt."""
+    d = tmp_path / "ro"
+    d.mkdir()
+    (d / "keep.txt").write_text("precious")
+    if os.geteuid() == 0:
+        if subprocess.run(["chattr", "+i", str(d)], capture_output=True).returncode != 0:
+            pytest.skip("running as root without chattr +i: cannot make a read-only directory")
+        undo = ["chattr", "-i", str(d)]
+    else:
+        d.chmod(0o555)
+        undo = ["chmod", "755", str(d)]
+    try:
+        try:
+            (d / "probe").write_text("")
+            pytest.skip("this file system ignores read-only directories")
+        except OSError:
+            pass
+        yield d
+    finally:
+        subprocess.run(undo, check=True)

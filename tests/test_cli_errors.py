@@ -331,30 +331,6 @@ def test_bad_input_is_one_line_exit_2_and_harmless(case, tmp_path, model):
     assert not (tmp_path / "cache").exists() or not any((tmp_path / "cache").rglob("*.gz"))
 
 
-@pytest.fixture
-def readonly_dir(tmp_path):
-    """A directory nobody can write into, root included (chattr +i), holding keep.txt."""
-    d = tmp_path / "ro"
-    d.mkdir()
-    (d / "keep.txt").write_text("precious")
-    if os.geteuid() == 0:
-        if subprocess.run(["chattr", "+i", str(d)], capture_output=True).returncode != 0:
-            pytest.skip("running as root without chattr +i: cannot make a read-only directory")
-        undo = ["chattr", "-i", str(d)]
-    else:
-        d.chmod(0o555)
-        undo = ["chmod", "755", str(d)]
-    try:
-        try:
-            (d / "probe").write_text("")
-            pytest.skip("this file system ignores read-only directories")
-        except OSError:
-            pass
-        yield d
-    finally:
-        subprocess.run(undo, check=True)
-
-
 @pytest.mark.parametrize("where", ["inside", "itself"])
 def test_read_only_output_directory_is_refused_before_training(readonly_dir, where):
     out = readonly_dir / "run" if where == "inside" else readonly_dir

@@ -2,7 +2,6 @@
 
 import json
 import os
-import subprocess
 import tracemalloc
 
 import numpy as np
@@ -21,30 +20,6 @@ def blobs(n=90, d=6, k=3, seed=0):
     centres = rng.normal(scale=3, size=(k, d))
     y = rng.integers(0, k, n)
     return (centres[y] + rng.normal(size=(n, d))).astype(np.float32), y
-
-
-@pytest.fixture
-def readonly_dir(tmp_path):
-    """A directory nobody can write into, root included (chattr +i), holding keep.txt."""
-    d = tmp_path / "ro"
-    d.mkdir()
-    (d / "keep.txt").write_text("precious")
-    if os.geteuid() == 0:
-        if subprocess.run(["chattr", "+i", str(d)], capture_output=True).returncode != 0:
-            pytest.skip("running as root without chattr +i: cannot make a read-only directory")
-        undo = ["chattr", "-i", str(d)]
-    else:
-        d.chmod(0o555)
-        undo = ["chmod", "755", str(d)]
-    try:
-        try:
-            (d / "probe").write_text("")
-            pytest.skip("this file system ignores read-only directories")
-        except OSError:
-            pass
-        yield d
-    finally:
-        subprocess.run(undo, check=True)
 
 
 # ---------------------------------------------------------------- models
