@@ -95,6 +95,23 @@ def model_path(path) -> Path:
     return path
 
 
+def load_model_and_dataset(args):
+    """``(path, net, theta, meta, trained, ds)`` for a MODEL argument and the data options.
+
+    The dataset is ``--dataset`` or, without it, the one the model records it was trained on.
+    """
+    from steepest.io import load_model
+
+    path = model_path(args.model)
+    net, theta, meta = load_model(path)
+    trained = (meta.get("dataset") or {}).get("name")
+    name = args.dataset or trained
+    if not name:
+        raise ConfigError(f"{path} does not record its dataset; give one with --dataset")
+    ds = load_data(name, data_dir=args.data_dir, labels=args.labels, download=args.download)
+    return path, net, theta, meta, trained, ds
+
+
 def describe_net(net) -> str:
     acts = net.activation
     return f"{'-'.join(map(str, net.sizes))} {acts}, {net.n_params:,} parameters, {net.dtype}"

@@ -34,21 +34,14 @@ def run(args) -> int:
     import numpy as np
 
     from steepest.commands._common import (blas_threads, check_against_model, describe_net,
-                                           load_data, model_path, split_name)
+                                           load_model_and_dataset, split_name)
     from steepest.errors import ConfigError
-    from steepest.io import load_model
     from steepest.metrics import confusion_matrix, precision_recall
 
     if args.threads is not None and args.threads < 1:
         raise ConfigError(f"--threads must be a positive integer, got {args.threads}")
     out = Output(args.json)
-    path = model_path(args.model)
-    net, theta, meta = load_model(path)
-    trained = (meta.get("dataset") or {}).get("name")
-    name = args.dataset or trained
-    if not name:
-        raise ConfigError(f"{path} does not record its dataset; give one with --dataset")
-    ds = load_data(name, data_dir=args.data_dir, labels=args.labels, download=args.download)
+    path, net, theta, meta, trained, ds = load_model_and_dataset(args)
     X, y = split_name(ds, args.split)
     from steepest.data import KNOWN_DATASETS
 

@@ -28,16 +28,9 @@ def n_samples(args):
 
 def load_model_and_data(args, out):
     """``(path, net, theta, meta, ds)`` for a MODEL argument and the data options."""
-    from steepest.commands._common import check_against_model, describe_net, load_data, model_path
-    from steepest.io import load_model
+    from steepest.commands._common import check_against_model, describe_net, load_model_and_dataset
 
-    path = model_path(args.model)
-    net, theta, meta = load_model(path)
-    trained = (meta.get("dataset") or {}).get("name")
-    name = args.dataset or trained
-    if not name:
-        raise ConfigError(f"{path} does not record its dataset; give one with --dataset")
-    ds = load_data(name, data_dir=args.data_dir, labels=args.labels, download=args.download)
+    path, net, theta, meta, trained, ds = load_model_and_dataset(args)
     check_against_model(net, ds.X_train, ds.y_train, what=f"{ds.name} (train split)",
                         trained_on=trained if trained != ds.name else None)
     out.say(f"model {path}: {describe_net(net)}" + (f", trained on {trained}" if trained else ""))
