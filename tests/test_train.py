@@ -262,3 +262,19 @@ def test_stopping_rules_refuse_values_that_are_not_counts(value):
         return
     with pytest.raises(ConfigError, match="epochs"):
         MaxEpochs(value)
+
+
+def test_full_batch_input_reuse_never_goes_stale(problem):
+    """Full-batch descent converts X once; evaluating another set of the same size in between
+    (which reuses the same work buffers) must not leave a stale input behind."""
+    net, theta0, X, y = problem
+    Xv, yv = blobs(len(y), seed=5)  # same n as the training set: same buffers
+    plain = train(net, theta0, X, y, optimizer="gd", lr=0.1, batch_size="full", epochs=6)
+    with_val = train(net, theta0, X, y, optimizer="gd", lr=0.1, batch_size="full", epochs=6,
+                     val=(Xv, yv), evals={"test": (Xv, yv)})
+    assert np.array_equal(plain.theta, with_val.theta)
+    theta = theta0.copy()
+    for _ in range(6):
+        _, g = net.loss_and_grad(theta, X, y)
+        theta -= np.float32(0.1) * g
+    assert np.array_equal(plain.theta, theta)

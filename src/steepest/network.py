@@ -213,15 +213,23 @@ class MLP:
             A = [np.empty((n, s), dtype=self.dtype) for s in self.sizes]
             D = [np.empty((n, s), dtype=self.dtype) for s in self.sizes[1:-1]]
             ones = np.ones(n, dtype=self.dtype)
-            work = self._work[n] = (A, D, ones)
+            # "src": the array whose scaled copy A[0] holds, when the caller promised it stays unchanged
+            work = self._work[n] = {"A": A, "D": D, "ones": ones, "src": None}
         return work
 
-    def _forward(self, params, X, A):
-        """Fill ``A[0..L]``; ``A[L]`` holds the logits. ``X`` is raw input, scaled into ``A[0]``."""
-        if X.dtype == self.dtype and self.input_scale == 1.0:
-            A[0] = X
-        else:
-            np.multiply(X, self.dtype.type(self.input_scale), out=A[0], casting="unsafe")
+    def _forward(self, params, X, work, same_input=False):
+        """Fill ``A[0..L]``; ``A[L]`` holds the logits. ``X`` is raw input, scaled into ``A[0]``.
+
+        ``same_input=True`` promises that ``X`` has not changed since it was last scaled into this
+        buffer (full-batch training: the whole dataset every step); the conversion is then skipped.
+        """
+        A = work["A"]
+        if not (same_input and work["src"] is X):
+            if X.dtype == self.dtype and self.input_scale == 1.0:
+                A[0] = X
+            else:
+                np.multiply(X, self.dtype.type(self.input_scale), out=A[0], casting="unsafe")
+        work["src"] = X if same_input else None
         for l, (W, b) in enumerate(params):
             np.matmul(A[l], W, out=A[l + 1])
             A[l + 1] += b
@@ -229,16 +237,17 @@ class MLP:
                 _act.forward(self.activations[l], A[l + 1])
         return A[-1]
 
-    def _loss_and_grad(self, theta, X, y, grad, scale=None):
+    def _loss_and_grad(self, theta, X, y, grad, scale=None, same_input=False):
         """Loss, ∂L/∂θ written into ``grad``, and the number of correct predictions.
 
         ``scale`` replaces the ``1/n`` of the mean (used to accumulate a gradient over chunks).
         """
         n = X.shape[0]
-        A, D, ones = self._buffers(n)
+        work = self._buffers(n)
+        A, D, ones = work["A"], work["D"], work["ones"]
         params = self.unpack(theta)
         grads = self.unpack(grad)
-        logits = self._forward(params, X, A)
+        logits = self._forward(params, X, work, same_input)
         correct = int(np.count_nonzero(logits.argmax(axis=1) == y))
         loss, delta = softmax_cross_entropy(logits, y)  # delta = (softmax − onehot)/n, in place
         if scale is not None:
@@ -286,8 +295,12 @@ class MLP:
         loss, grad, _ = self.loss_grad_correct(theta, X, y, grad, chunk)
         return loss, grad
 
-    def loss_grad_correct(self, theta, X, y, grad=None, chunk=None):
-        """:meth:`loss_and_grad` that also returns how many rows were classified correctly."""
+    def loss_grad_correct(self, theta, X, y, grad=None, chunk=None, same_input=False):
+        """:meth:`loss_and_grad` that also returns how many rows were classified correctly.
+
+        ``same_input=True`` (unchunked only) lets repeated calls on the very same, unchanged ``X``
+        skip converting it again — what full-batch descent does every step.
+        """
         self.check_theta(theta)
         self.check_data(X, y)
         if X.shape[0] == 0:
@@ -296,7 +309,7 @@ class MLP:
             grad = np.empty_like(theta)
         n = X.shape[0]
         if chunk is None or n <= chunk:
-            loss, correct = self._loss_and_grad(theta, X, y, grad)
+            loss, correct = self._loss_and_grad(theta, X, y, grad, same_input=same_input)
         else:
             part = np.empty_like(grad)
             grad[:] = 0
@@ -318,8 +331,7 @@ class MLP:
         params = self.unpack(theta)
         for s in range(0, X.shape[0], chunk):
             Xc = X[s:s + chunk]
-            A = self._buffers(Xc.shape[0])[0]
-            out[s:s + chunk] = self._forward(params, Xc, A)
+            out[s:s + chunk] = self._forward(params, Xc, self._buffers(Xc.shape[0]))
         return out
 
     def predict_proba(self, theta, X, chunk=8192) -> np.ndarray:

@@ -244,7 +244,7 @@ def train(net: MLP, theta, X, y, *, optimizer="sgd", lr=0.1, batch_size=32, epoc
         """Loss, accuracy and ∇L on the whole training set (counted in grad_evals)."""
         nonlocal cached
         if full:  # same call as a full-batch step, so the next step can reuse it
-            loss, _, correct = net.loss_grad_correct(theta, X, y, grad=g)
+            loss, _, correct = net.loss_grad_correct(theta, X, y, grad=g, same_input=True)
             cached = (loss, correct)
         else:
             loss, _, correct = net.loss_grad_correct(theta, X, y, grad=g, chunk=chunk)
@@ -272,7 +272,8 @@ def train(net: MLP, theta, X, y, *, optimizer="sgd", lr=0.1, batch_size=32, epoc
             if cached is not None:
                 (loss, correct), cached = cached, None
             else:
-                loss, _, correct = net.loss_grad_correct(theta, Xb, yb, grad=g)
+                # full batch: X is the same unchanged array every step, so it is converted once
+                loss, _, correct = net.loss_grad_correct(theta, Xb, yb, grad=g, same_input=full)
                 state.grad_evals += len(yb)
             gg = float(np.dot(g, g))
             if not (np.isfinite(loss) and np.isfinite(gg)):
