@@ -2,7 +2,6 @@
 
 import csv
 import json
-import os
 import subprocess
 import sys
 from pathlib import Path
@@ -12,6 +11,7 @@ import pytest
 
 from steepest.commands import COMMANDS
 from steepest.io import load_model
+from clirun import steepest
 
 try:
     import tomllib
@@ -22,16 +22,6 @@ EPOCH_KEYS = {"event", "epoch", "train_loss", "train_acc", "val_acc", "test_acc"
               "seconds"}
 
 
-def steepest(*args, cwd=None, env=None, timeout=300):
-    """Run `python -m steepest ARGS`; ``env`` entries set to None are removed."""
-    e = dict(os.environ)
-    for k, v in (env or {}).items():
-        if v is None:
-            e.pop(k, None)
-        else:
-            e[k] = str(v)
-    return subprocess.run([sys.executable, "-m", "steepest", *map(str, args)], capture_output=True, text=True,
-                          cwd=cwd, env=e, timeout=timeout)
 
 
 def json_lines(text):

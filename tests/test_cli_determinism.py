@@ -10,12 +10,9 @@ import numpy as np
 import pytest
 
 from steepest.io import load_checkpoint, load_model
+from clirun import steepest
 
 
-def steepest(*args, env=None):
-    e = {**os.environ, **(env or {})}
-    return subprocess.run([sys.executable, "-m", "steepest", *map(str, args)], capture_output=True, text=True,
-                          timeout=300, env=e)
 
 
 @pytest.fixture(scope="module")

@@ -21,6 +21,7 @@ import numpy as np
 import pytest
 
 from steepest.io import load_checkpoint, load_model
+from clirun import steepest
 
 pytestmark = pytest.mark.skipif(sys.platform == "win32", reason="POSIX file systems and signals")
 
@@ -31,9 +32,6 @@ ARGS = ["--hidden", "256", "256", "--batch-size", "4", "--lr", "0.01", "--optimi
         "--epochs", str(EPOCHS), "--seed", "1", "--threads", "1"]
 
 
-def steepest(*args, **kw):
-    return subprocess.run([sys.executable, "-m", "steepest", *map(str, args)], capture_output=True, text=True,
-                          timeout=300, **kw)
 
 
 def write_data(path, n=2000, d=32, k=5, seed=0):

@@ -3,22 +3,18 @@ happens, saves the last finite θ, says so with the flags to change, and exits 1
 keeps the same run finite."""
 
 import re
-import subprocess
-import sys
 
 import numpy as np
 import pytest
 
 from steepest.io import load_checkpoint, load_model
+from clirun import steepest
 
 # Plain SGD at η = 1000 on this problem blows up within a few steps (at step 3 with OpenBLAS on x86-64).
 BLOWUP = ["--hidden", "32", "16", "--optimizer", "sgd", "--lr", "1000", "--batch-size", "128", "--epochs", "3",
           "--seed", "0"]
 
 
-def steepest(*args):
-    return subprocess.run([sys.executable, "-m", "steepest", *map(str, args)], capture_output=True, text=True,
-                          timeout=300)
 
 
 @pytest.fixture(scope="module")

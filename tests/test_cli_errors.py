@@ -3,8 +3,6 @@ and nothing on disk created, changed or lost."""
 
 import hashlib
 import os
-import subprocess
-import sys
 from pathlib import Path
 
 import numpy as np
@@ -12,17 +10,9 @@ import pytest
 from safetensors.numpy import save_file
 
 from steepest.data.idx import write_idx
+from clirun import steepest
 
 
-def steepest(*args, cwd=None, env=None):
-    e = dict(os.environ)
-    for k, v in (env or {}).items():
-        if v is None:
-            e.pop(k, None)
-        else:
-            e[k] = str(v)
-    return subprocess.run([sys.executable, "-m", "steepest", *map(str, args)], capture_output=True, text=True,
-                          cwd=cwd, env=e, timeout=300)
 
 
 def snapshot(*dirs):

@@ -9,6 +9,11 @@ import time
 import pytest
 
 from steepest.io import load_checkpoint, load_model
+from clirun import steepest as _steepest
+
+
+def steepest(*args):
+    return _steepest(*args, timeout=600)
 
 # Small batches and wide layers make each epoch take a noticeable fraction of a second on digits,
 # so there is time to interrupt in the middle. One BLAS thread: tiny matrices go faster that way.
@@ -17,9 +22,6 @@ ARGS = ["train", "--dataset", "digits", "--hidden", "256", "256", "--batch-size"
         "--optimizer", "momentum", "--epochs", str(EPOCHS), "--seed", "3", "--threads", "1"]
 
 
-def steepest(*args):
-    return subprocess.run([sys.executable, "-m", "steepest", *map(str, args)], capture_output=True, text=True,
-                          timeout=600)
 
 
 def epochs_written(run):
