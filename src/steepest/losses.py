@@ -67,12 +67,6 @@ def softmax_cross_entropy(Z: np.ndarray, y: np.ndarray, grad: bool = True):
     return loss, Z
 
 
-def cross_entropy_from_proba(P: np.ndarray, y: np.ndarray) -> float:
-    """Mean cross-entropy ``−(1/n) Σ log P[i, y_i]`` of given probabilities (clipped at 1e-300)."""
-    p = P[np.arange(P.shape[0]), y].astype(np.float64)
-    return float(-np.mean(np.log(np.maximum(p, 1e-300))))
-
-
 def l2_penalty(weights, l2: float) -> float:
     """The weight-decay term ``(λ/2) Σ_l ‖W_l‖²`` (biases are not decayed); its gradient is ``λ W_l``."""
     if not l2:
