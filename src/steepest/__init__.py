@@ -18,15 +18,27 @@ pre-activations, ``A`` activations, ``delta`` ∂L/∂Z, ``lr`` the learning rat
 
 __version__ = "0.1.0"
 
-from .errors import ConfigError, DataError, DataNotFoundError, ModelFileError, ShapeError, SteepestError
-from .gradcheck import gradcheck
-from .metrics import accuracy, confusion_matrix
-from .network import MLP
-from .optim import SGD, Adam, RMSprop, make_optimizer
-from .train import History, TrainResult, TrainState, train
+# Names are imported on first use (PEP 562), so that ``import steepest.registry`` and the command
+# line's ``--help`` do not pay for NumPy.
+_EXPORTS = {
+    "MLP": "network", "train": "train", "TrainResult": "train", "TrainState": "train", "History": "train",
+    "gradcheck": "gradcheck", "evaluate": "metrics", "Metrics": "metrics", "accuracy": "metrics", "confusion_matrix": "metrics",
+    "SGD": "optim", "Adam": "optim", "RMSprop": "optim", "make_optimizer": "optim",
+    "SteepestError": "errors", "ConfigError": "errors", "DataError": "errors",
+    "DataNotFoundError": "errors", "ModelFileError": "errors", "ShapeError": "errors",
+}
+__all__ = list(_EXPORTS)
 
-__all__ = [
-    "MLP", "train", "TrainResult", "TrainState", "History", "gradcheck", "accuracy", "confusion_matrix",
-    "SGD", "Adam", "RMSprop", "make_optimizer",
-    "SteepestError", "ConfigError", "DataError", "DataNotFoundError", "ModelFileError", "ShapeError",
-]
+
+def __getattr__(name):
+    if name in _EXPORTS:
+        import importlib
+
+        value = getattr(importlib.import_module(f"{__name__}.{_EXPORTS[name]}"), name)
+        globals()[name] = value
+        return value
+    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
+
+
+def __dir__():
+    return sorted(set(globals()) | set(_EXPORTS))

@@ -22,8 +22,7 @@ import numpy as np
 
 from .errors import ConfigError
 
-SCHEMES = ("normal", "uniform", "glorot", "he")
-BIASES = ("zero", "random")
+from .registry import BIASES, INITS as SCHEMES  # noqa: F401  (the names, listed once)
 
 
 def init_layer(rng: np.random.Generator, n_in: int, n_out: int, scheme: str = "he",

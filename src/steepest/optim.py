@@ -38,7 +38,7 @@ import numpy as np
 
 from steepest.errors import ConfigError
 
-OPTIMIZERS = ("gd", "sgd", "momentum", "nesterov", "adam", "rmsprop")
+from steepest.registry import OPTIMIZER_OPTIONS, OPTIMIZERS  # noqa: F401  (the names, listed once)
 
 
 def _number(name, value, low=0.0, below=None):
@@ -86,7 +86,7 @@ class Optimizer:
 
     def config(self) -> dict:
         """Hyper-parameters as plain Python values; ``make_optimizer(**opt.config())`` rebuilds ``opt``."""
-        return {"name": self.name, **{k: getattr(self, k) for k in _SPECS[self.name][2]}}
+        return {"name": self.name, **{k: getattr(self, k) for k in OPTIMIZER_OPTIONS[self.name]}}
 
     def __repr__(self) -> str:
         return "make_optimizer(" + ", ".join(f"{k}={v!r}" for k, v in self.config().items()) + ")"
@@ -301,14 +301,14 @@ class RMSprop(Optimizer):
         state["step"] += 1
 
 
-# name → (class, defaults, keyword arguments accepted); the names a config() may hold.
+# name → (class, defaults); the keyword arguments each accepts are in steepest.registry.
 _SPECS = {
-    "gd": (SGD, {}, ()),
-    "sgd": (SGD, {}, ("momentum", "dampening", "nesterov", "weight_decay")),
-    "momentum": (SGD, {"momentum": 0.9}, ("momentum", "dampening", "weight_decay")),
-    "nesterov": (SGD, {"momentum": 0.9, "nesterov": True}, ("momentum", "weight_decay")),
-    "adam": (Adam, {}, ("beta1", "beta2", "eps", "weight_decay")),
-    "rmsprop": (RMSprop, {}, ("alpha", "eps", "momentum", "centered", "weight_decay")),
+    "gd": (SGD, {}),
+    "sgd": (SGD, {}),
+    "momentum": (SGD, {"momentum": 0.9}),
+    "nesterov": (SGD, {"momentum": 0.9, "nesterov": True}),
+    "adam": (Adam, {}),
+    "rmsprop": (RMSprop, {}),
 }
 
 
@@ -327,7 +327,7 @@ def make_optimizer(name: str, **kwargs) -> Optimizer:
     """
     if name not in _SPECS:
         raise ConfigError(f"unknown optimizer {name!r}; choose one of: {', '.join(OPTIMIZERS)}")
-    cls, defaults, allowed = _SPECS[name]
+    (cls, defaults), allowed = _SPECS[name], OPTIMIZER_OPTIONS[name]
     unknown = sorted(set(kwargs) - set(allowed))
     if unknown:
         valid = ", ".join(allowed) if allowed else "none"

@@ -21,7 +21,7 @@ from collections.abc import Mapping
 
 from steepest.errors import ConfigError
 
-SCHEDULES = ("constant", "step", "exponential", "cosine", "warmup", "onecycle")
+from steepest.registry import SCHEDULE_OPTIONS, SCHEDULES  # noqa: F401  (the names, listed once)
 
 
 def _number(name, value, low=0.0, high=math.inf, positive=False):

@@ -14,16 +14,14 @@ from pathlib import Path
 
 from steepest.errors import ConfigError
 
-ACTIVATIONS = ("relu", "leaky_relu", "sigmoid", "tanh")
-INITS = ("normal", "uniform", "glorot", "he")
-OPTIMIZERS = ("gd", "sgd", "momentum", "nesterov", "adam", "rmsprop")
-SCHEDULES = ("constant", "step", "exponential", "cosine", "warmup", "onecycle")
+from steepest.registry import ACTIVATIONS, BIASES, INITS, OPTIMIZER_OPTIONS as _OPTIMIZER_ACCEPTS, OPTIMIZERS
+from steepest.registry import SCHEDULE_OPTIONS, SCHEDULES
 
 # option → schedule keyword it feeds (only passed when given)
-SCHEDULE_OPTIONS = {"step_size": "step_size", "gamma": "gamma", "warmup_steps": "warmup_steps",
+SCHEDULE_FLAGS = {"step_size": "step_size", "gamma": "gamma", "warmup_steps": "warmup_steps",
                     "lr_min": "lr_min", "pct_start": "pct_start"}
 # option → optimizer keyword it feeds (only passed when given)
-OPTIMIZER_OPTIONS = {"momentum": "momentum", "beta1": "beta1", "beta2": "beta2",
+OPTIMIZER_FLAGS = {"momentum": "momentum", "beta1": "beta1", "beta2": "beta2",
                      "weight_decay": "weight_decay"}
 
 
@@ -60,7 +58,7 @@ OPTIONS = (
     Opt("activation", "activation", "relu", "hidden activation, one for all layers or one per hidden layer",
         choices=ACTIVATIONS),
     Opt("init", "choice", "he", "weight initialisation", choices=INITS),
-    Opt("bias", "choice", "zero", "initial biases: zero, or random N(0, 0.01²)", choices=("zero", "random")),
+    Opt("bias", "choice", "zero", "initial biases: zero, or random N(0, 0.01²)", choices=BIASES),
     Opt("dtype", "choice", "float32", "precision of θ and of all computations", choices=("float32", "float64")),
     Opt("l2", "nonneg", 0.0, "L2 term (λ/2)·Σ‖W‖² added to the loss (weights only)", metavar="λ"),
     # optimizer
@@ -275,22 +273,17 @@ def check(cfg: dict) -> None:
                           "or one per --hidden layer")
     if cfg["patience"] is not None and cfg["val_split"] is None:
         raise ConfigError("--patience needs a validation set; add --val-split 0.1")
-    for name, kw in SCHEDULE_OPTIONS.items():
+    for name, kw in SCHEDULE_FLAGS.items():
         if cfg[name] is not None and kw not in _SCHEDULE_ACCEPTS[cfg["schedule"]]:
             raise ConfigError(f"{BY_NAME[name].flag} does not apply to --schedule {cfg['schedule']}; "
                               f"remove it or choose a schedule that uses it")
-    for name, kw in OPTIMIZER_OPTIONS.items():
+    for name, kw in OPTIMIZER_FLAGS.items():
         if cfg[name] is not None and kw not in _OPTIMIZER_ACCEPTS[cfg["optimizer"]]:
             raise ConfigError(f"{BY_NAME[name].flag} does not apply to --optimizer {cfg['optimizer']}; "
                               f"remove it or choose an optimizer that uses it")
 
 
-_SCHEDULE_ACCEPTS = {"constant": (), "step": ("step_size", "gamma"), "exponential": ("gamma",),
-                     "cosine": ("lr_min", "warmup_steps"), "warmup": ("warmup_steps",),
-                     "onecycle": ("pct_start",)}
-_OPTIMIZER_ACCEPTS = {"gd": (), "sgd": ("momentum", "weight_decay"), "momentum": ("momentum", "weight_decay"),
-                      "nesterov": ("momentum", "weight_decay"), "adam": ("beta1", "beta2", "weight_decay"),
-                      "rmsprop": ("momentum", "weight_decay")}
+_SCHEDULE_ACCEPTS = {name: required + optional for name, (required, optional) in SCHEDULE_OPTIONS.items()}
 
 
 def to_toml(cfg: dict) -> str:
@@ -303,7 +296,7 @@ def to_toml(cfg: dict) -> str:
 # ---------------------------------------------------------------- building the pieces
 
 def optimizer_kwargs(cfg: dict) -> dict:
-    return {kw: cfg[name] for name, kw in OPTIMIZER_OPTIONS.items() if cfg[name] is not None}
+    return {kw: cfg[name] for name, kw in OPTIMIZER_FLAGS.items() if cfg[name] is not None}
 
 
 def make_schedule(cfg: dict, steps_per_epoch: int):
@@ -315,5 +308,5 @@ def make_schedule(cfg: dict, steps_per_epoch: int):
         totals.append(cfg["epochs"] * steps_per_epoch)
     if cfg["max_steps"] is not None:
         totals.append(cfg["max_steps"])
-    kwargs = {kw: cfg[name] for name, kw in SCHEDULE_OPTIONS.items() if cfg[name] is not None}
+    kwargs = {kw: cfg[name] for name, kw in SCHEDULE_FLAGS.items() if cfg[name] is not None}
     return make(cfg["schedule"], cfg["lr"], total_steps=min(totals) if totals else None, **kwargs)

@@ -21,7 +21,7 @@ adam:batch=128. Writes summary.csv, summary.json, gradient_noise.json and PNG+SV
 
 
 def add_parser(subparsers):
-    from steepest.viz._cli import add_data_args, add_sample_arg
+    from steepest.commands._viewargs import add_data_args, add_sample_arg
 
     p = subparsers.add_parser("compare", help=HELP, description=HELP + ".", epilog=EPILOG,
                               formatter_class=argparse.RawDescriptionHelpFormatter)
@@ -58,7 +58,7 @@ def run(args) -> int:
     from steepest.commands._rundir import check_writable, default_out
     from steepest.errors import ConfigError
     from steepest.network import MLP
-    from steepest.viz._cli import finish, n_samples
+    from steepest.commands._viewargs import finish, n_samples
     from steepest.viz.common import sample_rows
     from steepest.viz.compare import compare_optimizers, gradient_noise, parse_runs, write_comparison
     from steepest.viz.plots_compare import plot_comparison

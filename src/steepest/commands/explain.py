@@ -21,7 +21,7 @@ run's metrics.jsonl, when it sits beside the model), each as PNG+SVG, and explai
 
 
 def add_parser(subparsers):
-    from steepest.viz._cli import add_data_args
+    from steepest.commands._viewargs import add_data_args
 
     p = subparsers.add_parser("explain", help=HELP, description=HELP + ".", epilog=EPILOG,
                               formatter_class=argparse.RawDescriptionHelpFormatter)
@@ -52,7 +52,7 @@ def run(args) -> int:
     from steepest.commands._rundir import check_writable
     from steepest.errors import ConfigError
     from steepest.viz import plots_anatomy as P
-    from steepest.viz._cli import finish, initial_theta, load_model_and_data, out_dir
+    from steepest.commands._viewargs import finish, initial_theta, load_model_and_data, out_dir
     from steepest.viz.anatomy import first_order_sweep, gradient_anatomy
     from steepest.viz.common import write_json
     from steepest.viz.report import read_jsonl

@@ -22,7 +22,7 @@ evaluated on --n-samples training rows; the plots say so. Writes PNG+SVG and lan
 
 
 def add_parser(subparsers):
-    from steepest.viz._cli import add_data_args, add_sample_arg
+    from steepest.commands._viewargs import add_data_args, add_sample_arg
 
     p = subparsers.add_parser("landscape", help=HELP, description=HELP + ".", epilog=EPILOG,
                               formatter_class=argparse.RawDescriptionHelpFormatter)
@@ -55,7 +55,7 @@ def run(args) -> int:
     from steepest.errors import ConfigError
     from steepest.viz import landscape as L
     from steepest.viz import plots_landscape as P
-    from steepest.viz._cli import finish, initial_theta, load_model_and_data, n_samples, out_dir
+    from steepest.commands._viewargs import finish, initial_theta, load_model_and_data, n_samples, out_dir
     from steepest.viz.common import sample_rows, write_json
     from steepest.viz.compare import parse_runs
     from steepest.viz.minima import momentum_vs_gd
