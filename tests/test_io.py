@@ -12,7 +12,7 @@ from steepest import MLP
 from steepest.errors import ModelFileError
 from steepest.io import (atomic_write, load_checkpoint, load_model, read_safetensors, save_checkpoint,
                          save_model)
-from steepest.train import train
+from steepest.loop import train
 
 
 def blobs(n=90, d=6, k=3, seed=0):

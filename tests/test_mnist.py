@@ -4,7 +4,7 @@ import numpy as np
 import pytest
 
 from steepest import MLP, train
-from steepest.gradcheck import gradcheck
+from steepest.finite_diff import gradcheck
 from steepest.metrics import accuracy, confusion_matrix
 
 pytestmark = pytest.mark.slow

@@ -6,7 +6,7 @@ import pytest
 from steepest import MLP
 from steepest.activations import ACTIVATIONS, apply, derivative
 from steepest.errors import ConfigError, ShapeError
-from steepest.gradcheck import gradcheck
+from steepest.finite_diff import gradcheck
 
 
 def small_problem(seed=0, sizes=(6, 8, 5, 4), n=11):

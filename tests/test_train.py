@@ -9,7 +9,7 @@ import pytest
 from steepest import MLP
 from steepest.errors import ConfigError, DataError, ShapeError
 from steepest.optim import SGD
-from steepest.train import steps_per_epoch, train
+from steepest.loop import steps_per_epoch, train
 
 
 def blobs(n=120, d=5, k=3, seed=0):
@@ -196,7 +196,7 @@ def test_callback_can_interrupt_and_the_run_resumes_bit_for_bit(problem):
 def test_determinism_in_separate_processes(tmp_path):
     code = (
         "import sys, numpy as np; sys.path.insert(0, 'src'); from steepest import MLP; "
-        "from steepest.train import train; rng = np.random.default_rng(0); "
+        "from steepest.loop import train; rng = np.random.default_rng(0); "
         "X = rng.normal(size=(300, 20)).astype(np.float32); y = rng.integers(0, 4, 300); "
         "net = MLP([20, 32, 16, 4]); r = train(net, net.init(3), X, y, optimizer='momentum', "
         "lr=0.05, batch_size=32, epochs=3, seed=9); sys.stdout.write(r.theta.tobytes().hex())"

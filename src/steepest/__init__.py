@@ -21,8 +21,8 @@ __version__ = "0.1.0"
 # Names are imported on first use (PEP 562), so that ``import steepest.registry`` and the command
 # line's ``--help`` do not pay for NumPy.
 _EXPORTS = {
-    "MLP": "network", "train": "train", "TrainResult": "train", "TrainState": "train", "History": "train",
-    "gradcheck": "gradcheck", "evaluate": "metrics", "Metrics": "metrics", "accuracy": "metrics", "confusion_matrix": "metrics",
+    "MLP": "network", "train": "loop", "TrainResult": "loop", "TrainState": "loop", "History": "loop",
+    "gradcheck": "finite_diff", "evaluate": "metrics", "Metrics": "metrics", "accuracy": "metrics", "confusion_matrix": "metrics",
     "SGD": "optim", "Adam": "optim", "RMSprop": "optim", "make_optimizer": "optim",
     "SteepestError": "errors", "ConfigError": "errors", "DataError": "errors",
     "DataNotFoundError": "errors", "ModelFileError": "errors", "ShapeError": "errors",

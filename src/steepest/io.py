@@ -25,7 +25,7 @@ What is promised: the same seed, dtype (``architecture``), thread count and NumP
 (``environment``) give the same θ, bit for bit — in one process, in two, and across a
 ``--resume``. A different BLAS, core type or thread count may change the last bits.
 
-A **checkpoint** holds everything in :class:`steepest.train.TrainState` needed to continue a
+A **checkpoint** holds everything in :class:`steepest.loop.TrainState` needed to continue a
 run bit for bit: tensors ``theta``, ``opt.<name>`` (optimizer state), ``best_theta`` (if any),
 ``history.loss``, ``history.grad_norm``, ``history.lr`` (float64), and metadata ``state``
 (the scalar fields), ``history_epochs`` (the per-epoch records), ``config`` (the run's
@@ -413,7 +413,7 @@ _SCALAR_TYPES = {"int": (int,), "float": (int, float), "str": (str,)}
 
 def _check_state(path, scalars: dict, tensors: dict, theta: np.ndarray) -> None:
     """Types and shapes of a checkpoint's training state, checked against TrainState's annotations."""
-    from .train import TrainState
+    from .loop import TrainState
 
     for f in dataclasses.fields(TrainState):
         if f.name not in scalars:
@@ -440,7 +440,7 @@ def _check_state(path, scalars: dict, tensors: dict, theta: np.ndarray) -> None:
 
 
 def save_checkpoint(path, net: MLP, state, config: dict) -> Path:
-    """Write a :class:`~steepest.train.TrainState` and the run's ``config`` (atomically)."""
+    """Write a :class:`~steepest.loop.TrainState` and the run's ``config`` (atomically)."""
     net.check_theta(state.theta)
     tensors = {"theta": state.theta}
     for key, value in state.opt_state.items():
@@ -458,7 +458,7 @@ def save_checkpoint(path, net: MLP, state, config: dict) -> Path:
 
 def load_checkpoint(path):
     """Read a checkpoint: ``(net, state, config)``, ready for ``train(..., state=state)``."""
-    from .train import History, TrainState
+    from .loop import History, TrainState
 
     tensors, meta = read_safetensors(path, formats=(CHECKPOINT_FORMAT,))
     net, theta = _net_from(path, tensors, meta)

@@ -122,7 +122,7 @@ def fit(cfg, net, theta, data: Data, rundir, out, state=None) -> int:
     from steepest.commands._common import blas_threads
     from steepest.commands._trainconfig import make_schedule, optimizer_kwargs
     from steepest.optim import make_optimizer
-    from steepest.train import TrainResult, steps_per_epoch
+    from steepest.loop import TrainResult, steps_per_epoch
 
     opt = make_optimizer(cfg["optimizer"], **optimizer_kwargs(cfg))
     spe = steps_per_epoch(len(data.y), cfg["batch_size"])
@@ -158,7 +158,7 @@ def _loop(cfg, net, theta, data: Data, saver, out, state, opt, schedule, spe):
     """``train()`` with the Ctrl-C flag, the progress display and the checkpoints."""
     from steepest.commands._common import blas_threads
     from steepest.commands._progress import Interrupt, Reporter
-    from steepest.train import train
+    from steepest.loop import train
 
     interrupt = Interrupt()
     reporter = Reporter(out, cfg["epochs"], spe, *((state.epoch, state.batch) if state else (0, 0)))

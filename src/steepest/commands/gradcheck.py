@@ -38,7 +38,7 @@ def run(args) -> int:
     import numpy as np
 
     from steepest.errors import ConfigError
-    from steepest.gradcheck import gradcheck
+    from steepest.finite_diff import gradcheck
     from steepest.network import MLP
 
     for name in ("inputs", "classes", "samples"):

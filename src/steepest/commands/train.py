@@ -70,7 +70,7 @@ def new(args, out) -> int:
     from steepest.commands._trainconfig import make_schedule, optimizer_kwargs, resolve, to_toml
     from steepest.network import MLP
     from steepest.optim import make_optimizer
-    from steepest.train import steps_per_epoch
+    from steepest.loop import steps_per_epoch
 
     cfg = resolve(args)
     # Output first: a read-only or occupied directory is reported before minutes of data loading.

@@ -2,7 +2,7 @@
 
 :func:`compare_optimizers` trains one copy of θ₀ per :class:`RunSpec` on the same data under the
 same budget — epochs, samples processed, or seconds — and records for each run its
-:class:`~steepest.train.History`, a *trace* of the loss and gradient norm on a fixed evaluation
+:class:`~steepest.loop.History`, a *trace* of the loss and gradient norm on a fixed evaluation
 sample (a few dozen points along the run, so GD's 3 steps and SGD's 300 are on one axis), and a
 summary row. :func:`gradient_noise` measures, at one θ, how well mini-batch gradients ``g_B``
 point along the full gradient ``g``:
@@ -23,7 +23,7 @@ import numpy as np
 
 from steepest.errors import ConfigError
 from steepest.optim import make_optimizer
-from steepest.train import History, train
+from steepest.loop import History, train
 from steepest.viz.common import sample_rows, write_csv, write_json
 
 #: Learning rates used when a run spec gives none (tuned on digits; fine on MNIST).

@@ -28,7 +28,7 @@ from dataclasses import dataclass
 import numpy as np
 
 from steepest.errors import ConfigError
-from steepest.train import train
+from steepest.loop import train
 from steepest.viz.common import sample_rows
 
 #: Paths drawn on the trajectory plane by default.
