@@ -29,7 +29,7 @@ pytestmark = pytest.mark.skipif(sys.platform == "win32", reason="POSIX file syst
 # the disk between two checkpoints.
 EPOCHS = 5
 ARGS = ["--hidden", "256", "256", "--batch-size", "4", "--lr", "0.01", "--optimizer", "momentum",
-        "--epochs", str(EPOCHS), "--seed", "1", "--threads", "1"]
+        "--epochs", str(EPOCHS), "--seed", "1", "--threads", "1", "--checkpoint-every", "500"]  # one an epoch
 
 
 

@@ -39,6 +39,8 @@ def test_training_reduces_the_loss_and_learns(problem):
 
 
 def test_sgd_with_batch_n_is_exactly_gradient_descent(problem):
+    """B = n takes the full-batch path: the rows in their given order, never shuffled — so this is the
+    same code as GD, and the test shows that batch_size=n does not reshuffle (see the next test)."""
     net, theta0, X, y = problem
     gd = train(net, theta0, X, y, optimizer="gd", lr=0.1, batch_size="full", epochs=7)
     sgd = train(net, theta0, X, y, optimizer="sgd", lr=0.1, batch_size=len(y), epochs=7, seed=123)
@@ -50,6 +52,21 @@ def test_sgd_with_batch_n_is_exactly_gradient_descent(problem):
         theta -= np.float32(0.1) * g
     assert np.array_equal(gd.theta, theta)
     assert gd.history.epochs[-1]["step"] == 7 and len(gd.history.steps["loss"]) == 7
+
+
+def test_shuffled_full_batches_equal_gradient_descent_to_rounding(problem):
+    """A batch of all n rows in a fresh order each epoch is the same mean gradient summed in another
+    order: equal to GD up to float rounding, not bit for bit."""
+    net, theta0, X, y = problem
+    gd = train(net, theta0, X, y, optimizer="gd", lr=0.1, batch_size="full", epochs=7)
+    theta = theta0.copy()
+    for epoch in range(7):
+        perm = np.random.default_rng([123, epoch]).permutation(len(y))
+        _, g = net.loss_and_grad(theta, X[perm], y[perm])
+        theta -= np.float32(0.1) * g
+    scale = np.abs(gd.theta).max()
+    assert np.abs(theta - gd.theta).max() <= 1e-5 * scale
+    assert np.abs(theta - theta0).max() > 1e3 * np.abs(theta - gd.theta).max()  # it did move, and far more
 
 
 def test_momentum_zero_equals_plain_gd(problem):

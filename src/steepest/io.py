@@ -26,10 +26,10 @@ What is promised: the same seed, dtype (``architecture``), thread count and NumP
 ``--resume``. A different BLAS, core type or thread count may change the last bits.
 
 A **checkpoint** holds everything in :class:`steepest.loop.TrainState` needed to continue a
-run bit for bit: tensors ``theta``, ``opt.<name>`` (optimizer state), ``best_theta`` (if any),
-``history.loss``, ``history.grad_norm``, ``history.lr`` (float64), and metadata ``state``
-(the scalar fields), ``history_epochs`` (the per-epoch records), ``config`` (the run's
-configuration) and ``architecture``.
+run bit for bit: tensors ``theta``, ``opt.<name>`` (optimizer state), ``mem.<rule>.<name>`` (the
+stopping rules' arrays, e.g. the patience rule's best θ), ``history.<column>`` (float64), and metadata
+``state`` (the scalar fields, and ``memory``, the rules' own values), ``history_epochs`` (the evaluation
+records), ``config`` (the run's configuration) and ``architecture``.
 
 Files are written atomically (:func:`atomic_write`) and checked before they are trusted
 (:func:`read_safetensors`): the header is parsed by hand first, so a file claiming a gigantic
@@ -70,7 +70,7 @@ _ITEMSIZE = {"BOOL": 1, "U8": 1, "I8": 1, "F8_E4M3": 1, "F8_E5M2": 1, "I16": 2, 
              "F16": 2, "BF16": 2, "I32": 4, "U32": 4, "F32": 4, "I64": 8, "U64": 8, "F64": 8}
 _ALLOWED = {"F32", "F64", "I64"}  # what steepest writes; anything else is not ours
 _PLAIN_KEYS = ("format", "format_version")
-_STATE_ARRAYS = ("theta", "opt_state", "best_theta", "history", "_t0")
+_STATE_ARRAYS = ("theta", "opt_state", "arrays", "history", "_t0")
 
 
 # ---------------------------------------------------------------- atomic writes
@@ -429,7 +429,7 @@ def _check_state(path, scalars: dict, tensors: dict, theta: np.ndarray) -> None:
     for key, value in tensors.items():
         if key == "opt.step":
             ok = value.shape == (1,) and value.dtype == np.int64 and value[0] >= 0
-        elif key.startswith("opt.") or key == "best_theta":
+        elif key.startswith("opt.") or key.startswith("mem.") or key == "best_theta":
             ok = value.shape == theta.shape and value.dtype == theta.dtype
         elif key.startswith("history."):
             ok = value.shape == (scalars.get("step", 0),)
@@ -439,14 +439,24 @@ def _check_state(path, scalars: dict, tensors: dict, theta: np.ndarray) -> None:
             raise _corrupt(path, f"tensor {key!r} ({value.dtype} {value.shape}) does not fit the training state")
 
 
+def _check_memory(path, memory) -> None:
+    """The listeners' memory: a JSON object of JSON objects whose values are numbers, strings or null."""
+    if not isinstance(memory, dict) or not all(isinstance(v, dict) for v in memory.values()):
+        raise _corrupt(path, "the stopping rules' memory is not a JSON object of objects")
+    for key, values in memory.items():
+        for name, v in values.items():
+            if not (v is None or isinstance(v, (str, int, float))) or (isinstance(v, float) and not np.isfinite(v)):
+                raise _corrupt(path, f"the memory {key}.{name} has the invalid value {v!r}")
+
+
 def save_checkpoint(path, net: MLP, state, config: dict) -> Path:
     """Write a :class:`~steepest.loop.TrainState` and the run's ``config`` (atomically)."""
     net.check_theta(state.theta)
     tensors = {"theta": state.theta}
     for key, value in state.opt_state.items():
         tensors[f"opt.{key}"] = np.asarray(value)
-    if state.best_theta is not None:
-        tensors["best_theta"] = state.best_theta
+    for key, value in state.arrays.items():
+        tensors[f"mem.{key}"] = value
     for key, values in state.history.steps.items():
         tensors[f"history.{key}"] = np.asarray(values, dtype=np.float64).reshape(-1)
     scalars = {f.name: getattr(state, f.name) for f in dataclasses.fields(state)
@@ -466,6 +476,8 @@ def load_checkpoint(path):
     if not isinstance(scalars, dict) or not isinstance(epochs, list):
         raise _not_ours(path, "it lacks the training state")
     known = {f.name for f in dataclasses.fields(TrainState)} - set(_STATE_ARRAYS)
+    scalars = dict(scalars)
+    legacy = {k: scalars.pop(k) for k in ("best_loss", "best_epoch") if k in scalars}  # written by 0.1
     unknown = set(scalars) - known
     if unknown:
         raise ModelFileError(f"{path}: unknown training-state fields {sorted(unknown)}; "
@@ -475,9 +487,14 @@ def load_checkpoint(path):
         raise _corrupt(path, "the per-epoch history is not a list of records")
     opt_state = {k[4:]: v.copy() for k, v in tensors.items() if k.startswith("opt.")}
     steps = {k[8:]: v.tolist() for k, v in tensors.items() if k.startswith("history.")}
-    best = tensors.get("best_theta")
-    state = TrainState(theta=theta, opt_state=opt_state,
-                       best_theta=None if best is None else best.copy(),
+    arrays = {k[4:]: v.copy() for k, v in tensors.items() if k.startswith("mem.")}
+    if legacy or "best_theta" in tensors:  # 0.1 kept the patience rule's memory in the state itself
+        scalars.setdefault("memory", {})["patience"] = {"best_loss": legacy.get("best_loss"),
+                                                       "best_epoch": legacy.get("best_epoch", 0)}
+        if "best_theta" in tensors:
+            arrays["patience.best_theta"] = tensors["best_theta"].copy()
+    _check_memory(path, scalars.get("memory", {}))
+    state = TrainState(theta=theta, opt_state=opt_state, arrays=arrays,
                        history=History(steps=steps or History().steps, epochs=epochs), **scalars)
     config = meta.get("config", {})
     if not isinstance(config, dict):

@@ -1,16 +1,23 @@
-"""Watching training: Ctrl-C handling, the progress bars, one line (or JSON object) per epoch."""
+"""Watching training from the terminal: Ctrl-C, the progress bars, one line (or JSON object) per evaluation.
+
+Each is a :class:`~steepest.events.Listener` on the training loop's events.
+"""
 
 from __future__ import annotations
 
 import signal
 import sys
 import threading
+import time
 
-# The keys of each --json epoch line, in order: scripts and benchmarks rely on them.
-EPOCH_KEYS = ("epoch", "train_loss", "train_acc", "val_acc", "test_acc", "grad_norm", "lr", "samples", "seconds")
+from steepest.events import Listener, Stop
+from steepest.records import JSON_COLUMNS
+
+# The keys of each --json evaluation line, in order: scripts and benchmarks rely on them.
+EPOCH_KEYS = JSON_COLUMNS
 
 
-class Interrupt:
+class Interrupt(Listener):
     """Inside the block, the first Ctrl-C only sets :attr:`requested` (training stops after the
     current step and saves a checkpoint); a second one interrupts at once."""
 
@@ -33,14 +40,19 @@ class Interrupt:
             signal.signal(signal.SIGINT, self._old)
         return False
 
+    def on_step_end(self, run, rec):
+        return Stop("interrupted", f"stopped by request at step {rec.step}") if self.requested else None
+
 
 def _pct(x):
     return "—" if x is None else f"{100 * x:.2f}%"
 
 
-def epoch_line(rec: dict, total_epochs) -> str:
+def epoch_line(rec: dict, total_epochs, at_steps=False) -> str:
+    """One evaluation record as a line: ``epoch 3/5 …``, or ``step 120 …`` when evaluating every k steps."""
     of = f"/{total_epochs}" if total_epochs else ""
-    parts = [f"epoch {rec['epoch']:>3}{of}", f"loss {rec['train_loss']:.4f}", f"train {_pct(rec.get('train_acc'))}"]
+    head = f"step {rec['step']:>5}" if at_steps else f"epoch {rec['epoch']:>3}{of}"
+    parts = [head, f"loss {rec['train_loss']:.4f}", f"train {_pct(rec.get('train_acc'))}"]
     if "val_acc" in rec:
         parts.append(f"val {_pct(rec['val_acc'])}")
     if "test_acc" in rec:
@@ -51,15 +63,19 @@ def epoch_line(rec: dict, total_epochs) -> str:
     return "  ".join(parts)
 
 
-class Reporter:
-    """Progress bars on stderr (a TTY, not --quiet), epoch lines, --json epoch objects.
+class Progress(Listener):
+    """Progress bars on stderr (a TTY, not --quiet) and one line per evaluation on stdout.
 
-    :meth:`step` runs after every optimizer step but touches the bars only every ``every``
-    steps, so watching costs nothing measurable.
+    The bars are touched at most every ``every`` steps and every ``min_seconds``, so watching costs
+    nothing measurable. Evaluations every k steps (``at_steps``) print a line at most every
+    ``min_seconds`` (the last one always), so a long full-batch run does not flood the terminal; the
+    metrics files and ``--json`` have every record.
     """
 
-    def __init__(self, out, total_epochs, steps_per_epoch, start_epoch=0, start_batch=0, every=10):
-        self.out, self.total, self.every = out, total_epochs, every
+    def __init__(self, out, total_epochs, steps_per_epoch, start_epoch=0, start_batch=0, every=10,
+                 at_steps=False, min_seconds=0.1):
+        self.out, self.total, self.every, self.at_steps = out, total_epochs, every, at_steps
+        self.min_seconds, self._bar_t, self._line_t, self._held = min_seconds, 0.0, 0.0, None
         self.bars = None
         if out.bars:
             from tqdm import tqdm
@@ -71,33 +87,61 @@ class Reporter:
                      unit="step", position=1, leave=False, file=sys.stderr, dynamic_ncols=True),
             )
 
-    def step(self, state) -> None:
-        if self.bars is None or state.step % self.every:
-            return
-        bar = self.bars[1]
-        bar.update(state.batch - bar.n)
-        rows = max(state.epoch_rows, 1)
-        bar.set_postfix({"loss": f"{state.epoch_loss / rows:.4f}", "acc": f"{state.epoch_correct / rows:.3f}",
-                         "‖∇L‖": f"{state.history.steps['grad_norm'][-1]:.3g}"}, refresh=False)
+    def on_step_end(self, run, rec):
+        if self.bars is None or rec.step % self.every:
+            return None
+        now = time.monotonic()
+        if now - self._bar_t < self.min_seconds:
+            return None
+        self._bar_t, st, bar = now, run.state, self.bars[1]
+        bar.update(st.batch - bar.n)
+        rows = max(st.epoch_rows, 1)
+        bar.set_postfix({"loss": f"{rec.loss:.4f}" if not st.epoch_rows else f"{st.epoch_loss / rows:.4f}",
+                         "acc": f"{st.epoch_correct / rows:.3f}", "‖∇L‖": f"{rec.grad_norm:.3g}"}, refresh=False)
+        return None
 
-    def epoch(self, state, rec: dict) -> None:
+    def on_epoch_end(self, run):
         if self.bars is not None:
             epochs, batches = self.bars
             epochs.update(1)
-            post = {"loss": f"{rec['train_loss']:.4f}"}
-            if rec.get("test_acc") is not None:
-                post["test"] = _pct(rec["test_acc"])
-            epochs.set_postfix(post)
+            last = run.state.last_epoch
+            post = {"loss": f"{last['train_loss']:.4f}"} if last else {}
+            if last.get("test_acc") is not None:
+                post["test"] = _pct(last["test_acc"])
+            epochs.set_postfix(post, refresh=False)
             batches.reset()
-            batches.set_description(f"epoch {state.epoch + 1}", refresh=False)
+            batches.set_description(f"epoch {run.state.epoch + 1}", refresh=False)
             batches.set_postfix({}, refresh=False)
-        if self.out.json:
-            self.out.emit({"event": "epoch", **{k: rec.get(k) for k in EPOCH_KEYS}})
+        return None
+
+    def on_evaluation(self, run, rec):
+        now = time.monotonic()
+        if not self.at_steps or now - self._line_t >= self.min_seconds:
+            self._line_t, self._held = now, None
+            self.out.say(epoch_line(rec, self.total, self.at_steps))
         else:
-            self.out.say(epoch_line(rec, self.total))
+            self._held = rec
+        return None
+
+    def on_train_end(self, run, stop):
+        if self._held is not None:
+            self.out.say(epoch_line(self._held, self.total, self.at_steps))
+            self._held = None
+        self.close()
 
     def close(self) -> None:
         if self.bars is not None:
             for bar in reversed(self.bars):
                 bar.close()
             self.bars = None
+
+
+class JsonLines(Listener):
+    """``--json``: one object per evaluation on stdout, with the keys :data:`EPOCH_KEYS`."""
+
+    def __init__(self, out):
+        self.out = out
+
+    def on_evaluation(self, run, rec):
+        self.out.emit({"event": "epoch", **{k: rec.get(k) for k in EPOCH_KEYS}})
+        return None

@@ -1,4 +1,4 @@
-"""One training session of ``steepest train``: the data it uses, the loop with its callback, the end.
+"""One training session of ``steepest train``: the data it uses, the loop with its listeners, the end.
 
 A new run and a resumed one differ only in how they get here (see :mod:`steepest.commands.train`);
 from :func:`fit` on they are the same code, so a resumed run writes the same files as any other.
@@ -12,6 +12,7 @@ from dataclasses import dataclass
 import numpy as np
 
 from steepest.errors import ConfigError, ModelFileError
+from steepest.events import Listener
 
 
 @dataclass
@@ -29,10 +30,9 @@ class Data:
         return {"test": self.test} if self.test is not None else {}
 
     def columns(self) -> list[str]:
-        cols = ["epoch", "step", "train_loss", "train_acc"]
-        cols += ["val_loss", "val_acc"] if self.val is not None else []
-        cols += ["test_loss", "test_acc"] if self.test is not None else []
-        return cols + ["grad_norm", "lr", "samples", "grad_evals", "seconds", "total_seconds"]
+        from steepest.records import evaluation_columns
+
+        return evaluation_columns([name for name, pair in (("val", self.val), ("test", self.test)) if pair])
 
 
 def split(ds, cfg: dict) -> Data:
@@ -113,16 +113,15 @@ class Saver:
 
 
 def fit(cfg, net, theta, data: Data, rundir, out, state=None) -> int:
-    """Train, checkpointing each epoch (and every ``checkpoint_every`` steps); save the model; report.
-    Returns the exit code.
+    """Train, checkpointing as :func:`_loop` says; save the model; report. Returns the exit code.
 
     A ``state`` that has already stopped (its model was not saved: the process ended in
     between) is not trained further; its model is saved.
     """
-    from steepest.commands._common import blas_threads
     from steepest.commands._trainconfig import make_schedule, optimizer_kwargs
     from steepest.optim import make_optimizer
     from steepest.loop import TrainResult, steps_per_epoch
+    from steepest.events import Stop
 
     opt = make_optimizer(cfg["optimizer"], **optimizer_kwargs(cfg))
     spe = steps_per_epoch(len(data.y), cfg["batch_size"])
@@ -132,12 +131,11 @@ def fit(cfg, net, theta, data: Data, rundir, out, state=None) -> int:
                           f"not belong to --optimizer {cfg['optimizer']}; the run directory is inconsistent")
     saver = Saver(rundir, net, cfg, None if state is None else state.step)
     if state is not None and state.stop_reason not in (None, "interrupted"):
-        result = TrainResult(state.theta, state.history, state.stop_reason, state.stop_message, state)
+        stop = Stop(state.stop_reason, state.stop_message, state.stop_hint)
+        result = TrainResult(state.theta, state.history, stop.reason, stop.sentence(), state, stop)
     else:
         result = _loop(cfg, net, theta, data, saver, out, state, opt, schedule, spe)
         st = result.state
-        with blas_threads(cfg["threads"]):  # the checkpoint records the thread count of the training
-            saver.checkpoint(st)
         if result.stop_reason == "interrupted":
             out.note(f"interrupted at step {st.step} (epoch {st.epoch + 1 if st.batch else st.epoch}); "
                      f"checkpoint saved to {rundir.checkpoint}")
@@ -147,6 +145,8 @@ def fit(cfg, net, theta, data: Data, rundir, out, state=None) -> int:
                           "epochs": st.epoch, "steps": st.step, "seconds": st.seconds, "model": None,
                           "checkpoint": str(rundir.checkpoint), "run_dir": str(rundir.path)})
             return 130
+    from steepest.commands._common import blas_threads
+
     with blas_threads(cfg["threads"]):  # also so that the model file records the thread count used
         metrics = final_metrics(net, result, data)
         saver.model(result.theta, model_metadata(cfg, net, data, opt, schedule, metrics), result.state.step)
@@ -154,43 +154,58 @@ def fit(cfg, net, theta, data: Data, rundir, out, state=None) -> int:
     return 1 if result.stop_reason == "diverged" else 0
 
 
+class MetricsWriter(Listener):
+    """Appends each evaluation record to metrics.csv and metrics.jsonl — just after the checkpoint that
+    holds it is written (:meth:`flush`), so that a metrics row always implies its checkpoint."""
+
+    def __init__(self, saver):
+        self.saver, self.pending = saver, []
+
+    def on_evaluation(self, run, rec):
+        self.pending.append(rec)
+
+    def flush(self, step):
+        with self.saver.failing(step):
+            for rec in self.pending:
+                self.saver.rundir.append_metrics(rec)
+        self.pending.clear()
+
+
 def _loop(cfg, net, theta, data: Data, saver, out, state, opt, schedule, spe):
-    """``train()`` with the Ctrl-C flag, the progress display and the checkpoints."""
+    """``train()`` with the terminal's listeners: Ctrl-C, checkpoints, metrics files, progress."""
     from steepest.commands._common import blas_threads
-    from steepest.commands._progress import Interrupt, Reporter
+    from steepest.commands._progress import Interrupt, JsonLines, Progress
+    from steepest.commands._trainconfig import eval_every
+    from steepest.listeners import Checkpointer
     from steepest.loop import train
 
-    interrupt = Interrupt()
-    reporter = Reporter(out, cfg["epochs"], spe, *((state.epoch, state.batch) if state else (0, 0)))
-    every = cfg.get("checkpoint_every")
+    interrupt, metrics = Interrupt(), MetricsWriter(saver)
 
-    def callback(event, st):
-        if event == "step":
-            reporter.step(st)
-            # Within an epoch only: at its last step the epoch's own checkpoint follows at once.
-            if every and st.step % every == 0 and st.batch < spe:
-                saver.checkpoint(st)
-        else:
-            rec = st.history.epochs[-1]
-            saver.checkpoint(st)  # first: a metrics row implies its checkpoint
-            with saver.failing(st.step):
-                saver.rundir.append_metrics(rec)
-            reporter.epoch(st, rec)
-        return interrupt.requested
+    def save(st):
+        saver.checkpoint(st)
+        metrics.flush(st.step)
 
+    k = eval_every(cfg)
+    show = JsonLines(out) if out.json else Progress(out, cfg["epochs"], spe, *((state.epoch, state.batch) if state
+                                                                           else (0, 0)), at_steps=k is not None)
+    listeners = [interrupt, metrics, show,
+                 Checkpointer(save, cfg.get("checkpoint_every"), cfg.get("checkpoint_seconds", 5.0), at_begin=False)]
     try:
-        with blas_threads(cfg["threads"]), interrupt:
+        with blas_threads(cfg["threads"]), interrupt:  # the checkpoints record the thread count of the training
             return train(net, theta, data.X, data.y, optimizer=opt, lr=schedule,
                          batch_size=None if cfg["batch_size"] == "full" else cfg["batch_size"],
                          epochs=cfg["epochs"], max_steps=cfg["max_steps"], eps=cfg["eps"],
                          time_budget=cfg["time_budget"], patience=cfg["patience"], val=data.val,
-                         evals=data.evals, seed=cfg["seed"], clip_norm=cfg["clip_norm"],
-                         callback=callback, state=state)
+                         evals=data.evals, seed=cfg["seed"], clip_norm=cfg["clip_norm"], eval_every=k,
+                         listeners=listeners, state=state)
     finally:
-        reporter.close()
+        if isinstance(show, Progress):
+            show.close()
 
 
 def final_metrics(net, result, data: Data) -> dict:
+    from steepest.metrics import evaluate
+
     st, last = result.state, result.history.epochs[-1] if result.history.epochs else {}
     m = {"stop_reason": result.stop_reason, "stop_message": result.stop_message,
          "epochs": st.epoch, "steps": st.step, "samples": st.samples, "grad_evals": st.grad_evals,
@@ -200,9 +215,8 @@ def final_metrics(net, result, data: Data) -> dict:
     # Measured on the final θ (after a patience restore or a stop within an epoch, not the last record's).
     for name, pair in (("test", data.test), ("val", data.val)):
         if pair is not None:
-            Z = net.logits(result.theta, pair[0])
-            m[f"{name}_acc"] = float(np.mean(Z.argmax(axis=1) == pair[1]))
-            m[f"{name}_loss"] = float(net.loss(result.theta, *pair))
+            e = evaluate(net, result.theta, *pair)
+            m[f"{name}_acc"], m[f"{name}_loss"] = e.accuracy, e.loss
     return m
 
 
@@ -215,11 +229,11 @@ def divergence_hint(cfg) -> str:
 
 def report_end(out, result, m, data: Data, rundir, cfg=None) -> None:
     if result.stop_reason == "diverged":  # a failure: said even with --quiet, with what to change
-        message = result.stop_message
-        if cfg is not None:  # the library's advice, in flags
-            cut = message.find(" Try a smaller learning rate")
-            hint = divergence_hint(cfg)
-            message = (message[:cut] if cut >= 0 else message) + f" {hint[0].upper()}{hint[1:]}."
+        stop = result.stop
+        if cfg is not None and stop is not None:  # the library's advice, said in flags
+            message = f"{stop.message}. {divergence_hint(cfg)[0].upper()}{divergence_hint(cfg)[1:]}."
+        else:
+            message = result.stop_message
         out.note(f"stopped: diverged — {message}")
     else:
         out.say(f"stopped: {result.stop_reason} — {result.stop_message}")

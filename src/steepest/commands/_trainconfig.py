@@ -86,18 +86,23 @@ OPTIONS = (
     Opt("max_steps", "posint", None, "stop after this many optimizer updates", metavar="N"),
     Opt("time_budget", "positive", None, "stop after this many seconds of wall time", metavar="SECONDS"),
     Opt("eps", "positive", None, "stop when ‖∇L(θ)‖ over the whole training set is below ε", metavar="ε"),
-    Opt("patience", "posint", None, "stop when the validation loss has not improved for N epochs "
-        "(needs --val-split) and keep the best θ", metavar="N"),
+    Opt("patience", "posint", None, "stop when the validation loss has not improved for N evaluations "
+        "(epochs, by default; needs --val-split) and keep the best θ", metavar="N"),
     Opt("seed", "seed", 0, "seeds the initial θ, the shuffles and the validation split", metavar="N"),
     Opt("threads", "posint", None, "BLAS threads (default: the library's choice)", metavar="N"),
     Opt("out", "str", None, "run directory (default runs/<dataset>-<time>)", metavar="RUN_DIR"),
-    Opt("checkpoint_every", "posint", None, "also write the checkpoint every N optimizer steps, not only at "
-        "each epoch's end (a kill then loses at most N steps)", metavar="N"),
+    Opt("eval_every", "posint", None, "evaluate (loss on the whole training set, validation and test sets, "
+        "one metrics row) every N steps; default: at each epoch's end, and every 10 steps with --batch-size "
+        "full, whose every step is an epoch", metavar="N"),
+    Opt("checkpoint_every", "posint", None, "also write the checkpoint every N optimizer steps (a kill then "
+        "loses at most N steps)", metavar="N"),
+    Opt("checkpoint_seconds", "positive", 5.0, "write the checkpoint when this many seconds have passed since "
+        "the last one (a kill loses about that much work); always at the end and on Ctrl-C", metavar="S"),
 )
 BY_NAME = {o.name: o for o in OPTIONS}
 #: options that may accompany --resume: they change where data comes from, how output looks or how
 #: often the run is saved, never the arithmetic.
-RESUME_OPTIONS = ("data_dir", "download", "threads", "checkpoint_every")
+RESUME_OPTIONS = ("data_dir", "download", "threads", "checkpoint_every", "checkpoint_seconds")
 
 
 # ---------------------------------------------------------------- checking values
@@ -294,6 +299,16 @@ def to_toml(cfg: dict) -> str:
 
 
 # ---------------------------------------------------------------- building the pieces
+
+#: full-batch descent makes one step per epoch: by default it is evaluated every this many steps
+FULL_BATCH_EVAL_EVERY = 10
+
+
+def eval_every(cfg: dict):
+    """Steps between evaluations (None: at each epoch's end)."""
+    k = cfg.get("eval_every")
+    return FULL_BATCH_EVAL_EVERY if k is None and cfg["batch_size"] == "full" else k
+
 
 def optimizer_kwargs(cfg: dict) -> dict:
     return {kw: cfg[name] for name, kw in OPTIMIZER_FLAGS.items() if cfg[name] is not None}
