@@ -173,7 +173,7 @@ def save_onnx(model, path):
 
 
 def export_model_file(model_path, out_path, dtype=None):
-    """Read a steepest model file and write its ONNX graph to ``out_path``; returns ``(path, model)``.
+    """Read a steepest model file, write its ONNX graph to ``out_path``; returns ``(path, model, net)``.
 
     The model file's ``input_scale`` is folded in and its class names (if any) go into the graph's
     metadata. The ``class`` output is the class index, or the estimator's label for a file written
@@ -188,4 +188,4 @@ def export_model_file(model_path, out_path, dtype=None):
         extra["class_names"] = names
     classes = (meta.get("sklearn") or {}).get("classes")
     model = to_onnx(net, theta, dtype=dtype, metadata=extra, labels=classes)
-    return save_onnx(model, out_path), model
+    return save_onnx(model, out_path), model, net
