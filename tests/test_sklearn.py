@@ -173,3 +173,27 @@ def test_early_stopping_on_a_validation_split(digits):
     est = small(epochs=200, val_split=0.2, patience=3, lr=0.2).fit(digits.X_train, digits.y_train)
     assert est.stop_reason_ == "patience" and est.n_iter_ < 200
     assert len(est.validation_scores_) == est.n_iter_ and max(est.validation_scores_) > 0.9
+
+
+def test_side_by_side_benchmark_configures_both_alike():
+    """benchmarks/sklearn_side_by_side.py: both estimators run the configuration it claims they share."""
+    import importlib.util
+    from pathlib import Path
+
+    path = Path(__file__).resolve().parents[1] / "benchmarks" / "sklearn_side_by_side.py"
+    spec = importlib.util.spec_from_file_location("_bench_side_by_side", path)
+    bench = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(bench)
+    from sklearn.datasets import make_moons
+
+    X, y = make_moons(400, noise=0.25, random_state=0)
+    X = X.astype(np.float32)
+    ests = bench.estimators(((8,), 3, 32, 0.05))
+    ours, theirs = ests["steepest"], ests["scikit-learn"]
+    assert ours.hidden == theirs.hidden_layer_sizes and ours.epochs == theirs.max_iter
+    assert ours.batch_size == theirs.batch_size and ours.lr == theirs.learning_rate_init
+    row = {"name": "moons", "n_train": 300, "n_test": 100, "hidden": (8,), "epochs": 3, "batch": 32}
+    for lib, est in ests.items():
+        row[lib] = bench.measure(est, X[:300], y[:300], X[300:], y[300:], repeats=1)
+    assert ours.n_iter_ == 3 and theirs.n_iter_ == 3  # every epoch ran in both (no early stop)
+    assert "| moons | 300 / 100 | 8 | 3 | 32 |" in bench.table([row])
