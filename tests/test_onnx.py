@@ -142,3 +142,14 @@ def test_full_mnist_test_set(real_data_dir, tmp_path):
     P, c = session(str(tmp_path / "mnist.onnx")).run(None, {"input": ds.X_test.reshape(len(ds.X_test), -1).astype(np.float32)})
     assert np.abs(P - net.predict_proba(theta, ds.X_test)).max() <= 1e-5
     assert np.array_equal(c, net.predict(theta, ds.X_test))
+
+
+def test_without_onnx_installed_the_command_says_what_to_install(run, tmp_path):
+    """onnx made unimportable in a real process (``sys.modules["onnx"] = None``): one line, exit 2."""
+    import subprocess
+    import sys
+
+    code = ("import sys; sys.modules['onnx'] = None; from steepest.cli import main; "
+            f"sys.exit(main(['export', {str(run)!r}, '-o', {str(tmp_path / 'm.onnx')!r}]))")
+    r = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True)
+    assert "pip install 'steepest[onnx]'" in one_line_error(r) and not (tmp_path / "m.onnx").exists()

@@ -18,9 +18,13 @@ def expected_failed_checks(estimator):
 
 # Small and quick, but trained enough to pass the checks' accuracy bars (> 0.83 on blobs).
 CHECKED = MLPClassifier(hidden=(16,), epochs=40, batch_size=32, lr=0.1)
+# Other paths through fit: full-batch Adam in float64 with two tanh layers; early stopping on a split.
+FULL_BATCH = MLPClassifier(hidden=(8, 8), activation="tanh", dtype="float64", optimizer="adam", lr=0.02,
+                           batch_size="full", epochs=150)
+EARLY_STOP = MLPClassifier(hidden=(16,), epochs=60, batch_size=16, lr=0.1, val_split=0.2, patience=20)
 
 
-@parametrize_with_checks([CHECKED], expected_failed_checks=expected_failed_checks)
+@parametrize_with_checks([CHECKED, FULL_BATCH, EARLY_STOP], expected_failed_checks=expected_failed_checks)
 def test_scikit_learn_estimator_checks(estimator, check):
     check(estimator)
 
