@@ -19,6 +19,7 @@ examples:
   steepest train --dataset mnist --fallback digits --hidden 128 64 --epochs 5
   steepest evaluate runs/mnist/model.safetensors --dataset mnist
   steepest predict runs/mnist/model.safetensors digit.png
+  steepest export runs/mnist/model.safetensors -o mnist.onnx
   steepest gradcheck --hidden 16 8 --activation tanh
   steepest datasets
 

@@ -132,6 +132,10 @@ class MLP:
         """The same architecture in another precision."""
         return MLP(**{**self.config(), "dtype": dtype})
 
+    def __getstate__(self):
+        """Pickled without the work buffers: they are scratch, and a copy may come back read-only."""
+        return {**self.__dict__, "_work": {}}
+
     def __repr__(self):
         return (f"MLP({'-'.join(map(str, self.sizes))}, activation={self.activation!r}, "
                 f"dtype={str(self.dtype)!r}, params={self.n_params})")

@@ -1,0 +1,203 @@
+"""The scikit-learn estimator, checked by scikit-learn's own estimator checks and used as practitioners do."""
+
+import pytest
+
+pytest.importorskip("sklearn", reason="the estimator needs scikit-learn (pip install 'steepest[sklearn]')")
+
+from sklearn.utils.estimator_checks import parametrize_with_checks  # noqa: E402
+
+from steepest.sklearn import MLPClassifier  # noqa: E402
+
+#: checks that cannot pass, with the reason (scikit-learn marks them xfail)
+EXPECTED_FAILED = {}
+
+
+def expected_failed_checks(estimator):
+    return EXPECTED_FAILED
+
+
+# Small and quick, but trained enough to pass the checks' accuracy bars (> 0.83 on blobs).
+CHECKED = MLPClassifier(hidden=(16,), epochs=40, batch_size=32, lr=0.1)
+# Other paths through fit: full-batch Adam in float64 with two tanh layers; early stopping on a split.
+FULL_BATCH = MLPClassifier(hidden=(8, 8), activation="tanh", dtype="float64", optimizer="adam", lr=0.02,
+                           batch_size="full", epochs=150)
+EARLY_STOP = MLPClassifier(hidden=(16,), epochs=60, batch_size=16, lr=0.1, val_split=0.2, patience=20)
+
+
+@parametrize_with_checks([CHECKED, FULL_BATCH, EARLY_STOP], expected_failed_checks=expected_failed_checks)
+def test_scikit_learn_estimator_checks(estimator, check):
+    check(estimator)
+
+
+# ---------------------------------------------------------------- used as practitioners use it
+
+import inspect  # noqa: E402
+import pickle  # noqa: E402
+
+import numpy as np  # noqa: E402
+from sklearn.base import clone  # noqa: E402
+from sklearn.model_selection import GridSearchCV, cross_val_score  # noqa: E402
+from sklearn.pipeline import Pipeline  # noqa: E402
+from sklearn.preprocessing import StandardScaler  # noqa: E402
+
+from clirun import steepest  # noqa: E402
+from steepest.data import load_dataset  # noqa: E402
+from steepest.errors import ConfigError, ModelFileError  # noqa: E402
+from steepest.sklearn import load  # noqa: E402
+
+
+@pytest.fixture(scope="module")
+def digits():
+    return load_dataset("digits")
+
+
+def small(**kw):
+    return MLPClassifier(**{"hidden": (32,), "epochs": 10, "batch_size": 64, "input_scale": 1 / 16, **kw})
+
+
+def test_parameters_are_the_options_of_steepest_train():
+    """Every option of `steepest train` that is about the model or its training is a parameter, with
+    the same default; the rest are about files, data and the screen."""
+    from steepest.commands._trainconfig import OPTIONS
+
+    not_model = {"dataset", "labels", "data_dir", "download", "fallback", "out", "checkpoint_every"}
+    params = MLPClassifier().get_params()
+    for opt in OPTIONS:
+        if opt.name in not_model:
+            assert opt.name not in params
+            continue
+        assert opt.name in params, f"steepest train --{opt.name} has no estimator parameter"
+        default = params[opt.name]
+        assert (list(default) if isinstance(default, tuple) else default) == opt.default, opt.name
+    assert set(params) - {o.name for o in OPTIONS} == {"input_scale"}  # train takes it from the dataset
+
+
+def test_same_theta_as_steepest_train_bit_for_bit(digits, tmp_path):
+    r = steepest("train", "--dataset", "digits", "--hidden", "24", "--optimizer", "adam", "--lr", "0.01",
+                 "--batch-size", "50", "--epochs", "3", "--seed", "4", "--out", tmp_path / "run", "--quiet")
+    assert r.returncode == 0, r.stderr
+    from steepest.io import load_model
+
+    _, theta, _ = load_model(tmp_path / "run" / "model.safetensors")
+    est = MLPClassifier(hidden=(24,), optimizer="adam", lr=0.01, batch_size=50, epochs=3, seed=4,
+                        input_scale=digits.input_scale).fit(digits.X_train, digits.y_train)
+    assert np.array_equal(est.theta_, theta)
+    assert est.n_iter_ == 3 and len(est.loss_curve_) == 3 and est.t_ == 3 * len(digits.y_train)
+    loaded = load(tmp_path / "run" / "model.safetensors")  # a `steepest train` file is an estimator too
+    assert np.array_equal(loaded.predict(digits.X_test), est.predict(digits.X_test))
+    assert loaded.get_params()["optimizer"] == "adam" and loaded.get_params()["hidden"] == (24,)
+
+
+def test_string_labels_and_fitted_attributes(digits):
+    names = np.array(["zero", "one", "two", "three", "four", "five", "six", "seven", "eight", "nine"])
+    est = small()
+    assert not hasattr(est, "classes_")
+    est.fit(digits.X_train, names[digits.y_train])
+    assert est.classes_.tolist() == sorted(names.tolist())
+    pred = est.predict(digits.X_test)
+    assert set(pred) <= set(names) and np.mean(pred == names[digits.y_test]) > 0.85
+    P = est.predict_proba(digits.X_test)
+    assert P.shape == (len(digits.y_test), 10) and np.allclose(P.sum(axis=1), 1, atol=1e-6)
+    assert np.array_equal(est.classes_[P.argmax(axis=1)], pred)
+    assert np.allclose(est.predict_log_proba(digits.X_test), np.log(P.astype(np.float64)), atol=1e-4)
+    assert est.n_features_in_ == 64 and not hasattr(est, "feature_names_in_")
+    assert [W.shape for W in est.coefs_] == [(64, 32), (32, 10)] and [b.shape for b in est.intercepts_] == [(32,), (10,)]
+    assert est.history_.epochs[-1]["epoch"] == 10 and est.stop_reason_ == "max_epochs"
+
+
+def test_feature_names_from_a_data_frame():
+    pytest.importorskip("pandas", reason="feature names come from a pandas DataFrame")
+    from sklearn.utils.estimator_checks import check_dataframe_column_names_consistency
+
+    check_dataframe_column_names_consistency("MLPClassifier", CHECKED)
+
+
+def test_partial_fit_continues_where_fit_would(digits):
+    """k calls of partial_fit on the whole set = fit with epochs=k: same shuffles, same optimizer state."""
+    est = small(epochs=3).fit(digits.X_train, digits.y_train)
+    inc = small()
+    with pytest.raises(ConfigError, match="classes="):
+        inc.partial_fit(digits.X_train, digits.y_train)
+    for _ in range(3):
+        inc.partial_fit(digits.X_train, digits.y_train, classes=np.arange(10))
+    assert np.array_equal(inc.theta_, est.theta_) and inc.n_iter_ == 3
+    with pytest.raises(ValueError, match="not one of the classes"):
+        small().partial_fit(digits.X_train[:5], np.array([0, 1, 2, 3, 11]), classes=np.arange(10))
+
+
+def test_pipeline_grid_search_cross_val_score_and_clone(digits):
+    X, y = digits.X_train, digits.y_train
+    pipe = Pipeline([("scale", StandardScaler()), ("mlp", small(input_scale=1.0))])
+    scores = cross_val_score(pipe, X, y, cv=3)
+    assert scores.shape == (3,) and scores.min() > 0.85
+    grid = GridSearchCV(pipe, {"mlp__hidden": [(8,), (32,)], "mlp__optimizer": ["momentum", "adam"]}, cv=3).fit(X, y)
+    assert grid.best_params_["mlp__hidden"] in [(8,), (32,)] and grid.score(digits.X_test, digits.y_test) > 0.85
+    est = small(lr=0.1)
+    copy = clone(est)
+    assert copy is not est and copy.get_params() == est.get_params() and not hasattr(copy, "theta_")
+    assert set(inspect.signature(MLPClassifier).parameters) == set(est.get_params())
+
+
+def test_save_and_load_without_pickle(digits, tmp_path):
+    names = np.array(list("abcdefghij"), dtype=object)
+    est = small(hidden=(16, 8), activation=("tanh", "relu"), dtype="float64").fit(digits.X_train, names[digits.y_train])
+    path = est.save(tmp_path / "est.safetensors")
+    head = path.read_bytes()[:8]
+    assert int.from_bytes(head, "little") < path.stat().st_size  # a safetensors header, not a pickle stream
+    back = load(path)
+    assert back.get_params() == est.get_params()
+    assert back.classes_.tolist() == est.classes_.tolist() and back.classes_.dtype == est.classes_.dtype
+    assert np.array_equal(back.predict_proba(digits.X_test), est.predict_proba(digits.X_test))
+    assert np.array_equal(back.predict(digits.X_test), est.predict(digits.X_test))
+    assert back.loss_curve_ == est.loss_curve_ and back.n_iter_ == est.n_iter_
+    back.partial_fit(digits.X_train, names[digits.y_train])  # a loaded estimator trains on
+    assert back.n_iter_ == 1
+    again = pickle.loads(pickle.dumps(est))  # picklable too, as scikit-learn expects
+    assert np.array_equal(again.predict(digits.X_test), est.predict(digits.X_test))
+    (tmp_path / "junk.safetensors").write_bytes(b"not a model")
+    with pytest.raises(ModelFileError):
+        load(tmp_path / "junk.safetensors")
+
+
+@pytest.mark.parametrize("params, match", [
+    ({"activation": "swish"}, "activation must be one of relu"),
+    ({"optimizer": "lbfgs"}, "optimizer must be one of gd"),
+    ({"hidden": (16, 0)}, "hidden must be positive"),
+    ({"batch_size": 0}, "batch_size must be a positive integer or 'full'"),
+    ({"optimizer": "gd", "momentum": 0.9}, "momentum does not apply to optimizer gd"),
+    ({"patience": 3}, "patience needs a validation set"),
+    ({"lr": -1.0}, "lr|learning rate"),
+])
+def test_bad_parameters_say_what_to_do(digits, params, match):
+    with pytest.raises(ValueError, match=match):
+        small(**params).fit(digits.X_train[:100], digits.y_train[:100])
+
+
+def test_early_stopping_on_a_validation_split(digits):
+    est = small(epochs=200, val_split=0.2, patience=3, lr=0.2).fit(digits.X_train, digits.y_train)
+    assert est.stop_reason_ == "patience" and est.n_iter_ < 200
+    assert len(est.validation_scores_) == est.n_iter_ and max(est.validation_scores_) > 0.9
+
+
+def test_side_by_side_benchmark_configures_both_alike():
+    """benchmarks/sklearn_side_by_side.py: both estimators run the configuration it claims they share."""
+    import importlib.util
+    from pathlib import Path
+
+    path = Path(__file__).resolve().parents[1] / "benchmarks" / "sklearn_side_by_side.py"
+    spec = importlib.util.spec_from_file_location("_bench_side_by_side", path)
+    bench = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(bench)
+    from sklearn.datasets import make_moons
+
+    X, y = make_moons(400, noise=0.25, random_state=0)
+    X = X.astype(np.float32)
+    ests = bench.estimators(((8,), 3, 32, 0.05))
+    ours, theirs = ests["steepest"], ests["scikit-learn"]
+    assert ours.hidden == theirs.hidden_layer_sizes and ours.epochs == theirs.max_iter
+    assert ours.batch_size == theirs.batch_size and ours.lr == theirs.learning_rate_init
+    row = {"name": "moons", "n_train": 300, "n_test": 100, "hidden": (8,), "epochs": 3, "batch": 32}
+    for lib, est in ests.items():
+        row[lib] = bench.measure(est, X[:300], y[:300], X[300:], y[300:], repeats=1)
+    assert ours.n_iter_ == 3 and theirs.n_iter_ == 3  # every epoch ran in both (no early stop)
+    assert "| moons | 300 / 100 | 8 | 3 | 32 |" in bench.table([row])
