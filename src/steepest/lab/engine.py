@@ -279,7 +279,7 @@ class Engine:
                     if all(r.done for r in racers):
                         self.running = False
                         self.message = "; ".join(f"{r.label}: {r.done}" for r in racers)
-                    if not (self.running or self.stepping):
+                    if not (self.running or self.stepping or self.quitting):
                         self.go.clear()
 
     def _advance(self, r: Racer, gen: int) -> None:
