@@ -249,7 +249,10 @@ function wire() {
   };
   $("xaxis").onchange = () => { lab.dirty = true; };
   const c = $("draw");
-  c.addEventListener("pointerdown", e => { drawing = true; c.setPointerCapture(e.pointerId); strokeTo(e, true); });
+  c.addEventListener("pointerdown", e => {
+    drawing = true; strokeTo(e, true);
+    try { c.setPointerCapture(e.pointerId); } catch (err) { /* not every pointer can be captured */ }
+  });
   c.addEventListener("pointermove", e => { if (drawing) { strokeTo(e, false); schedulePredict(); } });
   c.addEventListener("pointerup", () => { drawing = false; schedulePredict(); });
   $("clear").onclick = drawCanvasClear;
@@ -258,6 +261,9 @@ function wire() {
   const ex = new Explorer($("c-fx"), fx);
   $("basins").onclick = () => ex.basins();
 }
+
+// For scripts and tests: the number of points each racer has on this page.
+window.labState = () => lab.racers.map(r => r.points.length);
 
 function connect() {
   const es = new EventSource(`/api/events?token=${encodeURIComponent(TOKEN)}`);
