@@ -1,0 +1,85 @@
+"""Does watching slow learning? Steps per second on MNIST (784-128-64-10, batch 128) three ways:
+
+1. ``steepest.train`` alone, no lab;
+2. ``steepest lab`` with one page open in chromium;
+3. the same lab with five pages open — then the pages are closed and training must go on.
+
+Usage: STEEPEST_DATA=/path/to/data python benchmarks/lab_watch.py [--seconds 8]
+Prints one line per measurement; needs the lab extra, playwright and /usr/bin/chromium.
+"""
+
+import argparse
+import sys
+import time
+from pathlib import Path
+
+sys.path.insert(0, str(Path(__file__).resolve().parent.parent / "tests"))
+
+import steepest  # noqa: E402
+from labserver import Lab  # noqa: E402
+from steepest.data import load_dataset  # noqa: E402
+
+CFG = {"hidden": [128, 64], "activation": "relu", "init": "he", "optimizer": "momentum", "lr": 0.05,
+       "momentum": 0.9, "batch_size": 128}
+
+
+def alone(seconds):
+    ds = load_dataset("mnist", download=False)
+    net = steepest.MLP([784, 128, 64, 10], activation="relu", input_scale=ds.input_scale)
+    theta = net.init(seed=0, scheme="he")
+    steepest.train(net, theta, ds.X_train, ds.y_train, optimizer="momentum", lr=0.05, batch_size=128,
+                   max_steps=50, monitor=False)  # warm up
+    t = time.perf_counter()
+    r = steepest.train(net, theta, ds.X_train, ds.y_train, optimizer="momentum", lr=0.05, batch_size=128,
+                       time_budget=seconds, monitor=False)
+    return r.state.step / (time.perf_counter() - t)
+
+
+def rate(lab, seconds):
+    s0, t0 = lab.request("/api/status")[1]["step"], time.perf_counter()
+    time.sleep(seconds)
+    s1, t1 = lab.request("/api/status")[1]["step"], time.perf_counter()
+    return (s1 - s0) / (t1 - t0)
+
+
+def main():
+    ap = argparse.ArgumentParser()
+    ap.add_argument("--seconds", type=float, default=8.0)
+    a = ap.parse_args()
+    from playwright.sync_api import sync_playwright
+
+    base = alone(a.seconds)
+    print(f"train() alone:            {base:7.1f} steps/s")
+    lab = Lab("--dataset", "mnist", cwd="/tmp")
+    lab.post("/api/configure", CFG)
+    lab.post("/api/start")
+    time.sleep(2)
+    print(f"lab, no page open:        {rate(lab, a.seconds):7.1f} steps/s")
+    with sync_playwright() as pw:
+        b = pw.chromium.launch(executable_path="/usr/bin/chromium", args=["--no-sandbox"])
+        pages = [b.new_page(viewport={"width": 1400, "height": 1000})]
+        pages[0].goto(lab.url)
+        time.sleep(2)
+        one = rate(lab, a.seconds)
+        print(f"lab, one page open:       {one:7.1f} steps/s  ({one / base:.2f}× train() alone)")
+        for _ in range(4):
+            pages.append(b.new_page(viewport={"width": 1400, "height": 1000}))
+            pages[-1].goto(lab.url)
+        time.sleep(2)
+        before = [int(p.get_by_test_id("step").inner_text()) for p in pages]
+        five = rate(lab, a.seconds)
+        after = [int(p.get_by_test_id("step").inner_text()) for p in pages]
+        print(f"lab, five pages open:     {five:7.1f} steps/s  ({five / base:.2f}×); every page advanced: "
+              f"{all(y > x for x, y in zip(before, after))}")
+        for p in pages:
+            p.close()
+        b.close()
+    time.sleep(1)
+    st = lab.request("/api/status")[1]
+    closed = rate(lab, 3)
+    print(f"pages closed:             {closed:7.1f} steps/s, running: {st['running']}, clients: {st['clients']}")
+    lab.stop()
+
+
+if __name__ == "__main__":
+    main()
