@@ -88,6 +88,7 @@ class Racer:
     state: object = None            # TrainState, after the first tick
     points: list = field(default_factory=list)
     credit: float = 0.0             # budget left in this tick
+    seen: int = 0                   # entries of state.history.steps already read into points
     done: str | None = None         # why it stopped for good (diverged, ‖∇L‖ < ε)
     opt: object = None              # the Optimizer, rebuilt when the spec changes
     new_batch: bool = False         # the batch size changed: start the next epoch position afresh
@@ -116,7 +117,6 @@ class LabListener:
         self.plane, self.probe, self.data = plane, probe_net, data   # of this generation
         self.next_point = 0.0
         self.next_extras = 0.0
-        self.seen = 0          # entries of state.history.steps already read
         self.last = (0, 0, 0.0)  # step, samples, seconds at the previous on_step
 
     def start_call(self, state) -> None:
@@ -133,8 +133,9 @@ class LabListener:
         now = time.perf_counter()
         if now >= self.next_point or eng.stepping:
             self.record(state, now)
+        if not (eng.running or eng.stepping or self.stale()):
+            self.record(state, now, force_extras=True)   # show exactly where it paused
         while not (eng.running or eng.stepping or self.stale()):
-            self.record(state, now, force_extras=True)
             eng.go.wait(0.5)                    # paused: wait here, inside the callback
         return self.stale() or eng.stepping or r.credit <= 0
 
@@ -146,33 +147,41 @@ class LabListener:
         return self.engine.generation != self.generation or self.engine.quitting
 
     def record(self, state, now, force_extras=False) -> None:
-        """Append a point for this racer (and the pictures, when due) and tell the pages."""
+        """Append a point for this racer (and the pictures, when due) and tell the pages.
+
+        Without a step since the last point, only the pictures are refreshed (``force_extras``).
+        """
         eng, r = self.engine, self.racer
         if self.stale():
             return
         steps = state.history.steps
-        new_loss, new_gn = steps["loss"][self.seen:], steps["grad_norm"][self.seen:]
-        if not new_loss and r.points and r.points[-1]["step"] == state.step:
-            if not force_extras:
-                return
-        point = {"step": state.step, "samples": state.samples, "seconds": round(state.seconds, 4),
-                 "wall": round(now - eng.t0, 3), "lr": r.spec["lr"],
-                 "loss": float(np.mean(new_loss)) if new_loss else (r.points[-1]["loss"] if r.points else None),
-                 "grad_norm": float(np.mean(new_gn)) if new_gn else None,
-                 "full_grad_norm": state.full_grad_norm, "ab": self.plane.coords(state.theta)}
-        for key in steps:                        # keep the last entry: the loop reads it at epoch ends
-            del steps[key][:-1]
-        self.seen = 1 if steps["loss"] else 0
-        if self.data.Xt is not None:
-            point["test_acc"] = probe_accuracy(self.probe, state.theta, self.data.Xt, self.data.yt)
+        new_loss, new_gn = steps["loss"][r.seen:], steps["grad_norm"][r.seen:]
+        moved = bool(new_loss) or not r.points or r.points[-1]["step"] != state.step
+        if not (moved or force_extras):
+            return
+        point = None
+        if moved:
+            point = {"step": state.step, "samples": state.samples, "seconds": round(state.seconds, 4),
+                     "wall": round(now - eng.t0, 3), "lr": r.spec["lr"],
+                     "loss": float(np.mean(new_loss)) if new_loss else (r.points[-1]["loss"] if r.points else None),
+                     "grad_norm": float(np.mean(new_gn)) if new_gn else None,
+                     "full_grad_norm": state.full_grad_norm, "ab": self.plane.coords(state.theta)}
+            for key in steps:                    # keep the last entry: the loop reads it at epoch ends
+                del steps[key][:-1]
+            r.seen = 1 if steps["loss"] else 0
+            if self.data.Xt is not None:
+                point["test_acc"] = probe_accuracy(self.probe, state.theta, self.data.Xt, self.data.yt)
         extras = None
         if r.index == 0 and eng.clients > 0 and (now >= self.next_extras or force_extras):
-            extras, point["layers"] = pictures(self.probe, self.data, state.theta)
+            extras, layers = pictures(self.probe, self.data, state.theta)
+            if point is not None:
+                point["layers"] = layers
             self.next_extras = now + EXTRAS_EVERY
         with eng.lock:
             if self.stale():
                 return
-            r.points.append(point)
+            if point is not None:
+                r.points.append(point)
             if extras is not None:
                 eng.extras, eng.extras_version = extras, eng.extras_version + 1
             eng.version += 1
@@ -374,6 +383,15 @@ class Engine:
                     "racers": [{"index": r.index, "label": r.label, "spec": r.spec, "done": r.done,
                                 "points": len(r.points)} for r in self.racers]}
 
+    def extras_json(self) -> str:
+        """The latest pictures as JSON text, serialised once per version however many pages watch."""
+        with self.lock:
+            if getattr(self, "_extras_cache", (None,))[0] != self.extras_version:
+                from steepest.lab.server import _dumps
+
+                self._extras_cache = (self.extras_version, _dumps(self.extras))
+            return self._extras_cache[1]
+
     def since(self, cursor: dict) -> tuple[dict | None, dict]:
         """What a page has not seen yet, given its ``cursor``; ``(None, cursor)`` when nothing changed.
 
@@ -395,6 +413,6 @@ class Engine:
                 msg["racers"].append({"index": r.index, "label": r.label, "from": k, "points": r.points[k:],
                                       "done": r.done})
             if fresh or cursor.get("extras") != self.extras_version:
-                msg["extras"] = self.extras
+                msg["extras"] = self.extras_json()
             return msg, {"generation": self.generation, "version": self.version,
                          "sent": [len(r.points) for r in self.racers], "extras": self.extras_version}

@@ -205,7 +205,11 @@ async def _stream(engine, request):
 
 
 def _dumps(msg) -> str:
-    return json.dumps(_clean(msg), separators=(",", ":"))
+    """Compact JSON; a message's ``extras`` may already be JSON text (cached by the engine)."""
+    extras = msg.pop("extras", None) if isinstance(msg.get("extras"), str) else None
+    text = json.dumps(_clean(msg), separators=(",", ":"))
+    return text if extras is None else text[:-1] + ',"extras":' + extras + "}"
+
 
 
 def bind(host: str, port: int) -> socket.socket:

@@ -60,7 +60,8 @@ function setupDataset(info) {
   $("target").innerHTML = "<option value=''>(predicted class)</option>" +
     Array.from({ length: info.n_classes }, (_, k) => `<option value="${k}">${(info.class_names || [])[k] || k}</option>`).join("");
   $("surface-note").textContent = "";
-  drawCanvasClear();
+  if (!lab.shown || lab.shown !== info.name) drawCanvasClear();
+  lab.shown = info.name;
 }
 
 // ---------------------------------------------------------------- drawing the curves and pictures

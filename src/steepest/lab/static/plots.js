@@ -57,7 +57,9 @@ function linePlot(canvas, series, opts) {
   series.forEach((s, i) => {
     ctx.strokeStyle = s.color || COLORS[i % COLORS.length]; ctx.lineWidth = 1.5; ctx.beginPath();
     let pen = false;
-    for (const [x, y] of s.pts) {
+    const stride = Math.max(1, Math.ceil(s.pts.length / 1500));  // a long run: draw every stride-th point
+    for (let k = 0; k < s.pts.length; k += stride) {
+      const [x, y] = s.pts[k];
       if (y === null || y === undefined || !isFinite(y) || (opts.logy && y <= 0)) { pen = false; continue; }
       if (pen) ctx.lineTo(px(x), py(y)); else ctx.moveTo(px(x), py(y));
       pen = true;
