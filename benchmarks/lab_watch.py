@@ -4,7 +4,7 @@
 2. ``steepest lab`` with one page open in chromium;
 3. the same lab with five pages open — then the pages are closed and training must go on.
 
-Usage: STEEPEST_DATA=/path/to/data python benchmarks/lab_watch.py [--seconds 8]
+Usage: STEEPEST_DATA=/path/to/data python benchmarks/lab_watch.py [--seconds 5] [--rounds 3]
 Prints one line per measurement; needs the lab extra, playwright and /usr/bin/chromium.
 """
 
@@ -23,12 +23,16 @@ CFG = {"hidden": [128, 64], "activation": "relu", "init": "he", "optimizer": "mo
        "momentum": 0.9, "batch_size": 128}
 
 
-def alone(seconds):
+def setup_alone():
     ds = load_dataset("mnist", download=False)
     net = steepest.MLP([784, 128, 64, 10], activation="relu", input_scale=ds.input_scale)
     theta = net.init(seed=0, scheme="he")
     steepest.train(net, theta, ds.X_train, ds.y_train, optimizer="momentum", lr=0.05, batch_size=128,
                    max_steps=50, monitor=False)  # warm up
+    return ds, net, theta
+
+
+def alone(ds, net, theta, seconds):
     t = time.perf_counter()
     r = steepest.train(net, theta, ds.X_train, ds.y_train, optimizer="momentum", lr=0.05, batch_size=128,
                        time_budget=seconds, monitor=False)
@@ -42,42 +46,54 @@ def rate(lab, seconds):
     return (s1 - s0) / (t1 - t0)
 
 
+def open_pages(browser, lab, n):
+    pages = []
+    for _ in range(n):
+        pages.append(browser.new_page(viewport={"width": 1400, "height": 1000}))
+        pages[-1].goto(lab.url)
+    time.sleep(2)
+    return pages
+
+
 def main():
     ap = argparse.ArgumentParser()
-    ap.add_argument("--seconds", type=float, default=8.0)
+    ap.add_argument("--seconds", type=float, default=5.0)
+    ap.add_argument("--rounds", type=int, default=3, help="alternate alone / with one page this many times; "
+                    "the best of each is reported (other load on the machine only ever slows a round down)")
     a = ap.parse_args()
     from playwright.sync_api import sync_playwright
 
-    base = alone(a.seconds)
-    print(f"train() alone:            {base:7.1f} steps/s")
+    ds, net, theta = setup_alone()
     lab = Lab("--dataset", "mnist", cwd="/tmp")
     lab.post("/api/configure", CFG)
-    lab.post("/api/start")
-    time.sleep(2)
-    print(f"lab, no page open:        {rate(lab, a.seconds):7.1f} steps/s")
     with sync_playwright() as pw:
         b = pw.chromium.launch(executable_path="/usr/bin/chromium", args=["--no-sandbox"])
-        pages = [b.new_page(viewport={"width": 1400, "height": 1000})]
-        pages[0].goto(lab.url)
-        time.sleep(2)
-        one = rate(lab, a.seconds)
-        print(f"lab, one page open:       {one:7.1f} steps/s  ({one / base:.2f}× train() alone)")
-        for _ in range(4):
-            pages.append(b.new_page(viewport={"width": 1400, "height": 1000}))
-            pages[-1].goto(lab.url)
-        time.sleep(2)
+        pages = open_pages(b, lab, 1)
+        base, one = [], []
+        for _ in range(a.rounds):
+            lab.post("/api/pause")
+            base.append(alone(ds, net, theta, a.seconds))
+            lab.post("/api/start")
+            time.sleep(1)
+            one.append(rate(lab, a.seconds))
+        print(f"train() alone:        best {max(base):7.1f} steps/s  (rounds: {', '.join(f'{v:.0f}' for v in base)})")
+        print(f"lab, one page open:   best {max(one):7.1f} steps/s  (rounds: {', '.join(f'{v:.0f}' for v in one)})"
+              f"  → {max(one) / max(base):.2f}× train() alone")
+        pages[0].close()
+        time.sleep(1)
+        print(f"lab, no page open:         {rate(lab, a.seconds):7.1f} steps/s")
+        pages = open_pages(b, lab, 5)
         before = [int(p.get_by_test_id("step").inner_text()) for p in pages]
         five = rate(lab, a.seconds)
         after = [int(p.get_by_test_id("step").inner_text()) for p in pages]
-        print(f"lab, five pages open:     {five:7.1f} steps/s  ({five / base:.2f}×); every page advanced: "
+        print(f"lab, five pages open:      {five:7.1f} steps/s; every page advanced: "
               f"{all(y > x for x, y in zip(before, after))}")
         for p in pages:
             p.close()
         b.close()
     time.sleep(1)
     st = lab.request("/api/status")[1]
-    closed = rate(lab, 3)
-    print(f"pages closed:             {closed:7.1f} steps/s, running: {st['running']}, clients: {st['clients']}")
+    print(f"pages closed:              {rate(lab, 3):7.1f} steps/s; running: {st['running']}, pages: {st['clients']}")
     lab.stop()
 
 
