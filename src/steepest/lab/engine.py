@@ -219,7 +219,7 @@ class Engine:
 
         self.lock = threading.RLock()
         self.go = threading.Event()
-        self.datasets, self.load = tuple(datasets), load or (lambda name: load_data(name, download=False))
+        self.datasets, self.load = tuple(datasets), load or (lambda name: load_data(name, download=True))
         self.runs_root = runs_root
         self.cache = {}
         self.running = self.stepping = self.quitting = False
