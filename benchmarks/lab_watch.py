@@ -39,11 +39,17 @@ def alone(ds, net, theta, seconds):
     return r.state.step / (time.perf_counter() - t)
 
 
-def rate(lab, seconds):
-    s0, t0 = lab.request("/api/status")[1]["step"], time.perf_counter()
+def rate(lab, seconds, share=None):
+    """Steps per second of the lab's first racer over ``seconds``; appends to ``share`` the fraction of
+    that wall time the training thread spent in the lab's listener (the lab's own cost)."""
+    a = lab.request("/api/status")[1]
+    t0 = time.perf_counter()
     time.sleep(seconds)
-    s1, t1 = lab.request("/api/status")[1]["step"], time.perf_counter()
-    return (s1 - s0) / (t1 - t0)
+    b = lab.request("/api/status")[1]
+    t1 = time.perf_counter()
+    if share is not None:
+        share.append((b["listener_seconds"] - a["listener_seconds"]) / (b["uptime"] - a["uptime"]))
+    return (b["step"] - a["step"]) / (t1 - t0)
 
 
 def open_pages(browser, lab, n):
@@ -69,16 +75,18 @@ def main():
     with sync_playwright() as pw:
         b = pw.chromium.launch(executable_path="/usr/bin/chromium", args=["--no-sandbox"])
         pages = open_pages(b, lab, 1)
-        base, one = [], []
+        base, one, share = [], [], []
         for _ in range(a.rounds):
             lab.post("/api/pause")
             base.append(alone(ds, net, theta, a.seconds))
             lab.post("/api/start")
             time.sleep(1)
-            one.append(rate(lab, a.seconds))
+            one.append(rate(lab, a.seconds, share))
         print(f"train() alone:        best {max(base):7.1f} steps/s  (rounds: {', '.join(f'{v:.0f}' for v in base)})")
         print(f"lab, one page open:   best {max(one):7.1f} steps/s  (rounds: {', '.join(f'{v:.0f}' for v in one)})"
               f"  → {max(one) / max(base):.2f}× train() alone")
+        print(f"  share of the training thread's wall time spent in LabListener: "
+              f"{', '.join(f'{100 * v:.1f}%' for v in share)}")
         pages[0].close()
         time.sleep(1)
         print(f"lab, no page open:         {rate(lab, a.seconds):7.1f} steps/s")

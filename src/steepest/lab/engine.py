@@ -23,9 +23,9 @@ from steepest.errors import ConfigError
 from steepest.lab import config as C
 from steepest.lab import probe
 
-POINT_EVERY = 0.2     # seconds of wall time between two sampled points of a racer
-EXTRAS_EVERY = 0.5    # seconds between two pictures (anatomy, boundary, mistakes) of the first racer
-TRAIN_SAMPLE, TEST_SAMPLE = 256, 1000
+POINT_EVERY = 0.25    # seconds of wall time between two sampled points of a racer
+EXTRAS_EVERY = 0.75   # seconds between two pictures (anatomy, boundary, mistakes) of the first racer
+TRAIN_SAMPLE, TEST_SAMPLE = 256, 500
 FOREVER = 10**12      # max_steps: the lab's runs end when the page says so
 
 
@@ -135,6 +135,7 @@ class LabListener:
             self.record(state, now)
         if not (eng.running or eng.stepping or self.stale()):
             self.record(state, now, force_extras=True)   # show exactly where it paused
+        eng.listener_seconds += time.perf_counter() - now
         while not (eng.running or eng.stepping or self.stale()):
             eng.go.wait(0.5)                    # paused: wait here, inside the callback
         return self.stale() or eng.stepping or r.credit <= 0
@@ -226,7 +227,8 @@ class Engine:
         self.generation = self.version = self.extras_version = self.clients = 0
         self.extras, self.budget, self.message = {}, "seconds", ""
         self.saved_step = None
-        self.t0 = time.perf_counter()
+        self.listener_seconds = 0.0   # wall time spent in LabListener.on_step: what watching costs
+        self.t0 = self.t_start = time.perf_counter()
         self.cfg = C.check_config(cfg or {}, C.DEFAULTS, self.datasets)
         self._build(self.cfg, [dict((k, self.cfg[k]) for k in ("optimizer", "lr", "momentum", "batch_size"))])
         self.thread = threading.Thread(target=self._loop, name="steepest-lab-train", daemon=True)
@@ -380,6 +382,7 @@ class Engine:
             return {"running": self.running, "generation": self.generation, "config": dict(self.cfg),
                     "budget": self.budget, "datasets": list(self.datasets), "step": last.get("step", 0), "loss": last.get("loss"),
                     "test_acc": last.get("test_acc"), "message": self.message, "clients": self.clients,
+                    "listener_seconds": round(self.listener_seconds, 4), "uptime": round(time.perf_counter() - self.t_start, 3),
                     "racers": [{"index": r.index, "label": r.label, "spec": r.spec, "done": r.done,
                                 "points": len(r.points)} for r in self.racers]}
 

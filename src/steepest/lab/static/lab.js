@@ -25,7 +25,7 @@ function onMessage(msg) {
     mine.label = r.label; mine.done = r.done;
     mine.points.push(...r.points);
   }
-  if (msg.extras) lab.extras = msg.extras;
+  if (msg.extras) { lab.extras = msg.extras; lab.extrasDirty = true; }
   lab.status = msg.status;
   showStatus(msg.status, msg.fresh);
   lab.dirty = true;
@@ -68,7 +68,7 @@ function setupDataset(info) {
 function xOf(p) { const ax = $("xaxis").value; return ax === "steps" ? p.step : ax === "samples" ? p.samples : p.seconds; }
 
 function redraw() {
-  if (!lab.dirty) return;
+  if (!lab.dirty || document.hidden) return;   // a hidden tab draws when it is shown again
   lab.dirty = false;
   const ser = key => lab.racers.map((r, i) => ({ label: r.label, color: COLORS[i % COLORS.length],
                                                  pts: r.points.map(p => [xOf(p), p[key]]) }));
@@ -84,7 +84,8 @@ function redraw() {
     linePlot($("c-layers"), layers, { logy: true, title: "per-layer ‖∇L‖ of the first racer (256 training rows): " +
       layers.map((l, i) => `${l.label} ${["blue", "red", "green", "purple", "orange", "brown"][i % 6]}`).join(", ") });
   }
-  drawSurface(); drawBoundary(); drawAnatomy(); drawMistakes();
+  drawSurface();
+  if (lab.extrasDirty) { lab.extrasDirty = false; drawBoundary(); drawAnatomy(); drawMistakes(); }
 }
 
 function drawSurface() {
