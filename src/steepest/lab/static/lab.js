@@ -74,7 +74,7 @@ function redraw() {
                                                  pts: r.points.map(p => [xOf(p), p[key]]) }));
   const eps = lab.status && lab.status.config.eps;
   linePlot($("c-loss"), ser("loss"), { logy: true, title: "training loss (mean over the batches since the last point), log scale" });
-  linePlot($("c-acc"), ser("test_acc"), { title: "test accuracy (on a sample of ≤1000 test rows)", ymax: 1 });
+  linePlot($("c-acc"), ser("test_acc"), { title: "test accuracy (on a sample of ≤500 test rows)", ymax: 1 });
   linePlot($("c-grad"), ser("grad_norm"), { logy: true, title: "‖∇L‖ of the batches (dashed: ε)", hline: eps });
   const r0 = lab.racers[0];
   if (r0) {
