@@ -169,3 +169,30 @@ def test_host_0000_warns(tmp_path):
         p.terminate()
         _, err = p.communicate(timeout=20)
     assert "warning" in err and "other machines" in err
+
+
+def test_five_pages_at_once_all_update_and_closing_them_leaves_training_running(lab):
+    import threading
+
+    lab.post("/api/race", {"racers": [{}], "budget": "seconds", "start": True})
+    got = [[] for _ in range(5)]
+
+    def watch(k):
+        got[k] = lab.events(3.0)
+
+    threads = [threading.Thread(target=watch, args=(k,)) for k in range(5)]
+    for t in threads:
+        t.start()
+    time.sleep(1.0)
+    assert lab.request("/api/status")[1]["clients"] == 5
+    for t in threads:
+        t.join()
+    for msgs in got:
+        steps = [m["status"]["step"] for m in msgs]
+        assert len(msgs) >= 3 and steps[-1] > steps[0], steps
+    time.sleep(0.5)
+    s = lab.request("/api/status")[1]
+    assert s["clients"] == 0 and s["running"]
+    time.sleep(0.6)
+    assert lab.request("/api/status")[1]["step"] > s["step"]
+    lab.post("/api/pause")
