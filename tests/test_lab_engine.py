@@ -113,3 +113,23 @@ def test_input_gradient_matches_finite_differences():
         lm = -np.log(net.predict_proba(theta, (x - e)[None])[0, 2])
         num.append((lp - lm) / (2 * h))
     assert np.allclose(g, num, rtol=1e-5, atol=1e-8)
+
+
+def test_a_snapshot_is_one_moment_of_the_run(engine):
+    """Taken while training runs, the copy is θ after exactly its step count: full-batch GD from θ₀
+    for that many steps gives the same θ bit for bit (the lab's many train() calls resume exactly)."""
+    import steepest
+
+    engine.configure({"optimizer": "gd", "batch_size": "full"})
+    engine.start()
+    wait_for(lambda: engine.status()["step"] > 30)
+    snap = engine.snapshot(0)
+    assert engine.running and snap.step > 0
+    engine.pause()
+    time.sleep(0.2)
+    d, net = engine.data, steepest.MLP(**engine.net.config())   # own buffers: the lab's thread has its net
+    r = steepest.train(net, engine.theta0, d.X, d.y, optimizer="gd", lr=0.1, batch_size="full",
+                       max_steps=snap.step, monitor=False)
+    assert np.array_equal(r.theta, snap.theta)
+    paused = engine.snapshot(0)                       # served from inside the paused callback
+    assert paused.step == engine.racers[0].state.step

@@ -108,7 +108,9 @@ def save_run(engine, name=None) -> Path:
     from steepest.io import save_checkpoint, save_model
     from steepest.metrics import evaluate
 
-    net, theta, data, r = _current(engine)
+    net, _, data, r = _current(engine)
+    state = engine.snapshot(0)                   # θ, optimizer memory and counters of one moment
+    theta = (state.theta if state is not None else engine.theta0).copy()
     if name is None:
         name = f"lab-{data.ds.name}-{time.strftime('%Y%m%d-%H%M%S')}"
     if not isinstance(name, str) or not name or "/" in name or "\\" in name or name.startswith("."):
@@ -119,8 +121,8 @@ def save_run(engine, name=None) -> Path:
     with engine.lock:
         cfg = {o.name: o.default for o in OPTIONS}
         cfg.update({k: v for k, v in engine.cfg.items() if k in BY_NAME}, **r.spec)
-        cfg.update(dataset=data.ds.name, epochs=None, max_steps=max(1, r.state.step if r.state else 1))
-        points, state = list(r.points), r.state
+        cfg.update(dataset=data.ds.name, epochs=None, max_steps=max(1, state.step if state else 1))
+        points = list(r.points)
     if cfg["optimizer"] not in ("sgd", "momentum", "nesterov", "rmsprop"):
         cfg["momentum"] = None
     rundir.write_config(to_toml(cfg))

@@ -135,9 +135,11 @@ class LabListener:
             self.record(state, now)
         if not (eng.running or eng.stepping or self.stale()):
             self.record(state, now, force_extras=True)   # show exactly where it paused
+        eng.serve_snapshot(r, state)
         eng.listener_seconds += time.perf_counter() - now
         while not (eng.running or eng.stepping or self.stale()):
-            eng.go.wait(0.5)                    # paused: wait here, inside the callback
+            eng.go.wait(0.05)                   # paused: wait here, inside the callback
+            eng.serve_snapshot(r, state)
         return self.stale() or eng.stepping or r.credit <= 0
 
     def on_epoch(self, state) -> bool:
@@ -228,6 +230,7 @@ class Engine:
         self.extras, self.budget, self.message = {}, "seconds", ""
         self.saved_step = None
         self.listener_seconds = 0.0   # wall time spent in LabListener.on_step: what watching costs
+        self.training, self.snap_request = None, None   # the racer inside train(); a pending snapshot
         self.t0 = self.t_start = time.perf_counter()
         self.cfg = C.check_config(cfg or {}, C.DEFAULTS, self.datasets)
         self._build(self.cfg, [dict((k, self.cfg[k]) for k in ("optimizer", "lr", "momentum", "batch_size"))])
@@ -295,7 +298,7 @@ class Engine:
 
     def _advance(self, r: Racer, gen: int) -> None:
         """One ``train()`` call for racer ``r``, until its budget for this tick is spent."""
-        from steepest.loop import TrainState, train
+        from steepest.loop import TrainState
         from steepest.optim import make_optimizer
 
         with self.lock:
@@ -312,12 +315,55 @@ class Engine:
             if r.new_batch:
                 r.state.batch, r.new_batch = 0, False
         listener.start_call(r.state)
-        result = train(net, r.state.theta, data.X, data.y, optimizer=r.opt, lr=lambda step: r.spec["lr"],
-                       batch_size=spec["batch_size"], epochs=None, max_steps=FOREVER, eps=cfg["eps"],
-                       seed=cfg["seed"], monitor=False, callback=as_callback(listener), state=r.state)
+        with self.lock:
+            self.training = r
+        try:
+            result = self._train(r, listener, net, data, spec, cfg)
+        finally:
+            with self.lock:
+                self.training = None
         if result.stop_reason != "interrupted" and gen == self.generation:
             r.done = result.stop_message or result.stop_reason
             listener.record(result.state, time.perf_counter(), force_extras=True)
+
+    @staticmethod
+    def _train(r, listener, net, data, spec, cfg):
+        from steepest.loop import train
+
+        return train(net, r.state.theta, data.X, data.y, optimizer=r.opt, lr=lambda step: r.spec["lr"],
+                     batch_size=spec["batch_size"], epochs=None, max_steps=FOREVER, eps=cfg["eps"],
+                     seed=cfg["seed"], monitor=False, callback=as_callback(listener), state=r.state)
+
+    def snapshot(self, index=0, timeout=5.0):
+        """A consistent copy of racer ``index``'s TrainState (None before its first step).
+
+        Inside ``train()`` the state changes mid-step, so the copy is taken by the training thread
+        itself, between two steps (:meth:`serve_snapshot`); outside it, here.
+        """
+        import copy
+
+        with self.lock:
+            r = self.racers[index]
+            if self.training is not r:             # not inside train(): its state is quiet
+                return copy.deepcopy(r.state)
+            req = self.snap_request = {"racer": r, "done": threading.Event(), "state": None}
+        if not req["done"].wait(timeout):
+            with self.lock:
+                self.snap_request = None
+                if self.training is not r:          # the call ended meanwhile: the state is quiet now
+                    return copy.deepcopy(r.state)
+            raise ConfigError("the training did not reach the end of a step in time to be copied; try again")
+        return req["state"]
+
+    def serve_snapshot(self, racer, state) -> None:
+        """Called by the training thread between steps: answer a pending :meth:`snapshot` request."""
+        req = self.snap_request
+        if req is not None and req["racer"] is racer:
+            import copy
+
+            req["state"] = copy.deepcopy(state)
+            self.snap_request = None
+            req["done"].set()
 
     # ------------------------------------------------------------ controls (any thread)
     def start(self):
