@@ -141,6 +141,7 @@ def build_app(engine, token: str, hosts):
 
     routes = [
         Route("/", index), Route("/static/{name}", static), Route("/api/events", events),
+        Route("/favicon.ico", lambda request: Response(status_code=204)),
         Route("/api/status", api(lambda q: engine.status(), with_body=False)),
         Route("/api/start", api(lambda b: engine.start()), methods=["POST"]),
         Route("/api/pause", api(lambda b: engine.pause()), methods=["POST"]),

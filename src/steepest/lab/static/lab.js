@@ -236,7 +236,8 @@ function wire() {
   $("stepbtn").onclick = () => api("/api/step", {});
   $("reset").onclick = () => api("/api/reset", {});
   for (const id of ["dataset", "hidden", "activation", "init", "seed", "optimizer", "lr", "momentum", "batch_size", "eps"])
-    $(id).addEventListener("change", () => api("/api/configure", { [id]: value(id) }).catch(() => {}));
+    $(id).addEventListener("change", () => api("/api/configure", { [id]: value(id) })
+      .catch(() => { if (lab.status) fillControls(lab.status.config); }));  // refused: show what runs
   $("race").onclick = () => api("/api/race", { racers: racerSpecs(), budget: $("budget").value });
   $("single").onclick = () => api("/api/race", { racers: [{}], budget: "seconds", start: false });
   $("save").onclick = async () => {
