@@ -104,7 +104,7 @@ def test_predict_a_drawing_goes_through_the_predict_preprocessing(lab):
 def test_race_gives_every_racer_the_same_budget(lab):
     racers = [{"optimizer": "gd", "lr": 0.5, "batch_size": "full"}, {"optimizer": "sgd", "lr": 0.1, "batch_size": 32}]
     assert lab.post("/api/race", {"racers": racers, "budget": "samples"})[0] == 200
-    msgs = lab.events(20, stop=lambda m: min(r["points"] for r in m["status"]["racers"]) >= 6)
+    msgs = lab.events(45, stop=lambda m: min(r["points"] for r in m["status"]["racers"]) >= 6)
     lab.post("/api/pause")
     last = {}
     for m in msgs:

@@ -86,7 +86,7 @@ def test_a_race_advances_both_curves(page):
     page.wait_for_function("() => document.querySelectorAll('#legend span').length === 2", timeout=10000)
     counts = "() => [...document.querySelectorAll('#legend span')].length"
     assert page.evaluate(counts) == 2
-    page.wait_for_function("() => window.labState && window.labState().every(n => n >= 5)", timeout=20000)
+    page.wait_for_function("() => window.labState && window.labState().every(n => n >= 3)", timeout=45000)
     a = page.evaluate("() => window.labState()")
     time.sleep(1.0)
     b = page.evaluate("() => window.labState()")

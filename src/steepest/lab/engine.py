@@ -131,7 +131,8 @@ class LabListener:
                      "seconds": state.seconds - seconds}[kind]
         self.last = (state.step, state.samples, state.seconds)
         now = time.perf_counter()
-        if now >= self.next_point or eng.stepping:
+        if now >= self.next_point or eng.stepping or eng.urgent:
+            eng.urgent = False                  # a setting changed: show its first step at once
             self.record(state, now)
         if not (eng.running or eng.stepping or self.stale()):
             self.record(state, now, force_extras=True)   # show exactly where it paused
@@ -230,6 +231,7 @@ class Engine:
         self.extras, self.budget, self.message = {}, "seconds", ""
         self.saved_step = None
         self.listener_seconds = 0.0   # wall time spent in LabListener.on_step: what watching costs
+        self.urgent = False                     # record the next step without waiting for POINT_EVERY
         self.training, self.snap_request = None, None   # the racer inside train(); a pending snapshot
         self.t0 = self.t_start = time.perf_counter()
         self.cfg = C.check_config(cfg or {}, C.DEFAULTS, self.datasets)
@@ -403,6 +405,7 @@ class Engine:
             self.cfg = cfg
             if cfg["eps"] is not None:
                 r.done = None
+            self.urgent = True
             self.version += 1
         return {"reset": False}
 
