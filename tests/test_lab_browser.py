@@ -83,7 +83,7 @@ def test_draw_a_stroke_and_read_a_prediction(page):
 
 def test_a_race_advances_both_curves(page):
     page.get_by_test_id("race").click()
-    page.wait_for_function("() => document.querySelectorAll('#legend span').length === 2", timeout=10000)
+    page.wait_for_function("() => document.querySelectorAll('#legend span').length === 2", timeout=30000)
     counts = "() => [...document.querySelectorAll('#legend span')].length"
     assert page.evaluate(counts) == 2
     page.wait_for_function("() => window.labState && window.labState().every(n => n >= 3)", timeout=45000)
@@ -92,7 +92,7 @@ def test_a_race_advances_both_curves(page):
     b = page.evaluate("() => window.labState()")
     assert all(y > x for x, y in zip(a, b)), (a, b)
     page.click("#surface")
-    page.wait_for_function("() => document.getElementById('surface-note').textContent.includes('loss on')", timeout=20000)
+    page.wait_for_function("() => document.getElementById('surface-note').textContent.includes('loss on')", timeout=60000)
     page.click("#basins")
     page.get_by_test_id("pause").click()
     SHOT.parent.mkdir(exist_ok=True)
