@@ -77,7 +77,7 @@ def test_draw_a_stroke_and_read_a_prediction(page):
         page.mouse.move(box["x"] + box["width"] * 0.5, box["y"] + box["height"] * (0.15 + 0.07 * k))
     page.mouse.up()
     page.wait_for_function("() => /^[0-9]$/.test(document.querySelector('[data-testid=prediction]').textContent)",
-                           timeout=10000)
+                           timeout=20000)
     assert page.get_by_test_id("prediction").inner_text() in "0123456789"
 
 
