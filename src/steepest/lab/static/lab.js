@@ -241,12 +241,14 @@ function wire() {
   $("race").onclick = () => api("/api/race", { racers: racerSpecs(), budget: $("budget").value });
   $("single").onclick = () => api("/api/race", { racers: [{}], budget: "seconds", start: false });
   $("save").onclick = async () => {
-    const name = $("savename").value.trim(), out = await api("/api/save", name ? { name } : {});
+    const name = $("savename").value.trim(), out = await api("/api/save", name ? { name } : {}).catch(() => null);
+    if (!out) return;
     $("saved").textContent = `saved: ${out.run_dir} — try steepest evaluate ${out.run_dir}`;
   };
   $("surface").onclick = async () => {
     $("surface-note").textContent = "computing…";
-    lab.surface = await api("/api/surface?n=25");
+    try { lab.surface = await api("/api/surface?n=25"); }
+    catch (err) { $("surface-note").textContent = ""; return; }   // the error box says why
     $("surface-note").textContent = lab.surface.note + " (blue low, red high, log scale)";
     lab.dirty = true;
   };
