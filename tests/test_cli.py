@@ -231,7 +231,7 @@ def test_datasets_lists_where_each_is(tmp_path):
         assert name in r.stdout
     assert "would be downloaded from http" in r.stdout
     rows = json_lines(steepest("datasets", "--json", env={"STEEPEST_CACHE": tmp_path / "cache"}).stdout)
-    assert [row["name"] for row in rows] == ["mnist", "fashion-mnist", "digits"]
+    assert [row["name"] for row in rows] == ["mnist", "fashion-mnist", "digits", "moons", "circles", "spirals", "xor"]
 
 
 def test_datasets_finds_real_data(real_data_dir):

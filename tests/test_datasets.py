@@ -175,7 +175,8 @@ def test_unknown_name_lists_known_ones(loader):
 def test_describe_datasets(tmp_path, data_env, tiny_mnist):
     tiny_mnist(tmp_path / "d" / "mnist", n_train=6, n_test=4)
     rows = {r["name"]: r for r in describe_datasets(data_dir=tmp_path / "d")}
-    assert set(rows) == {"mnist", "fashion-mnist", "digits"}
+    assert set(rows) == {"mnist", "fashion-mnist", "digits", "moons", "circles", "spirals", "xor"}
+    assert rows["moons"]["found"] and rows["moons"]["n_train"] == 600
     m, f = rows["mnist"], rows["fashion-mnist"]
     assert m["found"] and m["path"] == str(tmp_path / "d" / "mnist")
     assert (m["n_train"], m["n_test"], m["image_shape"]) == (6, 4, (28, 28))

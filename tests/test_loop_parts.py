@@ -144,6 +144,13 @@ def test_a_loss_far_above_where_it_started_is_divergence_too():
         assert net.loss(r.theta, ds.X_train, ds.y_train) <= ref  # the θ kept is below the line
 
 
+def test_a_callback_stopping_the_first_full_batch_step_still_ends_cleanly(problem):
+    """Every rule sees the evaluation at the end of the epoch a callback stopped in (full batch: step 1)."""
+    net, theta0, X, y = problem
+    r = train(net, theta0, X, y, optimizer="gd", lr=0.1, batch_size="full", epochs=5, callback=lambda e, s: True)
+    assert r.stop_reason == "interrupted" and r.state.step == 1 and len(r.history.epochs) == 1
+
+
 def test_patience_memory_survives_a_checkpoint(problem, tmp_path):
     """The patience rule's memory (best loss, best θ, evaluations waited) is saved with the checkpoint:
     interrupted and resumed, a run stops and restores exactly as an uninterrupted one."""

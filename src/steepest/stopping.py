@@ -212,13 +212,11 @@ class Divergence(_KeepsTheta):
         if self.theta is None:
             self.theta = run.theta.copy()
 
-    def on_step_end(self, run, rec):
-        if self.reference is None:
-            self.reference = max(float(rec.loss), self.ln_k) if np.isfinite(rec.loss) else self.ln_k
-        return None
-
     def on_evaluation(self, run, rec):
         loss, st = rec["train_loss"], run.state
+        if self.reference is None:  # the first step's loss, at θ₀ (the history spans resumes)
+            first = st.history.steps["loss"][0] if st.history.steps["loss"] else float("nan")
+            self.reference = max(float(first), self.ln_k) if np.isfinite(first) else self.ln_k
         if not np.isfinite(loss):  # the last update went too far: say where, from the gradient just measured
             what = "the training loss became non-finite"
             if rec.get("train_metrics") == "full":

@@ -1,4 +1,4 @@
-"""Named datasets — ``mnist``, ``fashion-mnist``, ``digits`` — and where to find them.
+"""Named datasets — ``mnist``, ``fashion-mnist``, ``digits``, the toy 2-D sets — and where to find them.
 
 Search order for mnist and fashion-mnist (the first directory holding all four IDX files wins):
 
@@ -8,7 +8,8 @@ Search order for mnist and fashion-mnist (the first directory holding all four I
 4. system locations, ``/usr/share/datasets/<name>/`` (Debian's ``dataset-fashion-mnist``);
 5. a download into the cache, if ``download`` is true.
 
-``digits`` is scikit-learn's bundled 8x8 digits and needs no download.
+``digits`` is scikit-learn's bundled 8x8 digits and needs no download. ``moons``, ``circles``,
+``spirals`` and ``xor`` are generated from a seed (:mod:`steepest.data.toy`).
 """
 
 from __future__ import annotations
@@ -21,6 +22,7 @@ import numpy as np
 
 from steepest.data import fetch as _fetch
 from steepest.data.idx import read_idx, read_idx_header
+from steepest.data.toy import TOY_DATASETS, load_toy
 from steepest.errors import ConfigError, DataError, DataNotFoundError
 
 __all__ = [
@@ -34,7 +36,7 @@ __all__ = [
     "load_mnist",
 ]
 
-KNOWN_DATASETS = ("mnist", "fashion-mnist", "digits")
+KNOWN_DATASETS = ("mnist", "fashion-mnist", "digits") + TOY_DATASETS
 
 #: System-wide directories searched after the cache; ``<dir>/<name>/`` must hold the files.
 SYSTEM_DIRS: tuple[Path, ...] = (Path("/usr/share/datasets"),)
@@ -233,6 +235,8 @@ def find_dataset(name: str, data_dir=None, cache_dir=None, download: bool = True
     _check_name(name)
     if name == "digits":
         return _digits_file()
+    if name in TOY_DATASETS:
+        raise DataNotFoundError(f"{name} is generated from a seed, not read from files; load it with load_dataset")
     found = _locate(name, data_dir, cache_dir)
     if found is not None:
         return found
@@ -246,10 +250,12 @@ def find_dataset(name: str, data_dir=None, cache_dir=None, download: bool = True
 
 def load_dataset(name: str, data_dir=None, download: bool = True, cache_dir=None,
                  mirrors=None, progress: bool = False) -> Dataset:
-    """Find (or fetch) and load a named dataset: ``mnist``, ``fashion-mnist`` or ``digits``."""
+    """Find (or fetch) and load a named dataset: ``mnist``, ``fashion-mnist``, ``digits`` or a toy one."""
     _check_name(name)
     if name == "digits":
         return load_digits()
+    if name in TOY_DATASETS:
+        return load_toy(name)
     where = find_dataset(name, data_dir, cache_dir, download, mirrors=mirrors, progress=progress)
     return load_mnist(where, kind=name)
 
@@ -272,6 +278,10 @@ def describe_datasets(data_dir=None, cache_dir=None) -> list[dict]:
                 row.update(found=True, n_train=1437, n_test=360)
             except DataNotFoundError:
                 row.update(found=False, path=None)
+            rows.append(row)
+            continue
+        if name in TOY_DATASETS:
+            row.update(found=True, path="(generated)", n_classes=2, n_train=600, n_test=200)
             rows.append(row)
             continue
         row["image_shape"] = (28, 28)

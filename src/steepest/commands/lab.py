@@ -1,0 +1,103 @@
+"""``steepest lab``: a local page to watch and steer gradient descent while it runs.
+
+Prints one line, ``lab: http://HOST:PORT/?token=…``, and opens it in the browser (unless
+``--no-browser``). Ctrl-C stops the server; a run that has made steps is saved first as a run
+directory (``runs/lab-…``) that ``steepest evaluate`` and ``steepest report`` read.
+"""
+
+from __future__ import annotations
+
+import argparse
+import sys
+
+HELP = "a live page in the browser: train, pause, race optimizers, draw a digit"
+EPILOG = """\
+examples:
+  steepest lab                                   # digits, opens the browser
+  steepest lab --dataset moons --hidden 8 8 --no-browser
+  steepest lab --dataset mnist --hidden 128 64 --port 8765
+
+needs the lab extra: pip install 'steepest[lab]' (Starlette and uvicorn).
+"""
+
+
+def add_parser(subparsers):
+    from steepest.registry import ACTIVATIONS, OPTIMIZERS
+
+    p = subparsers.add_parser("lab", help=HELP, description=HELP + ".", epilog=EPILOG,
+                              formatter_class=argparse.RawDescriptionHelpFormatter)
+    p.add_argument("--dataset", default="digits", metavar="NAME|FILE",
+                   help="digits (default), moons, circles, spirals, xor, mnist, fashion-mnist, or your data file")
+    p.add_argument("--hidden", type=int, nargs="+", default=None, metavar="N", help="hidden layer widths")
+    p.add_argument("--activation", choices=ACTIVATIONS, default=None)
+    p.add_argument("--optimizer", choices=OPTIMIZERS, default=None)
+    p.add_argument("--lr", type=float, default=None, metavar="η")
+    p.add_argument("--batch-size", default=None, metavar="B|full")
+    p.add_argument("--seed", type=int, default=None)
+    p.add_argument("--host", default="127.0.0.1", help="address to bind (default 127.0.0.1: this machine only)")
+    p.add_argument("--port", type=int, default=0, help="port (default 0: a free one)")
+    p.add_argument("--no-browser", action="store_true", help="print the URL but do not open a browser")
+    p.add_argument("--runs-dir", default="runs", metavar="DIR", help="where saved runs go (default runs/)")
+    return p
+
+
+def _config(args) -> dict:
+    cfg = {"dataset": args.dataset}
+    for key in ("hidden", "activation", "optimizer", "lr", "seed"):
+        if getattr(args, key) is not None:
+            cfg[key] = getattr(args, key)
+    if args.batch_size is not None:
+        cfg["batch_size"] = "full" if args.batch_size == "full" else _int(args.batch_size)
+    return cfg
+
+
+def _int(text):
+    from steepest.errors import ConfigError
+
+    try:
+        return int(text)
+    except ValueError:
+        raise ConfigError(f"--batch-size must be a positive integer or 'full', got {text!r}") from None
+
+
+def run(args) -> int:
+    from steepest.errors import ConfigError
+
+    try:
+        from steepest.lab.server import serve
+        import starlette  # noqa: F401
+        import uvicorn  # noqa: F401
+    except ImportError:
+        raise ConfigError("steepest lab needs Starlette and uvicorn; install them with "
+                          "`pip install 'steepest[lab]'`") from None
+    from steepest.commands._common import looks_like_path
+    from steepest.lab.config import BUNDLED
+    from steepest.lab.engine import Engine
+
+    cfg = _config(args)
+    datasets = BUNDLED + ((args.dataset,) if args.dataset not in BUNDLED and looks_like_path(args.dataset) else ())
+    if not 0 <= args.port <= 65535:
+        raise ConfigError(f"--port must be 0…65535, got {args.port}")
+    engine = Engine(cfg, datasets=datasets, runs_root=args.runs_dir)
+    try:
+        serve(engine, host=args.host, port=args.port, open_browser=not args.no_browser)
+    except OSError as e:
+        engine.quit()
+        raise ConfigError(f"cannot listen on {args.host}:{args.port} ({e.strerror or e}); "
+                          "choose another --port or --host") from None
+    _save_on_exit(engine)
+    return 0
+
+
+def _save_on_exit(engine) -> None:
+    """A run in progress is kept: save it as a run directory, as Ctrl-C does for `steepest train`."""
+    from steepest.lab.actions import save_run
+
+    if not any(r.state is not None and r.state.step > 0 for r in engine.racers) or engine.saved_step == engine.status()["step"]:
+        return
+    try:
+        path = save_run(engine)
+    except Exception as e:  # the server is down already; say what was lost, do not hide it in a traceback
+        print(f"steepest: could not save the lab's run: {e}", file=sys.stderr)
+        return
+    print(f"lab: stopped; the run is saved in {path} (steepest evaluate {path}; steepest report {path})")
