@@ -77,7 +77,7 @@ def test_landscape_command(run_dir, capsys):
     assert code == 0
     out = d / "landscape"
     for stem in ("line_1d", "plane_contour", "plane_surface", "trajectories", "step_probe", "step_probe_init",
-                 "minima_momentum"):
+                 "double_well_momentum", "double_well_basins", "ravine_momentum"):
         assert (out / f"{stem}.png").stat().st_size > 1000 and (out / f"{stem}.svg").stat().st_size > 1000
     numbers = json.loads((out / "landscape.json").read_text())
     from steepest.io import load_model
@@ -93,6 +93,8 @@ def test_landscape_command(run_dir, capsys):
     assert line["train_loss"][line["alpha"].index(0.0)] == pytest.approx(net.loss(theta0, Xs, ys), rel=1e-6)
     assert line["train_loss"][line["alpha"].index(1.0)] == pytest.approx(net.loss(theta, Xs, ys), rel=1e-6)
     assert numbers["minima"]["GD"]["basin"] == "shallow"
+    assert numbers["step_probe"]["verdict"].startswith("lr 0.05 ")
+    assert numbers["step_probe"]["best_alpha"] is None or not numbers["step_probe"]["at_edge"]
     assert str(out / "landscape.json") in io.out
 
 
