@@ -128,9 +128,10 @@ def test_report_command(run_dir, capsys):
     path = json.loads(io.out)["report"]
     page = (d / "report.html").read_text()
     assert path == str(d / "report.html")
-    assert "Stop reason: max_epochs." in page and "Configuration" in page
+    assert page.count("Stopped by max_epochs") == 1 and "Configuration" in page
     assert page.count("<img ") >= 2 and "https://" not in page
-    assert np.all([s in page for s in ("Metrics per epoch", "Final metrics")])
+    assert np.all([s in page for s in ("Metrics per epoch", "Final metrics", "Loss landscape (landscape)",
+                                       "Misclassified test images", "of 360 test images are misclassified")])
 
 
 @pytest.mark.slow

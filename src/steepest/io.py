@@ -17,7 +17,8 @@ seed               the run's seed
 environment        what the arithmetic depended on: steepest, NumPy and Python versions, NumPy's
                    SIMD extensions, the BLAS library (``blas``: internal_api, version,
                    architecture/core type, threading layer, threads, from threadpoolctl), the
-                   kernel in one phrase (``blas_kernel``: ``"openblas 0.3.31 Haswell"``), the
+                   kernel in one phrase (``blas_kernel``: ``"openblas 0.3.31 Haswell"``; model
+                   files only), the CPU's model name (``cpu``; model files only), the
                    thread count (``blas_threads``) and the variables ``OPENBLAS_CORETYPE``,
                    ``OPENBLAS_NUM_THREADS``, ``OMP_NUM_THREADS``, ``MKL_NUM_THREADS`` if set
 =================  ==========================================================================
@@ -59,7 +60,7 @@ from .network import MLP
 
 __all__ = [
     "FORMAT_VERSION", "MODEL_FORMAT", "CHECKPOINT_FORMAT",
-    "atomic_write", "temp_files", "read_safetensors", "environment", "blas_kernel",
+    "atomic_write", "temp_files", "read_safetensors", "environment", "blas_kernel", "cpu_model", "machine",
     "save_model", "load_model", "save_checkpoint", "load_checkpoint",
 ]
 
@@ -334,6 +335,26 @@ def blas_kernel(blas: list[dict] | None = None) -> str | None:
 
 
 @lru_cache(maxsize=1)
+def cpu_model() -> str:
+    """The CPU's model name (``/proc/cpuinfo`` on Linux, else :func:`platform.processor`), or ``"unknown CPU"``."""
+    try:
+        with open("/proc/cpuinfo", encoding="utf-8", errors="replace") as f:
+            for line in f:
+                if line.lower().startswith("model name"):
+                    return " ".join(line.split(":", 1)[1].split())
+    except OSError:
+        pass
+    return platform.processor() or "unknown CPU"
+
+
+def machine() -> str:
+    """Where timings and last bits were measured, in one line: ``"AMD EPYC, openblas 0.3.31 Haswell, 2 threads"``."""
+    blas = blas_libraries()
+    threads = max((b["num_threads"] for b in blas if "num_threads" in b), default=None)
+    return ", ".join(x for x in (cpu_model(), blas_kernel(blas), f"{threads} threads" if threads else None) if x)
+
+
+@lru_cache(maxsize=1)
 def _numpy_simd() -> list[str] | None:
     """NumPy's SIMD dispatch targets found on this CPU: which loops of exp, log, sums run here."""
     try:
@@ -386,6 +407,7 @@ def save_model(path, net: MLP, theta: np.ndarray, metadata: dict | None = None) 
     net.check_theta(theta)
     env = environment()
     env["blas_kernel"] = blas_kernel(env["blas"])  # what the bit-identical promise is made per
+    env["cpu"] = cpu_model()
     meta = {"preprocessing": {"input_scale": net.input_scale, "image_shape": None}, **(metadata or {}),
             "architecture": net.config(), "environment": env}
     return _save(path, {"theta": theta}, _encode(MODEL_FORMAT, meta))

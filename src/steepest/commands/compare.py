@@ -131,4 +131,4 @@ def _print_table(comp):
         mu = "—" if s.get("momentum") is None else f"{s['momentum']:g}"
         print(f"{s['label']:<16} {s['lr']:>7g} {s['batch_size']!s:>6} {mu:>4} {s['train_loss']:>10.4f} {acc:>9} "
               f"{s['steps']:>7} {s['samples']:>9} {s['seconds'] / fastest:>5.1f}×  {s['stop_reason']}")
-    print("time: each run's training seconds over the fastest run's, on this machine")
+    print(f"time: each run's training seconds over the fastest run's ({fastest:.2f} s), on {comp.machine or 'this machine'}")

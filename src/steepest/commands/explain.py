@@ -87,6 +87,9 @@ def run(args) -> int:
     lr = args.lr or float((meta.get("training") or {}).get("lr") or 0.1)
     image_shape = (meta.get("preprocessing") or {}).get("image_shape") or ds.image_shape
     with blas_threads(args.threads):
+        from steepest.io import machine
+
+        where = machine()
         an = gradient_anatomy(net, theta, Xb, yb, lr=lr, k=args.top_k, image_shape=image_shape)
         sweep = first_order_sweep(net, theta, Xb, yb, np.unique(np.append(np.geomspace(1e-4, 10, 21), lr)))
         snapshots, matches = ([], None) if theta0 is None else \
@@ -105,7 +108,8 @@ def run(args) -> int:
         f"{len(rows)} rows of the {args.split} split"
     summary = {"model": str(path), "theta": "initial θ₀" if args.init else "trained θ", "batch": what,
                **an.summary(), "first_order_sweep": sweep,
-               "over_training": {"labels": [label for label, _ in snapshots], "retrained_matches_model": matches}}
+               "machine": where, "over_training": {"labels": [label for label, _ in snapshots],
+                                                   "retrained_matches_model": matches}}
     files.append(write_json(target / "explain.json", summary))
     if not args.json:
         print(f"{summary['theta']} on {what}: loss {an.loss:.4f}, ‖∇L‖ {np.linalg.norm(an.grad):.4g}")

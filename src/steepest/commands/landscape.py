@@ -93,6 +93,9 @@ def run(args) -> int:
     ns = n_samples(args)
     files, numbers = [], {"model": str(path), "dataset": ds.name, "theta0_seed": seed0}
     with blas_threads(args.threads):
+        from steepest.io import machine
+
+        numbers["machine"] = machine()
         if "line" in args.parts:
             out.say("line θ₀ → θ* …")
             alphas = np.round(np.linspace(lo, hi, max(11, int(round((hi - lo) / 0.05)) + 1)), 12)

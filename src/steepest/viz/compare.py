@@ -131,6 +131,7 @@ class Comparison:
     n_train: int
     eval_note: str         # "on all 1437 training samples"
     eps: float | None
+    machine: str = ""      # where the seconds were measured (steepest.io.machine())
 
     def table(self) -> list[dict]:
         return [r.summary for r in self.runs]
@@ -222,7 +223,9 @@ def compare_optimizers(net, theta0, X, y, runs=None, *, epochs=None, samples=Non
         if tuned is not None:
             run.summary["tuned"] = tuned
         results.append(run)
-    return Comparison(results, budget, n, note, eps)
+    from steepest.io import machine
+
+    return Comparison(results, budget, n, note, eps, machine())
 
 
 def _run_one(net, theta0, X, y, spec, budget, evals, eps, seed, sample, start, every, record_every) -> RunResult:
@@ -359,6 +362,7 @@ def write_comparison(comp: Comparison, out_dir, noise=None) -> list:
              "step_loss": r.history.steps["loss"], "step_lr": r.history.steps["lr"]} for r in comp.runs]
     files.append(write_json(f"{out_dir}/summary.json", {"budget": comp.budget, "n_train": comp.n_train,
                                                          "eval": comp.eval_note, "eps": comp.eps,
+                                                         "machine": comp.machine,
                                                          "table": comp.table(), "runs": runs}))
     if noise:
         files.append(write_json(f"{out_dir}/gradient_noise.json", {k: v.as_dict() for k, v in noise.items()}))

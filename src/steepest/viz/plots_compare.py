@@ -23,6 +23,8 @@ def _budget_text(comp):
 def plot_loss(comp, out_dir, x="epochs"):
     """Training loss (log scale) against epochs, samples processed or seconds, one line per run."""
     key, xlabel = _X[x]
+    if x == "seconds" and comp.machine:
+        xlabel += f"\non {comp.machine}"
     colors = label_colors([r.spec.label for r in comp.runs])
     fig = new_figure()
     ax = fig.add_subplot()
