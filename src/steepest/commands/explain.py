@@ -125,7 +125,7 @@ def run(args) -> int:
         if an.dead is not None:
             print(f"dead units (first hidden layer, silent on the whole batch): {int(an.dead.sum())} of {an.dead.size}")
         for t in an.top[:5]:
-            print(f"  {t['name']:<34} θ {t['theta']:+.4f}  ∂L/∂θ {t['grad']:+.4g}  step {t['step']:+.4g}")
+            print(f"  {t['name']:<52} θ {t['theta']:+.4f}  ∂L/∂θ {t['grad']:+.4g}  step {t['step']:+.4g}")
     return finish(out, args, files, {"out": str(target), "loss": an.loss, "predicted_change": an.predicted_change,
                                      "measured_change": an.measured_change})
 
