@@ -52,6 +52,9 @@ def test_all_runs_start_from_the_same_theta0(comparison, setup, digits):
         assert r.trace["loss"][0] == pytest.approx(loss0, rel=1e-6)
         assert r.trace["samples"][-1] == r.summary["samples"]  # the trace reaches the run's end
         assert np.all(np.diff(r.trace["samples"]) > 0)
+        # the wall clock counts every gradient; the loop's step seconds leave out full batch's cached ones
+        assert np.all(np.diff(r.trace["wall"]) > 0) and r.trace["wall"][-1] <= r.summary["wall_seconds"]
+        assert r.summary["wall_seconds"] >= r.summary["seconds"]
 
 
 def test_gd_run_is_plain_training(comparison, setup, digits):

@@ -137,12 +137,15 @@ class Comparison:
         return [r.summary for r in self.runs]
 
 
-def _trace_point(trace, net, state, Xe, ye, buf, n):
-    """Append loss and ‖∇L‖ on the evaluation sample at the state's θ to ``trace``."""
+def _trace_point(trace, net, state, Xe, ye, buf, n, t0):
+    """Append loss and ‖∇L‖ on the evaluation sample at the state's θ to ``trace``; ``wall`` is the
+    run's wall clock since ``t0`` (every gradient and monitoring pass included, this trace's own
+    evaluations too), ``seconds`` the loop's step time."""
+    wall = time.perf_counter() - t0
     with np.errstate(over="ignore", invalid="ignore"):
         loss, g = net.loss_and_grad(state.theta, Xe, ye, grad=buf)
         gnorm = float(np.linalg.norm(g.astype(np.float64)))
-    for k, v in (("step", state.step), ("samples", state.samples), ("seconds", state.seconds),
+    for k, v in (("step", state.step), ("samples", state.samples), ("seconds", state.seconds), ("wall", wall),
                  ("epoch", state.samples / n), ("loss", loss), ("grad_norm", gnorm)):
         trace[k].append(v)
 
@@ -232,7 +235,7 @@ def _run_one(net, theta0, X, y, spec, budget, evals, eps, seed, sample, start, e
     """One run of :func:`compare_optimizers`: train with the tracing callback, then the summary row."""
     n = X.shape[0]
     Xe, ye = sample
-    trace = {"step": [0], "samples": [0], "seconds": [0.0], "epoch": [0.0], "loss": [start[0]],
+    trace = {"step": [0], "samples": [0], "seconds": [0.0], "wall": [0.0], "epoch": [0.0], "loss": [start[0]],
              "grad_norm": [start[1]]}
     path = [theta0.copy()] if record_every else None
     buf = np.empty_like(theta0)
@@ -245,7 +248,7 @@ def _run_one(net, theta0, X, y, spec, budget, evals, eps, seed, sample, start, e
             path.append(state.theta.copy())
         if state.samples >= next_at[0]:
             next_at[0] = (state.samples // every + 1) * every
-            _trace_point(trace, net, state, Xe, ye, buf, n)
+            _trace_point(trace, net, state, Xe, ye, buf, n, t0)
         return False
 
     t0 = time.perf_counter()
@@ -254,7 +257,8 @@ def _run_one(net, theta0, X, y, spec, budget, evals, eps, seed, sample, start, e
     wall = time.perf_counter() - t0
     st = res.state
     if trace["samples"][-1] != st.samples:  # the run's end, wherever it fell
-        _trace_point(trace, net, st, Xe, ye, buf, n)
+        _trace_point(trace, net, st, Xe, ye, buf, n, t0)
+        trace["wall"][-1] = wall  # the run ended when train returned, not when this point was measured
     if path is not None and st.step % record_every != 0:
         path.append(res.theta.copy())
     train_loss, g_full = net.loss_and_grad(res.theta, X, y, chunk=8192)

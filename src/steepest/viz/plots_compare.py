@@ -11,7 +11,7 @@ from steepest.viz.common import label_colors, new_figure, save_figure
 
 _X = {"epochs": ("epoch", "epochs (passes over the training set)"),
       "samples": ("samples", "samples processed (rows fed to optimizer steps)"),
-      "seconds": ("seconds", "seconds in optimizer steps")}
+      "seconds": ("wall", "wall seconds of the run (gradients and per-epoch evaluation included)")}
 
 
 def _budget_text(comp):

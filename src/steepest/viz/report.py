@@ -161,8 +161,9 @@ EXPLAIN = {
                        "small wiggles are sampling."),
     "loss_vs_samples": ("Training loss against samples processed", "Equal x is equal compute (rows through "
                         "backprop): many cheap mini-batch steps against one full-batch step each pass."),
-    "loss_vs_seconds": ("Training loss against seconds", "Seconds depend on the machine named under the axis "
-                        "and on its load: compare the order of the curves, not their numbers, across machines."),
+    "loss_vs_seconds": ("Training loss against wall seconds", "Each run's own clock, every gradient and "
+                        "per-epoch evaluation included. Seconds depend on the machine named under the axis and on "
+                        "its load: compare the order of the curves, not their numbers, across machines."),
     "grad_norm_vs_steps": ("Gradient norm against steps", "‖∇L‖ on the evaluation sample, log–log, with the ε "
                            "of the stopping rule. Stochastic runs stay noisy: each step sees one batch."),
     "test_accuracy": ("Test accuracy", "After each epoch, on the test set. It chooses nothing: any learning-rate "
@@ -226,7 +227,7 @@ COLUMNS = {
     "total_seconds": "seconds so far", "wall_seconds": "wall seconds", "stop_reason": "stopped by",
     "loss": "loss", "rows": "rows", "relative_error": "first order vs measured (relative)",
     "predicted_change": "first-order loss change −η‖∇L‖²", "measured_change": "measured loss change",
-    "tuned": "lr chosen from",
+    "tuned": "lr chosen from", "time_ratio": "time ÷ fastest",
 }
 
 
@@ -382,11 +383,10 @@ def _compare_section(d: Path, rel: str) -> Section:
     items = list(_machine_text(data.get("machine")))
     if table:
         budget = ", ".join(f"{v} {k}" for k, v in (data.get("budget") or {}).items())
-        fastest = min((r["seconds"] for r in table if isinstance(r.get("seconds"), (int, float)) and r["seconds"] > 0),
-                      default=None)
-        rows = [{**r, "time_ratio": f"{r['seconds'] / fastest:.1f}×"} if fastest and isinstance(r.get("seconds"),
-                (int, float)) else r for r in table]
-        COLUMNS.setdefault("time_ratio", "time ÷ fastest")
+        key = "wall_seconds" if all(isinstance(r.get("wall_seconds"), (int, float)) for r in table) else "seconds"
+        fastest = min((r[key] for r in table if isinstance(r.get(key), (int, float)) and r[key] > 0), default=None)
+        rows = [{**r, "time_ratio": f"{r[key] / fastest:.1f}×"} if fastest and isinstance(r.get(key), (int, float))
+                else r for r in table]
         items.append(_table(rows, ("label", "optimizer", "lr", "batch_size", "momentum", "tuned", "train_loss",
                                    "train_acc", "test_acc", "grad_norm", "steps", "samples", "time_ratio",
                                    "stop_reason"),
