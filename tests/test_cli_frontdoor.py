@@ -1,6 +1,8 @@
 """What a new user meets first, through the real command: the fallback offline, the advice when data is
 missing, and the compare table that names every run's lr, batch and momentum."""
 
+import json
+
 from clirun import steepest
 
 OFFLINE = {"STEEPEST_MIRRORS": "http://127.0.0.1:9/"}   # nothing listens on the discard port
@@ -39,3 +41,31 @@ def test_missing_data_advice_names_the_options_on_the_command_line(tmp_path):
         assert way in err
     assert "load_dataset" not in err                    # the library's wording stays in the library
     assert not (tmp_path / "cmp").exists()
+
+
+def test_the_seeing_sequence_runs_offline_in_order(tmp_path):
+    """The README's "Seeing gradient descent" commands, in order, offline with no MNIST (at reduced cost:
+    smaller network, budgets and samples): the fallback carries through, each command writes its own
+    directory, and the report gathers them on one page."""
+    env = _offline(tmp_path)
+    run = tmp_path / "runs" / "seeing"
+    steps = [
+        ("train", "--dataset", "mnist", "--fallback", "digits", "--hidden", "16", "--epochs", "2", "--out", run,
+         "--quiet"),
+        ("compare", "--dataset", "mnist", "--fallback", "digits", "--threads", "1", "--hidden", "8", "--epochs", "2",
+         "--runs", "gd", "sgd:batch=64", "--noise-batches", "4", "--noise-draws", "2", "--n-samples", "100",
+         "--out", run / "compare", "--quiet"),
+        ("landscape", run, "--parts", "line", "probe", "minima", "--n-samples", "100", "--quiet"),
+        ("explain", run, "--epochs-at", "1", "2", "--batch", "32", "--quiet"),
+        ("report", run),
+    ]
+    for argv in steps:
+        r = steepest(*argv, env=env)
+        assert r.returncode == 0, (argv[0], r.stderr)
+    explain = json.loads((run / "explain" / "explain.json").read_text())
+    assert explain["over_training"]["retrained_matches_model"] is True     # `steepest train`'s own θ, re-made
+    page = (run / "report.html").read_text()
+    for title in ("Summary", "Training", "Configuration", "Comparison of optimizers (compare)",
+                  "Loss landscape (landscape)", "The gradient&#x27;s anatomy (explain)", "Misclassified test images"):
+        assert f"{title}</a></li>" in page, title
+    assert "Data: digits" in page and "https://" not in page
