@@ -24,6 +24,7 @@ install: $(STAMP)
 run: $(STAMP)
 	$(BIN)/steepest train --dataset mnist --fallback digits --hidden 128 64 --activation relu --init he \
 	    --optimizer momentum --lr 0.05 --momentum 0.9 --batch-size 128 --epochs 5 --seed 0
+	@echo "the steepest command is $(BIN)/steepest; '. $(BIN)/activate' puts it on your PATH"
 
 test: $(STAMP)
 	$(BIN)/python -m pytest $(PYTEST_ARGS)

@@ -118,8 +118,11 @@ def test_all_mirrors_fail_gives_one_helpful_error_and_leaves_nothing(server, cac
     msg = str(e.value)
     assert "could not download mnist" in msg
     assert "cannot connect" in msg and "SHA-256 mismatch" in msg and "HTTP 404" in msg
-    for way in ("--data-dir DIR", "STEEPEST_DATA=DIR", "mnist/", str(cache / "mnist"), "--dataset digits"):
+    for way in ("load_dataset('mnist', data_dir=DIR)", "STEEPEST_DATA=DIR", "mnist/", str(cache / "mnist"),
+                "load_dataset('digits')"):
         assert way in msg
+    assert " --" not in msg                          # the library's advice names no command-line option
+    assert (e.value.dataset, e.value.cache) == ("mnist", str(cache / "mnist")) and "could not" in e.value.reason
     assert e.value.__cause__ is None and e.value.__suppress_context__
     assert list((cache / "mnist").iterdir()) == []  # no partial, no corrupt file
 

@@ -285,3 +285,24 @@ def test_model_bytes_are_plain_safetensors(tmp_path):
     assert header["__metadata__"]["format"] == "steepest.model"
     assert header["theta"]["dtype"] == "F32" and header["theta"]["shape"] == [net.n_params]
     assert save({"a": np.zeros(1)})  # the numpy API used for writing is available
+
+
+def test_the_model_records_its_blas_kernel(tmp_path):
+    """The bit-identical promise is per BLAS kernel, so the model file names the kernel threadpoolctl reports."""
+    import subprocess
+    import sys
+
+    from steepest.io import blas_kernel
+
+    code = ("import json, numpy, threadpoolctl; print(json.dumps([p for p in threadpoolctl.threadpool_info() "
+            "if p['user_api'] == 'blas']))")
+    blas = json.loads(subprocess.run([sys.executable, "-c", code], capture_output=True, text=True,
+                                     check=True).stdout)
+    if not blas:
+        pytest.skip("threadpoolctl sees no BLAS library in this NumPy")
+    net = MLP([3, 2])
+    save_model(tmp_path / "m.safetensors", net, net.init(seed=0))
+    kernel = load_model(tmp_path / "m.safetensors")[2]["environment"]["blas_kernel"]
+    assert kernel == blas_kernel() == " + ".join(f"{p['internal_api']} {p['version']} {p['architecture']}"
+                                                 for p in blas)
+    assert blas_kernel([]) is None and blas_kernel([{"internal_api": "mkl", "version": "2024"}]) == "mkl 2024"

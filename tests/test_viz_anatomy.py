@@ -103,3 +103,63 @@ def test_anatomy_plots(model, digits, tmp_path):
     # non-image inputs fall back to a strip per unit; no recorded layer norms, no plot
     assert plots_anatomy.plot_input_maps(an, None, tmp_path / "strip", n_units=4)
     assert plots_anatomy.plot_layer_grad_norms([{"epoch": 1, "layer_grad_norms": None}], ["a"], tmp_path) == []
+
+
+def test_weights_are_named_in_words():
+    from steepest.viz.anatomy import describe
+
+    one = steepest.MLP([64, 40, 10])
+    assert describe(one, locate(one, one.layers[1].w.start + 34 * 10 + 2), (8, 8)) == "hidden unit 34 → class 2"
+    assert describe(one, locate(one, 13 * 40 + 3), (8, 8)) == "pixel (1, 5) → hidden unit 3"
+    assert describe(one, locate(one, 13 * 40 + 3)) == "input 13 → hidden unit 3"
+    assert describe(one, locate(one, one.layers[1].b.start + 7)) == "bias of class 7"
+    two = steepest.MLP([4, 3, 5, 2])
+    assert describe(two, locate(two, two.layers[1].w.start + 2 * 5 + 4)) == \
+        "hidden unit 2 (layer 1) → hidden unit 4 (layer 2)"
+    assert describe(two, locate(two, two.layers[0].b.start + 1)) == "bias of hidden unit 1 (layer 1)"
+
+
+def test_top_moves_carry_their_names(model, digits):
+    net, _, res = model
+    an = gradient_anatomy(net, res.theta, digits.X_train[:64], digits.y_train[:64], lr=0.2, k=5,
+                          image_shape=(8, 8))
+    from steepest.viz.anatomy import describe
+
+    assert all(t["name"] == describe(net, t, (8, 8)) and "→" in t["name"] or t["name"].startswith("bias")
+               for t in an.top)
+
+
+def test_dead_units_are_the_silent_relus_and_get_no_gradient(digits):
+    from steepest.viz.anatomy import dead_units
+
+    net = steepest.MLP([64, 6, 10], activation="relu", input_scale=digits.input_scale)
+    theta = net.init(seed=0)
+    (W, b), _ = net.unpack(theta)
+    b[[1, 4]] = -1e3                               # pre-activation < 0 on every row: dead
+    X, y = digits.X_train[:100], digits.y_train[:100]
+    dead = dead_units(net, theta, X)
+    assert dead.tolist() == [False, True, False, False, True, False]
+    an = gradient_anatomy(net, theta, X, y, lr=0.1)
+    assert np.all(an.weight_grad(0)[:, dead] == 0) and np.all(an.weight_grad(0)[:, ~dead].any(axis=0))
+    assert an.summary()["dead_units"] == [1, 4]
+    assert dead_units(steepest.MLP([64, 6, 10], activation="tanh"), theta, X) is None
+
+
+def test_loss_share_of_the_highest_loss_rows(model, digits):
+    from steepest.viz.anatomy import loss_share
+
+    net, _, res = model
+    X, y = digits.X_train[:200], digits.y_train[:200]
+    k, share = loss_share(net, res.theta, X, y, fraction=0.05)
+    li = [net.astype("float64").loss(res.theta.astype(np.float64), X[i:i + 1].astype(np.float64), y[i:i + 1])
+          for i in range(len(y))]
+    assert k == 10 and share == pytest.approx(np.sort(li)[::-1][:10].sum() / np.sum(li), rel=1e-6)
+    assert 0.05 < share <= 1.0
+
+
+def test_maps_over_training_plot(model, digits, tmp_path):
+    net, theta0, res = model
+    X, y = digits.X_train[:32], digits.y_train[:32]
+    snaps = [("θ₀", gradient_anatomy(net, theta0, X, y)), ("trained", gradient_anatomy(net, res.theta, X, y))]
+    files = plots_anatomy.plot_input_maps_over_training(snaps, (8, 8), tmp_path, n_units=4)
+    assert {p.name for p in files} == {"input_gradient_maps_over_training.png", "input_gradient_maps_over_training.svg"}

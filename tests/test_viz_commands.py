@@ -36,10 +36,11 @@ def run_dir(tmp_path_factory):
     net = steepest.MLP([64, 16, 10], activation="relu", input_scale=ds.input_scale)
     theta0 = net.init(3, scheme="he", bias="zero")
     res = steepest.train(net, theta0, ds.X_train, ds.y_train, optimizer="momentum", lr=0.05, batch_size=64,
-                         epochs=3, evals={"test": (ds.X_test, ds.y_test)})
+                         epochs=3, evals={"test": (ds.X_test, ds.y_test)}, seed=3)
     save_model(d / "model.safetensors", net, res.theta, {
         "preprocessing": {"input_scale": ds.input_scale, "image_shape": [8, 8]},
-        "dataset": {"name": "digits"}, "training": {"seed": 3, "init": "he", "bias": "zero", "lr": 0.05},
+        "dataset": {"name": "digits"}, "training": {"seed": 3, "init": "he", "bias": "zero", "lr": 0.05,
+                                                    "optimizer": "momentum", "batch_size": 64, "epochs": 3},
         "metrics": {"stop_reason": res.stop_reason, "test_acc": res.history.epochs[-1]["test_acc"]}, "seed": 3})
     (d / "metrics.jsonl").write_text("".join(json.dumps(r) + "\n" for r in res.history.epochs))
     (d / "config.toml").write_text('dataset = "digits"\nseed = 3\n')
@@ -77,7 +78,7 @@ def test_landscape_command(run_dir, capsys):
     assert code == 0
     out = d / "landscape"
     for stem in ("line_1d", "plane_contour", "plane_surface", "trajectories", "step_probe", "step_probe_init",
-                 "minima_momentum"):
+                 "double_well_momentum", "double_well_basins", "ravine_momentum"):
         assert (out / f"{stem}.png").stat().st_size > 1000 and (out / f"{stem}.svg").stat().st_size > 1000
     numbers = json.loads((out / "landscape.json").read_text())
     from steepest.io import load_model
@@ -93,24 +94,31 @@ def test_landscape_command(run_dir, capsys):
     assert line["train_loss"][line["alpha"].index(0.0)] == pytest.approx(net.loss(theta0, Xs, ys), rel=1e-6)
     assert line["train_loss"][line["alpha"].index(1.0)] == pytest.approx(net.loss(theta, Xs, ys), rel=1e-6)
     assert numbers["minima"]["GD"]["basin"] == "shallow"
+    assert numbers["step_probe"]["verdict"].startswith("lr 0.05 ")
+    assert numbers["step_probe"]["best_alpha"] is None or not numbers["step_probe"]["at_edge"]
     assert str(out / "landscape.json") in io.out
 
 
 def test_explain_command(run_dir, capsys, tmp_path):
     d, _ = run_dir
     code, io = run_command(["explain", str(d / "model.safetensors"), "--batch", "64", "--lr", "0.001",
-                            "--out", str(tmp_path / "ex"), "--json"], capsys)
+                            "--epochs-at", "1", "3", "--out", str(tmp_path / "ex"), "--json"], capsys)
     assert code == 0
     result = json.loads(io.out)
     assert result["measured_change"] == pytest.approx(result["predicted_change"], rel=0.05)
     for stem in ("input_gradient_maps", "gradient_histograms", "top_moves", "first_order", "first_layer_weights",
-                 "layer_grad_norms"):
+                 "layer_grad_norms", "input_gradient_maps_over_training"):
         assert (tmp_path / "ex" / f"{stem}.png").is_file()
     numbers = json.loads((tmp_path / "ex" / "explain.json").read_text())
     assert len(numbers["top"]) == 12 and numbers["rows"] == 64
+    assert all(" → " in t["name"] or t["name"].startswith("bias of") for t in numbers["top"])
+    assert numbers["over_training"]["labels"] == ["θ₀ (initial)", "after epoch 1", "after epoch 3", "trained θ"]
+    # re-trained from θ₀ with the recorded recipe, epoch 3 is the model's θ: the same run, bit for bit
+    assert numbers["over_training"]["retrained_matches_model"] is True
     code, io = run_command(["explain", str(d), "--index", "0", "--split", "test", "--init", "--out",
                             str(tmp_path / "one")], capsys)
     assert code == 0 and "initial θ₀ on row 0 of the test split" in io.out
+    assert "dead units (first hidden layer, silent on the whole batch):" in io.out
 
 
 def test_report_command(run_dir, capsys):
@@ -120,9 +128,10 @@ def test_report_command(run_dir, capsys):
     path = json.loads(io.out)["report"]
     page = (d / "report.html").read_text()
     assert path == str(d / "report.html")
-    assert "Stop reason: max_epochs." in page and "Configuration" in page
+    assert page.count("Stopped by max_epochs") == 1 and "Configuration" in page
     assert page.count("<img ") >= 2 and "https://" not in page
-    assert np.all([s in page for s in ("Metrics per epoch", "Final metrics")])
+    assert np.all([s in page for s in ("Metrics per epoch", "Final metrics", "Loss landscape (landscape)",
+                                       "Misclassified test images", "of 360 test images are misclassified")])
 
 
 @pytest.mark.slow

@@ -52,6 +52,9 @@ def test_all_runs_start_from_the_same_theta0(comparison, setup, digits):
         assert r.trace["loss"][0] == pytest.approx(loss0, rel=1e-6)
         assert r.trace["samples"][-1] == r.summary["samples"]  # the trace reaches the run's end
         assert np.all(np.diff(r.trace["samples"]) > 0)
+        # the wall clock counts every gradient; the loop's step seconds leave out full batch's cached ones
+        assert np.all(np.diff(r.trace["wall"]) > 0) and r.trace["wall"][-1] <= r.summary["wall_seconds"]
+        assert r.summary["wall_seconds"] >= r.summary["seconds"]
 
 
 def test_gd_run_is_plain_training(comparison, setup, digits):
@@ -153,3 +156,43 @@ def test_files_written(comparison, digits, setup, tmp_path):
     assert data["budget"] == {"epochs": 2}
     header = (tmp_path / "summary.csv").read_text().splitlines()[0].split(",")
     assert {"label", "train_loss", "test_acc", "steps", "samples", "seconds", "stop_reason"} <= set(header)
+
+
+def test_the_default_budget_gives_full_batch_gd_many_steps(digits, setup):
+    from steepest.viz.compare import DEFAULT_EPOCHS, FEW_STEPS
+
+    net, theta0 = setup
+    comp = compare_optimizers(net, theta0, digits.X_train, digits.y_train, ("gd", "sgd:batch=128"), n_samples=200)
+    gd, sgd = (r.summary for r in comp.runs)
+    assert comp.budget == {"epochs": DEFAULT_EPOCHS} and gd["samples"] == sgd["samples"]   # equal compute
+    assert gd["steps"] == DEFAULT_EPOCHS >= FEW_STEPS and len(comp.runs[0].history.steps["loss"]) == gd["steps"]
+    assert sgd["steps"] == DEFAULT_EPOCHS * math.ceil(len(digits.y_train) / 128)
+
+
+def test_legends_carry_lr_batch_and_momentum():
+    assert RunSpec.parse("momentum:batch=128").legend == "momentum B=128 (lr 0.05, batch 128, μ 0.9)"
+    assert RunSpec.parse("gd").legend == "GD (lr 0.5, batch full)"
+    assert RunSpec.parse("adam:batch=32,lr=0.003").legend == "adam B=32 (lr 0.003, batch 32)"
+    assert RunSpec.parse("sgd:batch=8,momentum=0.5").config()["momentum"] == 0.5
+
+
+def test_tune_chooses_on_a_validation_split_and_never_the_test_set(digits, setup):
+    from steepest.viz.compare import tune_lr
+
+    net, theta0 = setup
+    X, y = digits.X_train, digits.y_train
+    spec = RunSpec.parse("gd:lr=0.01")           # far too small: the best of ×0.25…×4 is the largest
+    t = tune_lr(net, theta0, X, y, spec, {"epochs": 5}, val_fraction=0.2, seed=0)
+    assert t["grid"] == pytest.approx([0.0025, 0.005, 0.01, 0.02, 0.04])
+    assert t["lr"] == t["grid"][int(np.argmin(t["val_loss"]))] == pytest.approx(0.04) and t["at_edge"]
+    assert t["n_val"] == round(0.2 * len(y)) and np.all(np.diff(t["val_loss"]) < 0)
+    # A test set with scrambled labels changes nothing that is chosen: it is only evaluated.
+    runs = ("gd:lr=0.01", "sgd:batch=64,lr=0.05")
+    kw = dict(epochs=2, n_samples=100, tune=True, val_fraction=0.2)
+    a = compare_optimizers(net, theta0, X, y, runs, X_test=digits.X_test, y_test=digits.y_test, **kw)
+    b = compare_optimizers(net, theta0, X, y, runs, X_test=digits.X_test, y_test=np.roll(digits.y_test, 1), **kw)
+    assert [r.spec.lr for r in a.runs] == [r.spec.lr for r in b.runs]
+    assert all(r.summary["tuned"]["lr"] == r.spec.lr and r.summary["lr"] == r.spec.lr for r in a.runs)
+    assert a.runs[0].theta.tobytes() == b.runs[0].theta.tobytes()
+    with pytest.raises(ConfigError, match="val_fraction"):
+        tune_lr(net, theta0, X, y, spec, {"epochs": 1}, val_fraction=1.0)

@@ -7,7 +7,8 @@ import steepest
 from steepest.viz import landscape as L
 from steepest.viz import plots_landscape
 from steepest.viz.common import sample_rows
-from steepest.viz.minima import basin, critical_points, descend, double_well, double_well_grad, momentum_vs_gd
+from steepest.viz.minima import (BASINS, basin, basin_map, critical_points, descend, double_well, double_well_grad,
+                                 momentum_vs_gd, ravine)
 
 
 @pytest.fixture(scope="module")
@@ -147,11 +148,73 @@ def test_landscape_plots_written(trained, digits, tmp_path):
     files = (plots_landscape.plot_line_1d(line, tmp_path) + plots_landscape.plot_plane(plane, tmp_path)
              + plots_landscape.plot_trajectories(pca, tplane, tmp_path)
              + plots_landscape.plot_step_probe(probe, tmp_path)
-             + plots_landscape.plot_minima(momentum_vs_gd(), tmp_path))
+             + plots_landscape.plot_minima(momentum_vs_gd(), tmp_path)
+             + plots_landscape.plot_basin_map(np.linspace(-2, 2, 5), [0.0, 0.9], np.zeros((2, 5), int), tmp_path,
+                                              0.01, 10, mark=(2.0, 0.9))
+             + plots_landscape.plot_ravine(ravine(steps=20), 100.0, 0.018, tmp_path))
     names = {p.name for p in files}
-    for stem in ("line_1d", "plane_contour", "plane_surface", "trajectories", "step_probe", "minima_momentum"):
+    for stem in ("line_1d", "plane_contour", "plane_surface", "trajectories", "step_probe", "double_well_momentum",
+                 "double_well_basins", "ravine_momentum"):
         assert {f"{stem}.png", f"{stem}.svg"} <= names
     for p in files:
         assert p.stat().st_size > 1000
     assert (tmp_path / "line_1d.png").read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
     assert b"<svg" in (tmp_path / "line_1d.svg").read_bytes()[:1000]
+
+
+def test_the_basin_map_shows_momentum_is_no_rule_on_the_double_well():
+    """From x₀ = 2 momentum reaches the deep minimum, but from x₀ = 1 it stays in the shallow one, and
+    from x₀ = −1 plain GD finds the deep one: each cell is the run descend() makes from that start."""
+    x0s, momenta = np.array([-1.0, 1.0, 2.0]), [0.0, 0.9]
+    codes = basin_map(x0s, momenta, lr=0.01, steps=500)
+    assert [[BASINS[c] for c in row] for row in codes] == [["deep", "shallow", "shallow"],
+                                                            ["deep", "shallow", "deep"]]
+    from steepest.optim import make_optimizer
+
+    for j, x0 in enumerate(x0s):   # the vectorised map agrees with one run at a time
+        one = descend(make_optimizer("momentum", momentum=0.9), x0=x0, lr=0.01, steps=500)
+        assert one.basin == BASINS[codes[1, j]]
+    assert BASINS[basin_map([2.0], [0.9], lr=0.01, steps=10)[0, 0]] == "unsettled"   # still rolling
+
+
+def test_on_the_ravine_momentum_converges_where_gd_crawls():
+    kappa, lr, mu, steps = 100.0, 0.018, 0.8, 150
+    runs = ravine(kappa, lr, mu, steps=steps)
+    gd, mom = runs["GD"], runs[f"momentum μ={mu:g}"]
+    # GD's shallow coordinate shrinks by exactly (1 − η) per step: r(u, 0) = ½u²
+    assert gd.xs[-1, 0] == pytest.approx(-10 * (1 - lr) ** steps, rel=1e-9)
+    assert mom.fs[-1] < 1e-6 < 0.1 < gd.fs[-1]
+    assert BASINS == ("deep", "shallow", "unsettled")
+
+
+def _probe(lr, alphas, losses, loss0=1.0):
+    a = np.asarray(alphas, float)
+    return L.StepProbe(a, np.asarray(losses, float), loss0 - a, loss0, 1.0, lr, "")
+
+
+def test_step_probe_verdict_and_never_an_alpha_at_the_grid_edge():
+    grid = [0.0, 0.1, 0.2, 0.4, 0.8]
+    falling = _probe(0.2, grid, [1.0, 0.9, 0.8, 0.7, 0.6])           # still falling at the largest α
+    assert falling.at_edge and falling.best_alpha is None and "undershoots" in falling.verdict
+    inside = _probe(0.1, grid, [1.0, 0.9, 0.8, 0.85, 2.0])
+    assert inside.best_alpha == 0.2 and "does not overshoot" in inside.verdict
+    past = _probe(0.4, grid, [1.0, 0.9, 0.8, 0.85, 2.0])
+    assert "steps past the minimum" in past.verdict and "0.85" in past.verdict
+    up = _probe(0.8, grid, [1.0, 0.9, 0.8, 0.85, 2.0])
+    assert up.verdict.startswith("lr 0.8 overshoots: one step raises the loss from 1 to 2")
+
+
+def test_step_probe_on_a_real_model_says_whether_its_lr_overshoots(trained, digits):
+    net, theta0, _ = trained
+    small = L.step_probe(net, theta0, digits.X_train, digits.y_train, lr=1e-4, n_samples=300)
+    assert small.at_edge and small.best_alpha is None and "undershoots" in small.verdict
+    huge = L.step_probe(net, theta0, digits.X_train, digits.y_train, lr=1e3, n_samples=300)
+    assert "overshoots" in huge.verdict and huge.loss_at_lr > huge.loss0
+
+
+def test_tick_labels_never_read_minus_zero():
+    from steepest.viz.plots_landscape import _tick
+
+    f = _tick()
+    assert f(-1e-17) == "0.00" and f(-0.001) == "0.00" and f(-0.5) == "-0.50" and f(0.25) == "0.25"
+    assert _tick("{:.4g}")(-3e-17) == "0"

@@ -37,6 +37,11 @@ def test_build_html_is_pure_and_self_contained():
     assert "http://" not in page and "https://" not in page
     with pytest.raises(ConfigError):
         build_html("x", [Section("bad", [object()])])
+    # a table of contents whose every link lands on a section
+    links = re.findall(r'<a href="#(s\d+)">([^<]*)</a>', page)
+    assert [t for _, t in links] == ["Summary", "Config", "Plots"]
+    assert all(f'<section id="{i}">' in page for i, _ in links)
+    assert "<nav>" not in build_html("one", _sections()[:1])          # one section needs no contents
 
 
 def _fake_run_dir(path):
@@ -63,25 +68,61 @@ def test_collect_run_dir(tmp_path):
     title, sections = collect(d)
     assert title == "steepest report: run"
     titles = [s.title for s in sections]
-    assert titles[:3] == ["Summary", "Configuration", "Metrics per epoch"]
-    assert "Plots: landscape" in titles
+    assert titles == ["Summary", "Training", "Configuration", "Loss landscape (landscape)"]
     summary = sections[0].items
-    assert any(isinstance(i, Text) and "max_epochs" in i.text for i in summary)
-    metrics = sections[2].items
-    assert [r["epoch"] for r in metrics[0].rows] == [1, 2, 3]              # the cut-off line is skipped
-    assert sum(isinstance(i, Image) for i in metrics) == 2                 # loss and accuracy curves
+    assert any(isinstance(i, Text) and i.text == "Stopped by max_epochs." for i in summary)
+    training = sections[1].items
+    table = next(i for i in training if isinstance(i, Table))
+    assert [r[0] for r in table.rows] == [1, 2, 3]                         # the cut-off line is skipped
+    assert table.columns[:4] == ["epoch", "step", "train loss", "train accuracy"]
+    assert table.rows[0][3] == "60.00%"
+    assert sum(isinstance(i, Image) for i in training) == 2                # loss and accuracy curves
+    line = sections[3].items[0]
+    assert line.caption == "Loss on the straight line θ₀ → θ*" and "α = 0 is the initial θ" in line.note
     out = write_report(d)
     assert out == d / "report.html"
-    assert out.read_text().count("<img ") == 3
+    page = out.read_text()
+    assert page.count("<img ") == 3
+    assert page.count("max_epochs") == 1                                   # the stop reason, once
+    for raw in ("train_loss", "grad_norm", "test_acc", "stop_reason"):     # words, not keys
+        assert raw not in page
+    assert "<figcaption><b>Loss on the straight line θ₀ → θ*</b><br>α = 0" in page
 
 
 def test_collect_comparison_dir(tmp_path):
     (tmp_path / "summary.json").write_text(json.dumps(
-        {"budget": {"epochs": 3}, "eval": "on all 10 training samples",
-         "table": [{"label": "GD", "train_loss": 0.5, "stop_reason": "max_epochs"}], "runs": []}))
+        {"budget": {"epochs": 3}, "eval": "on all 10 training samples", "machine": "a test CPU, some BLAS",
+         "table": [{"label": "GD", "lr": 0.5, "batch_size": "full", "train_loss": 0.5, "test_acc": 0.25,
+                    "seconds": 2.0, "stop_reason": "max_epochs"},
+                   {"label": "SGD B=4", "lr": 0.1, "batch_size": 4, "momentum": None, "train_loss": 0.4,
+                    "test_acc": 0.5, "seconds": 1.0, "stop_reason": "max_epochs",
+                    "tuned": {"grid": [0.05, 0.1, 0.2], "at_edge": False}}], "runs": []}))
     _, sections = collect(tmp_path)
-    table = sections[0].items[0]
-    assert table.columns == ["label", "train_loss", "stop_reason"] and "3 epochs" in table.caption
+    assert [s.title for s in sections] == ["Comparison of optimizers (.)"]
+    machine, table = sections[0].items[:2]
+    assert "a test CPU, some BLAS" in machine.text
+    assert table.columns == ["run", "learning rate", "batch", "lr chosen from", "train loss", "test accuracy",
+                             "time ÷ fastest", "stopped by"]
+    assert table.rows[0] == ["GD", 0.5, "full", None, 0.5, "25.00%", "2.0×", "max_epochs"]
+    assert table.rows[1][3] == "0.05, 0.1, 0.2" and "3 epochs per run" in table.caption
+
+
+def test_a_run_with_its_analyses_is_one_page_in_order(tmp_path):
+    d = _fake_run_dir(tmp_path / "run")
+    for sub, marker in (("explain", "explain.json"), ("cmp", "summary.json")):
+        (d / sub).mkdir()
+        (d / sub / marker).write_text(json.dumps({"loss": 0.25, "lr": 0.1, "dead_units": [3, 5], "table": []}))
+        fig = new_figure(3, 2)
+        fig.add_subplot().plot([0, 1], [1, 0])
+        save_figure(fig, d / sub, "top_moves" if sub == "explain" else "step_loss")
+    (d / "landscape" / "landscape.json").write_text(json.dumps({"step_probe": {"verdict": "lr 0.05 overshoots"}}))
+    (d / "landscape" / "broken.json").write_text("{not json")
+    titles = [s.title for s in collect(d)[1]]
+    assert titles == ["Summary", "Training", "Configuration", "Comparison of optimizers (cmp)",
+                      "Loss landscape (landscape)", "The gradient's anatomy (explain)"]
+    page = write_report(d).read_text()
+    assert "Step probe at θ*: lr 0.05 overshoots." in page and "Dead units in the first hidden layer" in page
+    assert page.count("<img ") == 5
 
 
 def test_collect_refuses_empty_and_missing(tmp_path):
@@ -139,12 +180,15 @@ def test_report_images_load_in_chromium(rendered_report, tmp_path):
     probe = tmp_path / "probe.html"
     script = ("<script>window.addEventListener('load',()=>{const im=[...document.images];"
               "console.log('IMAGES '+im.length+' '+im.filter(i=>i.complete&&i.naturalWidth>0).length);"
-              "console.log('HEADINGS '+document.querySelectorAll('h2').length)})</script>")
+              "console.log('HEADINGS '+document.querySelectorAll('h2').length);"
+              "const a=[...document.querySelectorAll('nav a')];"
+              "console.log('LINKS '+a.length+' '+a.filter(x=>document.querySelector(x.getAttribute('href'))).length)"
+              "})</script>")
     probe.write_text(rendered_report.read_text().replace("</body>", script + "</body>"))
     proc = _run_chromium(tmp_path, probe.as_uri(), "--dump-dom")
     logs = "\n".join(_console(proc.stderr))
     m = re.search(r'"IMAGES (\d+) (\d+)"', logs)
     assert m, proc.stderr[-2000:]
     assert int(m.group(1)) == int(m.group(2)) == 3
-    assert '"HEADINGS 4"' in logs
+    assert '"HEADINGS 4"' in logs and '"LINKS 4 4"' in logs           # every contents link has its section
     assert "<h1>steepest report: run</h1>" in proc.stdout

@@ -17,7 +17,15 @@ class DataError(SteepestError, ValueError):
 
 
 class DataNotFoundError(DataError):
-    """A named dataset could not be found locally nor fetched."""
+    """A named dataset could not be found locally nor fetched.
+
+    ``dataset``, ``reason`` and ``cache`` (where a copy would be looked for) let a caller — the
+    command line — give the same advice in its own terms (options instead of function arguments).
+    """
+
+    def __init__(self, message, *, dataset=None, reason=None, cache=None):
+        super().__init__(message)
+        self.dataset, self.reason, self.cache = dataset, reason, cache
 
 
 class ModelFileError(SteepestError, ValueError):

@@ -17,13 +17,17 @@ seed               the run's seed
 environment        what the arithmetic depended on: steepest, NumPy and Python versions, NumPy's
                    SIMD extensions, the BLAS library (``blas``: internal_api, version,
                    architecture/core type, threading layer, threads, from threadpoolctl), the
+                   kernel in one phrase (``blas_kernel``: ``"openblas 0.3.31 Haswell"``; model
+                   files only), the CPU's model name (``cpu``; model files only), the
                    thread count (``blas_threads``) and the variables ``OPENBLAS_CORETYPE``,
                    ``OPENBLAS_NUM_THREADS``, ``OMP_NUM_THREADS``, ``MKL_NUM_THREADS`` if set
 =================  ==========================================================================
 
-What is promised: the same seed, dtype (``architecture``), thread count and NumPy/BLAS build
-(``environment``) give the same θ, bit for bit — in one process, in two, and across a
-``--resume``. A different BLAS, core type or thread count may change the last bits.
+What is promised: the same seed, dtype (``architecture``), thread count, NumPy build and BLAS
+kernel (``environment.blas_kernel``) give the same θ, bit for bit — in one process, in two, and
+across a ``--resume``. The same NumPy wheel picks different BLAS kernels on different CPUs (an
+Intel and an AMD core may get different ones), and a different kernel, library or thread count
+may change the last bits — and, after many steps, the second decimal of an accuracy.
 
 A **checkpoint** holds everything in :class:`steepest.loop.TrainState` needed to continue a
 run bit for bit: tensors ``theta``, ``opt.<name>`` (optimizer state), ``mem.<rule>.<name>`` (the
@@ -56,7 +60,7 @@ from .network import MLP
 
 __all__ = [
     "FORMAT_VERSION", "MODEL_FORMAT", "CHECKPOINT_FORMAT",
-    "atomic_write", "temp_files", "read_safetensors", "environment",
+    "atomic_write", "temp_files", "read_safetensors", "environment", "blas_kernel", "cpu_model", "machine",
     "save_model", "load_model", "save_checkpoint", "load_checkpoint",
 ]
 
@@ -317,6 +321,39 @@ def blas_libraries() -> list[dict]:
             for p in threadpool_info() if p.get("user_api") == "blas"]
 
 
+def blas_kernel(blas: list[dict] | None = None) -> str | None:
+    """The BLAS kernel NumPy's matrix products run on, in one phrase: ``"openblas 0.3.31 Haswell"``.
+
+    The bit-identical-θ promise holds per kernel: the same library, version and ``architecture``
+    (the core type whose kernels it chose, threadpoolctl's word) — two CPUs of different vendors
+    may pick different kernels under the same NumPy wheel and round differently. ``None`` without
+    threadpoolctl or a BLAS it can see; several libraries are joined with ``" + "``.
+    """
+    blas = blas_libraries() if blas is None else blas
+    names = [" ".join(str(b[k]) for k in ("internal_api", "version", "architecture") if b.get(k)) for b in blas]
+    return " + ".join(n for n in names if n) or None
+
+
+@lru_cache(maxsize=1)
+def cpu_model() -> str:
+    """The CPU's model name (``/proc/cpuinfo`` on Linux, else :func:`platform.processor`), or ``"unknown CPU"``."""
+    try:
+        with open("/proc/cpuinfo", encoding="utf-8", errors="replace") as f:
+            for line in f:
+                if line.lower().startswith("model name"):
+                    return " ".join(line.split(":", 1)[1].split())
+    except OSError:
+        pass
+    return platform.processor() or "unknown CPU"
+
+
+def machine() -> str:
+    """Where timings and last bits were measured, in one line: ``"AMD EPYC, openblas 0.3.31 Haswell, 2 threads"``."""
+    blas = blas_libraries()
+    threads = max((b["num_threads"] for b in blas if "num_threads" in b), default=None)
+    return ", ".join(x for x in (cpu_model(), blas_kernel(blas), f"{threads} threads" if threads else None) if x)
+
+
 @lru_cache(maxsize=1)
 def _numpy_simd() -> list[str] | None:
     """NumPy's SIMD dispatch targets found on this CPU: which loops of exp, log, sums run here."""
@@ -331,7 +368,7 @@ def environment() -> dict:
     """What produced a file, for reproducing it bit for bit: versions, the BLAS build and threads."""
     from . import __version__
 
-    blas = blas_libraries()
+    blas = blas_libraries()  # a model file adds ``blas_kernel`` (see save_model); checkpoints do not need it
     threads = [b["num_threads"] for b in blas if "num_threads" in b]
     return {"steepest": __version__, "numpy": np.__version__, "python": platform.python_version(),
             "platform": platform.platform(terse=True), "machine": platform.machine(),
@@ -368,8 +405,11 @@ def save_model(path, net: MLP, theta: np.ndarray, metadata: dict | None = None) 
         ``metrics``, ``seed``. ``format``, ``architecture`` and ``environment`` are filled in.
     """
     net.check_theta(theta)
+    env = environment()
+    env["blas_kernel"] = blas_kernel(env["blas"])  # what the bit-identical promise is made per
+    env["cpu"] = cpu_model()
     meta = {"preprocessing": {"input_scale": net.input_scale, "image_shape": None}, **(metadata or {}),
-            "architecture": net.config(), "environment": environment()}
+            "architecture": net.config(), "environment": env}
     return _save(path, {"theta": theta}, _encode(MODEL_FORMAT, meta))
 
 

@@ -59,7 +59,40 @@ def load_data(name: str, data_dir=None, labels=None, download=True, progress=Fal
     if name not in KNOWN_DATASETS:
         raise ConfigError(f"unknown dataset {name!r}; choose one of {', '.join(KNOWN_DATASETS)}, "
                           "or give the path of your data (.npz, .csv, IDX file with --labels, image folder)")
-    return load_dataset(name, data_dir=data_dir, download=download, progress=progress)
+    from steepest.errors import DataNotFoundError
+
+    try:
+        return load_dataset(name, data_dir=data_dir, download=download, progress=progress)
+    except DataNotFoundError as e:
+        if e.dataset is None:
+            raise
+        raise DataNotFoundError(missing_data_advice(e), dataset=e.dataset, reason=e.reason, cache=e.cache) from None
+
+
+def missing_data_advice(e) -> str:
+    """The library's DataNotFoundError in the command line's terms: options, not function arguments."""
+    from steepest.data.fetch import FILES
+
+    name = e.dataset
+    return (f"{e.reason}\n"
+            f"Supply the four {name} IDX files ({', '.join(FILES)}) with --data-dir DIR (DIR holding them or a "
+            f"{name}/ sub-directory of them), with STEEPEST_DATA=DIR (DIR/{name}/ holding them), or by copying them "
+            f"into {e.cache}/; or use --dataset digits (bundled, no download), or --fallback digits to use it "
+            f"only when {name} is missing.")
+
+
+def load_data_or_fallback(name, fallback, out, **load):
+    """:func:`load_data`, or the ``fallback`` dataset (saying so on ``out``) when ``name`` cannot be found."""
+    from steepest.errors import DataNotFoundError
+
+    try:
+        return load_data(name, **load)
+    except DataNotFoundError:
+        if not fallback or fallback == name:
+            raise
+        out.note(f"note: {name} was not found locally nor downloaded; using {fallback} instead "
+                 f"(--fallback {fallback}). `steepest datasets` shows where {name} is looked for.")
+        return load_data(fallback, **{**load, "labels": None})
 
 
 def split_name(ds, split: str):

@@ -9,14 +9,18 @@ from steepest.commands._common import Output, add_json_flag
 HELP = "train several optimizers from the same initial θ and compare them"
 EPILOG = """\
 examples:
-  steepest compare --dataset digits --epochs 3 --out runs/compare-digits
+  steepest compare --dataset digits --out runs/compare-digits
+  steepest compare --dataset digits --tune --out runs/compare-digits-tuned
   steepest compare --dataset mnist --samples 120000 --hidden 128 64 --out runs/compare-mnist
   steepest compare --dataset digits --seconds 2 --runs gd sgd:batch=32 adam:batch=32,lr=0.003
 
 A run is NAME[:key=value,...]: NAME one of gd, sgd, momentum, nesterov, adam, rmsprop; keys lr,
 batch (an integer or full), label, and the optimizer's options (momentum=0.8, beta1=0.9, ...).
 Default runs: gd, sgd:batch=16,lr=0.05, sgd:batch=128, momentum:batch=128, nesterov:batch=128,
-adam:batch=128. Writes summary.csv, summary.json, gradient_noise.json and PNG+SVG plots into --out.
+adam:batch=128. The default budget is 20 epochs for every run: the same samples for each, and
+20 steps for full-batch GD (one step per pass). --tune tries each run's lr × 0.25, 0.5, 1, 2, 4
+on a 10% validation split of the training rows (never the test set) and keeps the best.
+Writes summary.csv, summary.json, gradient_noise.json and PNG+SVG plots into --out.
 """
 
 
@@ -26,6 +30,8 @@ def add_parser(subparsers):
     p = subparsers.add_parser("compare", help=HELP, description=HELP + ".", epilog=EPILOG,
                               formatter_class=argparse.RawDescriptionHelpFormatter)
     add_data_args(p, default_help="mnist")
+    p.add_argument("--fallback", metavar="NAME", help="dataset to use instead when --dataset cannot be found "
+                   "nor downloaded (e.g. --fallback digits); says so on screen")
     p.add_argument("--hidden", type=int, nargs="*", default=[128, 64], metavar="N",
                    help="hidden layer widths (default 128 64)")
     p.add_argument("--activation", default="relu", choices=("relu", "leaky_relu", "sigmoid", "tanh"),
@@ -35,11 +41,15 @@ def add_parser(subparsers):
     p.add_argument("--dtype", default="float32", choices=("float32", "float64"))
     p.add_argument("--runs", nargs="+", metavar="SPEC", help="the optimizers to compare (see below)")
     budget = p.add_mutually_exclusive_group()
-    budget.add_argument("--epochs", type=int, metavar="N", help="budget: N passes over the data (default 3)")
+    budget.add_argument("--epochs", type=int, metavar="N", help="budget: N passes over the data (default 20)")
     budget.add_argument("--samples", type=int, metavar="N", help="budget: N rows fed to optimizer steps")
     budget.add_argument("--seconds", type=float, metavar="S", help="budget: S seconds of wall time per run")
     p.add_argument("--eps", type=float, default=1e-3, metavar="ε",
                    help="stop a run when ‖∇L‖ < ε (drawn on the gradient-norm plot; default 1e-3)")
+    p.add_argument("--tune", action="store_true", help="choose each run's learning rate on a validation split "
+                   "(lr × 0.25 … 4, each trained under the same budget; costs 5 runs more per run)")
+    p.add_argument("--val-fraction", type=float, default=0.1, metavar="F",
+                   help="with --tune: the share of training rows held out to choose the lr (default 0.1)")
     add_sample_arg(p)
     p.add_argument("--noise-batches", type=int, nargs="*", default=[1, 4, 16, 64, 256], metavar="B",
                    help="batch sizes for the gradient-noise plot; the whole sample is added (default 1 4 16 64 256)")
@@ -54,13 +64,13 @@ def add_parser(subparsers):
 def run(args) -> int:
     import numpy as np
 
-    from steepest.commands._common import blas_threads, describe_net, load_data
+    from steepest.commands._common import blas_threads, describe_net, load_data_or_fallback
     from steepest.commands._rundir import check_writable, default_out
     from steepest.errors import ConfigError
     from steepest.network import MLP
     from steepest.commands._viewargs import finish, n_samples
     from steepest.viz.common import sample_rows
-    from steepest.viz.compare import compare_optimizers, gradient_noise, parse_runs, write_comparison
+    from steepest.viz.compare import FEW_STEPS, compare_optimizers, gradient_noise, parse_runs, write_comparison
     from steepest.viz.plots_compare import plot_comparison
 
     out = Output(args.json, args.quiet)
@@ -74,15 +84,19 @@ def run(args) -> int:
     dataset = args.dataset or "mnist"
     target = args.out or default_out(f"compare-{dataset}")
     check_writable(target)
-    ds = load_data(dataset, data_dir=args.data_dir, labels=args.labels, download=args.download)
+    if args.tune and not 0 < args.val_fraction < 1:
+        raise ConfigError(f"--val-fraction must lie between 0 and 1, got {args.val_fraction}")
+    ds = load_data_or_fallback(dataset, args.fallback, out, data_dir=args.data_dir, labels=args.labels,
+                               download=args.download)
     net = MLP([ds.n_features, *args.hidden, ds.n_classes], activation=args.activation, dtype=args.dtype,
               input_scale=ds.input_scale)
     theta0 = net.init(args.seed, scheme=args.init)
     out.say(f"data {ds.name}: {len(ds.y_train):,} training samples; network {describe_net(net)}")
     with blas_threads(args.threads):
-        comp = compare_optimizers(net, theta0, ds.X_train, ds.y_train, runs, epochs=args.epochs,  # default 3
+        comp = compare_optimizers(net, theta0, ds.X_train, ds.y_train, runs, epochs=args.epochs,  # default 20
                                   samples=args.samples, seconds=args.seconds, X_test=ds.X_test, y_test=ds.y_test,
-                                  eps=args.eps, seed=args.seed, n_samples=n_samples(args),
+                                  eps=args.eps, seed=args.seed, n_samples=n_samples(args), tune=args.tune,
+                                  val_fraction=args.val_fraction,
                                   progress=lambda label: out.say(f"training {label} …"))
         Xs, ys, note = sample_rows(ds.X_train, ds.y_train, n_samples(args), args.seed)
         sizes = sorted({b for b in args.noise_batches if 1 <= b < len(ys)} | {len(ys)})
@@ -93,15 +107,31 @@ def run(args) -> int:
     files = write_comparison(comp, target, noise) + plot_comparison(comp, target, noise, note)
     if not args.json:
         _print_table(comp)
+    for r in comp.runs:
+        if r.summary["steps"] < FEW_STEPS:
+            out.note(f"note: {r.spec.label} took only {r.summary['steps']} step(s) under this budget, so its curves "
+                     f"are {r.summary['steps'] + 1} points; give a larger --epochs or --samples to see it descend")
+        if (r.summary.get("tuned") or {}).get("at_edge"):
+            out.note(f"note: the lr chosen for {r.spec.label}, {r.spec.lr:g}, is at the edge of the grid tried "
+                     f"({', '.join(f'{v:g}' for v in r.summary['tuned']['grid'])}); a better one may lie beyond it")
     return finish(out, args, files, {"dataset": ds.name, "out": str(target), "table": comp.table()})
 
 
 def _print_table(comp):
+    """The summary table; time as a ratio to the fastest run's wall time (seconds depend on the machine).
+
+    Wall time, not the loop's step seconds: full-batch GD reuses each epoch's monitoring gradient
+    for its next step, so its step seconds leave out most of its work."""
     (k, v), = comp.budget.items()
-    print(f"budget {v:g} {k}; loss curves {comp.eval_note}")
-    head = f"{'run':<22} {'train loss':>10} {'test acc':>9} {'steps':>7} {'samples':>9} {'seconds':>8}  stop"
-    print(head)
+    tuned = any("tuned" in s for s in comp.table())
+    print(f"budget {v:g} {k} per run; loss curves {comp.eval_note}"
+          + ("; lr chosen on a validation split" if tuned else ""))
+    fastest = min((s["wall_seconds"] for s in comp.table() if s["wall_seconds"] > 0), default=1.0)
+    print(f"{'run':<16} {'lr':>7} {'batch':>6} {'μ':>4} {'train loss':>10} {'test acc':>9} {'steps':>7} "
+          f"{'samples':>9} {'time':>6}  stop")
     for s in comp.table():
         acc = "—" if s["test_acc"] is None else f"{100 * s['test_acc']:.2f}%"
-        print(f"{s['label']:<22} {s['train_loss']:>10.4f} {acc:>9} {s['steps']:>7} {s['samples']:>9} "
-              f"{s['seconds']:>8.2f}  {s['stop_reason']}")
+        mu = "—" if s.get("momentum") is None else f"{s['momentum']:g}"
+        print(f"{s['label']:<16} {s['lr']:>7g} {s['batch_size']!s:>6} {mu:>4} {s['train_loss']:>10.4f} {acc:>9} "
+              f"{s['steps']:>7} {s['samples']:>9} {s['wall_seconds'] / fastest:>5.1f}×  {s['stop_reason']}")
+    print(f"time: each run's wall time over the fastest run's ({fastest:.2f} s), on {comp.machine or 'this machine'}")

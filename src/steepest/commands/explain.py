@@ -12,8 +12,11 @@ examples:
   steepest explain runs/digits/model.safetensors --dataset digits --out runs/digits/explain
   steepest explain runs/mnist --index 7 --split test      # the gradient of one test image
   steepest explain runs/mnist --init --batch 512          # at the initial θ₀ instead of the trained θ
+  steepest explain runs/mnist --epochs-at 1 2             # maps at θ₀, after epochs 1 and 2, and trained
 
-Writes input_gradient_maps (−∂L/∂W₁ per hidden unit as images), gradient_histograms, top_moves
+Writes input_gradient_maps (−∂L/∂W₁ per hidden unit as images; dead ReLU units marked),
+input_gradient_maps_over_training (the same units and batch at θ₀, after each --epochs-at epoch —
+re-trained from θ₀ with the model's recorded recipe — and at the trained θ), gradient_histograms, top_moves
 (the k largest −η·∂L/∂θᵢ with the first-order loss change −η‖∇L‖² beside the measured one),
 first_order (that comparison for a range of η), first_layer_weights, layer_grad_norms (from the
 run's metrics.jsonl, when it sits beside the model), each as PNG+SVG, and explain.json.
@@ -38,6 +41,9 @@ def add_parser(subparsers):
     p.add_argument("--lr", type=float, metavar="η", help="step size η (default: the model's training lr)")
     p.add_argument("--top-k", type=int, default=12, metavar="K", help="largest moves to list (default 12)")
     p.add_argument("--units", type=int, default=16, metavar="N", help="hidden units to draw (default 16)")
+    p.add_argument("--epochs-at", type=int, nargs="+", default=[], metavar="E",
+                   help="also draw the maps after these epochs, re-training from θ₀ with the recipe the model "
+                   "records (default: θ₀ and the trained θ only)")
     p.add_argument("--seed", type=int, default=0, help="seeds the batch (default 0)")
     p.add_argument("--out", metavar="DIR", help="output directory (default: MODEL's directory/explain)")
     p.add_argument("--quiet", action="store_true", help="no progress lines")
@@ -58,15 +64,18 @@ def run(args) -> int:
     from steepest.viz.report import read_jsonl
 
     out = Output(args.json, args.quiet)
-    if args.top_k < 1 or args.units < 1 or (args.batch is not None and args.batch < 1):
-        raise ConfigError("--top-k, --units and --batch must be positive integers")
+    if args.top_k < 1 or args.units < 1 or (args.batch is not None and args.batch < 1) \
+            or any(e < 1 for e in args.epochs_at):
+        raise ConfigError("--top-k, --units, --batch and --epochs-at must be positive integers")
     if args.lr is not None and not args.lr > 0:
         raise ConfigError(f"--lr must be positive, got {args.lr}")
     path, net, theta, meta, ds = load_model_and_data(args, out)
     target = out_dir(args, path, "explain")
     check_writable(target)
+    theta_trained = theta
+    theta0, _ = initial_theta(net, meta) if (args.init or args.epochs_at or _records_seed(meta)) else (None, None)
     if args.init:
-        theta, _ = initial_theta(net, meta)
+        theta = theta0
     X, y = split_name(ds, args.split)
     if args.index is not None:
         if not 0 <= args.index < len(y):
@@ -78,9 +87,16 @@ def run(args) -> int:
     lr = args.lr or float((meta.get("training") or {}).get("lr") or 0.1)
     image_shape = (meta.get("preprocessing") or {}).get("image_shape") or ds.image_shape
     with blas_threads(args.threads):
-        an = gradient_anatomy(net, theta, Xb, yb, lr=lr, k=args.top_k)
+        from steepest.io import machine
+
+        where = machine()
+        an = gradient_anatomy(net, theta, Xb, yb, lr=lr, k=args.top_k, image_shape=image_shape)
         sweep = first_order_sweep(net, theta, Xb, yb, np.unique(np.append(np.geomspace(1e-4, 10, 21), lr)))
-    files = (P.plot_input_maps(an, image_shape, target, args.units) + P.plot_grad_histograms(an, target)
+        snapshots, matches = ([], None) if theta0 is None else \
+            _over_training(net, theta0, theta_trained, meta, ds, args, out)
+        snapshots = [(label, gradient_anatomy(net, th, Xb, yb, lr=lr, k=1)) for label, th in snapshots]
+    files = P.plot_input_maps_over_training(snapshots, image_shape, target, min(args.units, 8)) if snapshots else []
+    files += (P.plot_input_maps(an, image_shape, target, args.units) + P.plot_grad_histograms(an, target)
              + P.plot_top_moves(an, target) + P.plot_first_order(sweep, target, lr)
              + P.plot_first_layer_weights(net, theta, image_shape, target, args.units))
     metrics = path.parent / "metrics.jsonl"
@@ -91,14 +107,71 @@ def run(args) -> int:
     what = f"row {args.index} of the {args.split} split" if args.index is not None else \
         f"{len(rows)} rows of the {args.split} split"
     summary = {"model": str(path), "theta": "initial θ₀" if args.init else "trained θ", "batch": what,
-               **an.summary(), "first_order_sweep": sweep}
+               **an.summary(), "first_order_sweep": sweep,
+               "machine": where, "over_training": {"labels": [label for label, _ in snapshots],
+                                                   "retrained_matches_model": matches}}
     files.append(write_json(target / "explain.json", summary))
     if not args.json:
         print(f"{summary['theta']} on {what}: loss {an.loss:.4f}, ‖∇L‖ {np.linalg.norm(an.grad):.4g}")
         print(f"one step of η = {lr:g}: first-order change −η‖∇L‖² = {an.predicted_change:.5g}, "
               f"measured {an.measured_change:.5g} ({100 * an.relative_error:.1f}% apart)")
+        if an.loss_share is not None:
+            print(f"the {an.loss_share[0]} highest-loss rows carry {an.loss_share[1]:.0%} of the batch's loss")
+        if matches is not None:
+            print("re-trained from θ₀ for the maps over training: " + (
+                "its last epoch is the model's θ, bit for bit" if matches else
+                "its last epoch differs from the model's θ (another BLAS kernel, thread count or a stop rule "
+                "the re-training does not repeat); the maps show the re-trained θ"))
+        if an.dead is not None:
+            print(f"dead units (first hidden layer, silent on the whole batch): {int(an.dead.sum())} of {an.dead.size}")
         for t in an.top[:5]:
-            at = f"{t['layer']} {t['kind']}[{t['row']}" + ("]" if t["col"] is None else f", {t['col']}]")
-            print(f"  {at:<22} θ {t['theta']:+.4f}  ∂L/∂θ {t['grad']:+.4g}  step {t['step']:+.4g}")
+            print(f"  {t['name']:<52} θ {t['theta']:+.4f}  ∂L/∂θ {t['grad']:+.4g}  step {t['step']:+.4g}")
     return finish(out, args, files, {"out": str(target), "loss": an.loss, "predicted_change": an.predicted_change,
                                      "measured_change": an.measured_change})
+
+
+def _records_seed(meta) -> bool:
+    return (meta.get("training") or {}).get("seed", meta.get("seed")) is not None
+
+
+def _over_training(net, theta0, theta, meta, ds, args, out) -> list:
+    """``[(label, θ)]``: θ₀, θ after each ``--epochs-at`` epoch (re-trained from θ₀ with the recorded
+    recipe: optimizer, its options, lr schedule, batch, seed, validation split) and the trained θ."""
+    import numpy as np
+
+    from steepest.loop import train
+    from steepest.optim import make_optimizer
+
+    snaps, matches = [("θ₀ (initial)", theta0)], None
+    cfg = meta.get("training") or {}
+    wanted = sorted(set(args.epochs_at))
+    if wanted:
+        from steepest.commands._trainconfig import OPTIMIZER_FLAGS, SCHEDULE_FLAGS, make_schedule
+
+        cfg = {"epochs": None, "max_steps": None, "schedule": "constant", "lr": 0.1,
+               **{k: None for k in (*OPTIMIZER_FLAGS, *SCHEDULE_FLAGS)}, **cfg}
+
+        X, y = ds.X_train, ds.y_train
+        if cfg.get("val_split"):  # the rows `steepest train` held out (the same seeded permutation)
+            n_val = max(1, round(len(y) * cfg["val_split"]))
+            keep = np.sort(np.random.default_rng([cfg["seed"], 1]).permutation(len(y))[n_val:])
+            X, y = X[keep], y[keep]
+        B = cfg.get("batch_size", "full")
+        steps = 1 if B == "full" else -(-len(y) // int(B))
+        out.say(f"re-training from θ₀ to epoch {wanted[-1]} for the maps over training …")
+        at = {}
+
+        def keep_at(event, state):
+            if event == "epoch" and state.epoch in wanted:
+                at[state.epoch] = state.theta.copy()
+            return False
+
+        opts = {kw: cfg[name] for name, kw in OPTIMIZER_FLAGS.items() if cfg[name] is not None}
+        train(net, theta0, X, y, optimizer=make_optimizer(cfg.get("optimizer") or "sgd", **opts),
+              lr=make_schedule(cfg, steps), batch_size=B, epochs=wanted[-1], seed=cfg.get("seed") or 0,
+              clip_norm=cfg.get("clip_norm"), monitor=False, callback=keep_at)
+        snaps += [(f"after epoch {e}", at[e]) for e in wanted if e in at]
+        final = (meta.get("metrics") or {}).get("epochs") or cfg.get("epochs")
+        if final in at:  # the re-training reached the model's own last epoch: is it the same run?
+            matches = at[final].tobytes() == theta.tobytes()
+    return snaps + [("trained θ", theta)], matches

@@ -7,7 +7,7 @@ import argparse
 from steepest.commands._common import Output, add_json_flag
 
 HELP = "plot the loss landscape around a trained model"
-PARTS = ("line", "plane", "trajectories", "probe", "minima")
+PARTS = ("line", "plane", "trajectories", "probe", "minima", "ravine")
 EPILOG = """\
 examples:
   steepest landscape runs/digits/model.safetensors --dataset digits --out runs/digits/landscape
@@ -15,8 +15,10 @@ examples:
 
 Parts: line (θ₀ → θ*, train and test), plane (filter-normalised random plane around θ*, contour and
 surface), trajectories (GD, SGD and momentum paths from θ₀ on their PCA plane, trained on the sample),
-probe (L(θ − α∇L) at θ* and θ₀, the training lr marked), minima (GD against momentum on
-f(x) = x⁴ − 3x² + x). θ₀ is re-drawn from the seed and init recorded in the model. Every loss is
+probe (L(θ − α∇L) at θ* and θ₀, the training lr marked, saying whether it overshoots), minima
+(f(x) = x⁴ − 3x² + x: GD against momentum from --toy-x0, and a map of which minimum every start
+x₀ and momentum μ ends in), ravine (GD against momentum on ½(u² + κv²), where momentum's advantage
+is general). θ₀ is re-drawn from the seed and init recorded in the model. Every loss is
 evaluated on --n-samples training rows; the plots say so. Writes PNG+SVG and landscape.json.
 """
 
@@ -40,6 +42,18 @@ def add_parser(subparsers):
                    "(default gd:lr=0.5 sgd:batch=64,lr=0.1 momentum:batch=full,lr=0.1)")
     p.add_argument("--probe-lr", type=float, metavar="η", help="learning rate marked on the step probe "
                    "(default: the model's training lr)")
+    toy = p.add_argument_group("the toy functions (parts minima and ravine)")
+    toy.add_argument("--toy-x0", type=float, default=2.0, metavar="X", help="start of the two double-well runs "
+                     "(default 2)")
+    toy.add_argument("--toy-lr", type=float, default=0.01, metavar="η", help="their learning rate (default 0.01)")
+    toy.add_argument("--toy-momentum", type=float, default=0.9, metavar="μ", help="their momentum (default 0.9)")
+    toy.add_argument("--toy-steps", type=int, default=300, metavar="N", help="their steps (default 300)")
+    toy.add_argument("--ravine-kappa", type=float, default=100.0, metavar="κ",
+                     help="the ravine's condition number (default 100)")
+    toy.add_argument("--ravine-lr", type=float, default=0.018, metavar="η",
+                     help="learning rate on the ravine, below 2/κ for GD to converge (default 0.018)")
+    toy.add_argument("--ravine-momentum", type=float, default=0.8, metavar="μ", help="momentum on the ravine "
+                     "(default 0.8)")
     p.add_argument("--seed", type=int, default=0, help="seeds the sample, the directions and the paths (default 0)")
     p.add_argument("--out", metavar="DIR", help="output directory (default: MODEL's directory/landscape)")
     p.add_argument("--quiet", action="store_true", help="no progress lines")
@@ -58,11 +72,14 @@ def run(args) -> int:
     from steepest.commands._viewargs import finish, initial_theta, load_model_and_data, n_samples, out_dir
     from steepest.viz.common import sample_rows, write_json
     from steepest.viz.compare import parse_runs
-    from steepest.viz.minima import momentum_vs_gd
 
     out = Output(args.json, args.quiet)
     if args.resolution < 3 or args.steps < 1 or not args.span > 0:
         raise ConfigError("--resolution must be >= 3, --steps >= 1 and --span > 0")
+    if not (args.toy_lr > 0 and args.ravine_lr > 0 and args.ravine_kappa >= 1 and args.toy_steps >= 1
+            and 0 <= args.toy_momentum < 1 and 0 <= args.ravine_momentum < 1):
+        raise ConfigError("--toy-lr and --ravine-lr must be > 0, --ravine-kappa >= 1, --toy-steps >= 1, and the "
+                          "momenta in [0, 1)")
     lo, hi = args.alpha_range
     if not lo < 0 < 1 < hi:
         raise ConfigError(f"--alpha-range must contain 0 and 1 (θ₀ and θ*), e.g. -0.5 1.5; got {lo} {hi}")
@@ -76,6 +93,9 @@ def run(args) -> int:
     ns = n_samples(args)
     files, numbers = [], {"model": str(path), "dataset": ds.name, "theta0_seed": seed0}
     with blas_threads(args.threads):
+        from steepest.io import machine
+
+        numbers["machine"] = machine()
         if "line" in args.parts:
             out.say("line θ₀ → θ* …")
             alphas = np.round(np.linspace(lo, hi, max(11, int(round((hi - lo) / 0.05)) + 1)), 12)
@@ -95,7 +115,7 @@ def run(args) -> int:
             paths = L.train_paths(net, theta0, Xs, ys, runs, args.steps, max_points=60, seed=args.seed)
             pca, tplane = L.trajectory_landscape(net, paths, Xs, ys, resolution=args.resolution, n_samples=None)
             tplane.note = f"paths trained and loss evaluated {note}"
-            files += P.plot_trajectories(pca, tplane, target)
+            files += P.plot_trajectories(pca, tplane, target, {r.label: r.legend for r in runs})
             numbers["trajectories"] = {"explained": pca.explained, "coords": pca.coords, "a": tplane.alphas,
                                        "b": tplane.betas, "loss": tplane.loss, "note": tplane.note}
         if "probe" in args.parts:
@@ -103,11 +123,34 @@ def run(args) -> int:
                 probe = L.step_probe(net, th, ds.X_train, ds.y_train, lr, n_samples=ns, seed=args.seed)
                 probe.note = f"at {at}, {probe.note}"
                 files += P.plot_step_probe(probe, target, stem)
+                out.say(f"step probe at {at}: {probe.verdict}")
                 numbers[stem] = {"alpha": probe.alphas, "loss": probe.loss, "first_order": probe.first_order,
-                                 "lr": lr, "best_alpha": probe.best_alpha}
-    if "minima" in args.parts:
-        toy = momentum_vs_gd()
-        files += P.plot_minima(toy, target)
-        numbers["minima"] = {k: {"x": r.xs, "basin": r.basin} for k, r in toy.items()}
+                                 "lr": lr, "best_alpha": probe.best_alpha, "at_edge": probe.at_edge,
+                                 "verdict": probe.verdict, "note": probe.note}
+    files += _toys(args, numbers, target)
     files.append(write_json(target / "landscape.json", numbers))
     return finish(out, args, files, {"out": str(target)})
+
+
+def _toys(args, numbers, target) -> list:
+    """The parts on toy functions: the double well (paths from one start, the basin map) and the ravine."""
+    import numpy as np
+
+    from steepest.viz import minima as M
+    from steepest.viz import plots_landscape as P
+
+    files = []
+    if "minima" in args.parts:
+        toy = M.momentum_vs_gd(args.toy_x0, args.toy_lr, args.toy_momentum, args.toy_steps)
+        files += P.plot_minima(toy, target, lr=args.toy_lr)
+        x0s, momenta = np.round(np.linspace(-2.0, 2.2, 85), 6), np.round(np.linspace(0.0, 0.95, 20), 6)
+        codes = M.basin_map(x0s, momenta, args.toy_lr, max(args.toy_steps, 500))
+        files += P.plot_basin_map(x0s, momenta, codes, target, args.toy_lr, max(args.toy_steps, 500),
+                                  mark=(args.toy_x0, args.toy_momentum))
+        numbers["minima"] = {**{k: {"x": r.xs, "basin": r.basin} for k, r in toy.items()},
+                             "basin_map": {"x0": x0s, "momentum": momenta, "codes": codes, "meaning": M.BASINS}}
+    if "ravine" in args.parts:
+        rav = M.ravine(args.ravine_kappa, args.ravine_lr, args.ravine_momentum)
+        files += P.plot_ravine(rav, args.ravine_kappa, args.ravine_lr, target)
+        numbers["ravine"] = {k: {"path": r.xs, "loss": r.fs} for k, r in rav.items()}
+    return files

@@ -6,16 +6,18 @@ import argparse
 
 from steepest.commands._common import Output, add_json_flag
 
-HELP = "write a self-contained HTML report of a run or comparison directory"
+HELP = "write a self-contained HTML report of a run (with its analyses) or of a comparison directory"
 EPILOG = """\
 examples:
   steepest report runs/digits               # writes runs/digits/report.html
   steepest report runs/compare-digits --out compare.html
 
-The page holds the configuration (config.toml), the final metrics and stop reason (from the model),
-the metrics per epoch (metrics.jsonl) with loss and accuracy curves, the comparison table
-(summary.json) and every PNG in DIR and its sub-directories (e.g. landscape/, explain/), embedded:
-it needs no network access to view.
+One page per run, with a table of contents: a summary (model, data, final metrics, the stop reason,
+the machine), training curves and the metrics per epoch (metrics.jsonl), the configuration
+(config.toml), then whatever DIR or its sub-directories hold from `steepest compare`
+(summary.json), `landscape` (landscape.json) and `explain` (explain.json), and, when the model's
+test set is at hand, a gallery of misclassified test images. Under each picture: what to look for
+and its caveats. Images are embedded: the page needs no network access to view.
 """
 
 

@@ -105,7 +105,7 @@ def new(args, out) -> int:
 def _provenance(cfg) -> str:
     """TOML comments for config.toml: what besides the options decides θ's last bits."""
     from steepest.commands._common import blas_threads
-    from steepest.io import environment
+    from steepest.io import blas_kernel, environment
 
     with blas_threads(cfg["threads"]):  # the thread count training will use
         env = environment()
@@ -116,7 +116,8 @@ def _provenance(cfg) -> str:
     variables = " ".join(f"{k}={v}" for k, v in env["variables"].items())
     return (f"# steepest {env['steepest']}, NumPy {env['numpy']}{simd}, Python {env['python']}, {env['platform']}\n"
             f"# BLAS: {blas or 'unknown (threadpoolctl not installed)'}{'; ' + variables if variables else ''}\n"
-            "# The same seed, dtype, thread count and NumPy/BLAS build give the same θ, bit for bit.\n")
+            f"# The same seed, dtype, thread count, NumPy build and BLAS kernel ({blas_kernel(env['blas']) or 'unknown'}) "
+            "give the same θ, bit for bit.\n")
 
 
 def _summary(ds, data, net, cfg, rundir) -> str:

@@ -244,7 +244,7 @@ def find_dataset(name: str, data_dir=None, cache_dir=None, download: bool = True
     if not download:
         searched = ", ".join(str(d) for _, d in _candidates(name, data_dir, cache_dir))
         reason = f"{name} not found (looked in {searched}) and downloading is turned off."
-        raise DataNotFoundError(_fetch.missing_data_message(name, cache, reason))
+        raise _fetch.not_found(name, cache, reason)
     return _fetch.fetch(name, cache, mirrors=mirrors, progress=progress)
 
 

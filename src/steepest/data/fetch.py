@@ -123,17 +123,23 @@ def mirrors_for(name: str, mirrors=None) -> list[str]:
 
 
 def missing_data_message(name: str, cache_dir, reason: str) -> str:
-    """The one message that tells a user every way to supply dataset ``name``."""
+    """The one message that tells a library user every way to supply dataset ``name``."""
     files = ", ".join(FILES)
     where = Path(cache_dir) / name
     return (
         f"{reason}\n"
         f"Supply the {name} files ({files}) in one of these ways:\n"
-        f"  --data-dir DIR            where DIR holds the four files or a {name}/ sub-directory of them\n"
-        f"  STEEPEST_DATA=DIR         where DIR/{name}/ holds the four files\n"
-        f"  copy them into the cache  {where}/\n"
-        f"or use --dataset digits, which needs no download."
+        f"  load_dataset({name!r}, data_dir=DIR)   where DIR holds the four files or a {name}/ sub-directory of them\n"
+        f"  STEEPEST_DATA=DIR                       where DIR/{name}/ holds the four files\n"
+        f"  copy them into the cache                {where}/\n"
+        f"or use load_dataset('digits'), which needs no download."
     )
+
+
+def not_found(name: str, cache_dir, reason: str) -> DataNotFoundError:
+    """The :class:`DataNotFoundError` for ``name``, carrying its parts for callers that word it their way."""
+    return DataNotFoundError(missing_data_message(name, cache_dir, reason), dataset=name, reason=reason,
+                             cache=str(Path(cache_dir) / name))
 
 
 def _download(url: str, dest: Path, accepted: tuple[str, ...], progress: bool, timeout: float):
@@ -203,9 +209,7 @@ def fetch(name: str, cache_dir=None, mirrors=None, progress: bool = False, timeo
     try:
         target.mkdir(parents=True, exist_ok=True)
     except OSError as e:
-        raise DataNotFoundError(
-            missing_data_message(name, root, f"cannot create the cache directory {target}: {e}")
-        ) from None
+        raise not_found(name, root, f"cannot create the cache directory {target}: {e}") from None
     for fname in FILES:
         accepted = SHA256[name][fname]
         dest = target / fname
@@ -221,5 +225,5 @@ def fetch(name: str, cache_dir=None, mirrors=None, progress: bool = False, timeo
                 failures.append(f"  {url}: {e}")
         else:
             reason = f"could not download {name} ({fname}) from any mirror:\n" + "\n".join(failures)
-            raise DataNotFoundError(missing_data_message(name, root, reason)) from None
+            raise not_found(name, root, reason) from None
     return target

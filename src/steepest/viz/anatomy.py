@@ -15,6 +15,7 @@ a tiny step is not lost to float32 rounding.
 
 from __future__ import annotations
 
+import math
 from dataclasses import dataclass
 
 import numpy as np
@@ -40,6 +41,8 @@ class Anatomy:
     top: list
     predicted_change: float    # −η‖∇L‖²
     measured_change: float     # L(θ − η∇L) − L(θ)
+    dead: np.ndarray | None = None   # (n_1,) bool: first-hidden-layer ReLU units silent on the whole batch
+    loss_share: tuple | None = None  # (k, share): the k highest-loss rows carry this share of Σ loss
 
     def weight_grad(self, layer=0) -> np.ndarray:
         """∂L/∂W of a layer, shape (n_in, n_out)."""
@@ -60,7 +63,10 @@ class Anatomy:
                 "grad_norm": float(np.linalg.norm(self.grad)),
                 "layer_grad_norms": dict(zip(self.net.layer_names(), map(float, self.layer_norms))),
                 "predicted_change": self.predicted_change, "measured_change": self.measured_change,
-                "relative_error": self.relative_error, "top": self.top}
+                "relative_error": self.relative_error, "top": self.top,
+                "dead_units": None if self.dead is None else np.flatnonzero(self.dead).tolist(),
+                "top_loss_rows": None if self.loss_share is None else
+                {"rows": self.loss_share[0], "share_of_loss": self.loss_share[1]}}
 
 
 def locate(net, index: int) -> dict:
@@ -74,6 +80,51 @@ def locate(net, index: int) -> dict:
     raise ConfigError(f"index {index} is outside θ (size {net.n_params})")
 
 
+def describe(net, where: dict, image_shape=None) -> str:
+    """A weight of :func:`locate` in words: ``"hidden unit 34 → class 2"``, ``"pixel (12, 5) → hidden unit 3"``.
+
+    Units are numbered from 0 within their layer; with more than one hidden layer each hidden unit
+    says its layer (``"hidden unit 7 (layer 2)"``).
+    """
+    names = net.layer_names()
+    l, n_hidden = names.index(where["layer"]), len(names) - 1
+
+    def unit(k, i):  # unit i of layer k: 0 the input, n_hidden + 1 the output
+        if k == 0:
+            if image_shape and int(np.prod(image_shape)) == net.sizes[0]:
+                return f"pixel ({i // image_shape[1]}, {i % image_shape[1]})"
+            return f"input {i}"
+        if k == n_hidden + 1:
+            return f"class {i}"
+        return f"hidden unit {i}" + (f" (layer {k})" if n_hidden > 1 else "")
+
+    if where["kind"] == "b":
+        return f"bias of {unit(l + 1, where['row'])}"
+    return f"{unit(l, where['row'])} → {unit(l + 1, where['col'])}"
+
+
+def dead_units(net, theta, X) -> np.ndarray | None:
+    """First-hidden-layer ReLU units whose pre-activation ``Z₁ = x·W₁ + b₁`` is ≤ 0 on every row of ``X``:
+    they pass nothing on and their input weights get no gradient (``∂L/∂W₁[:, j] = 0``). Shape (n_1,)
+    bool; ``None`` when the first hidden activation is not ReLU (no unit is ever exactly silent)."""
+    if len(net.layers) < 2 or net.activations[0] != "relu":
+        return None
+    (W, b), = net.unpack(np.asarray(theta, np.float64))[:1]
+    Z = (np.asarray(X, np.float64) * net.input_scale) @ W + b
+    return np.all(Z <= 0, axis=0)
+
+
+def loss_share(net, theta, X, y, fraction=0.05) -> tuple[int, float]:
+    """``(k, s)``: the ``k = ⌈fraction·n⌉`` rows of highest loss ℓᵢ = log Σⱼ e^{Zᵢⱼ} − Z_{i,yᵢ} carry the
+    share ``s = Σ_top ℓᵢ / Σ ℓᵢ`` of the batch's loss — and, with the largest softmax − onehot errors,
+    most of its gradient."""
+    Z = net.astype("float64").logits(np.asarray(theta, np.float64), np.asarray(X, np.float64))
+    m = Z.max(axis=1, keepdims=True)
+    li = (np.log(np.exp(Z - m).sum(axis=1)) + m[:, 0]) - Z[np.arange(len(y)), y]
+    k = max(1, math.ceil(fraction * len(y)))
+    return k, float(np.sort(li)[::-1][:k].sum() / max(li.sum(), 1e-300))
+
+
 def first_order(net, theta, X, y, lr):
     """``(loss, grad, predicted, measured)`` for one GD step of size ``lr``, all in float64."""
     net64 = net.astype("float64")
@@ -85,7 +136,7 @@ def first_order(net, theta, X, y, lr):
     return float(loss), g, -lr * float(g @ g), float(after - loss)
 
 
-def gradient_anatomy(net, theta, X, y, lr=0.1, k=10) -> Anatomy:
+def gradient_anatomy(net, theta, X, y, lr=0.1, k=10, image_shape=None) -> Anatomy:
     """Break ∇L(θ) on the batch ``X (n, d), y (n,)`` down by layer and weight; see the module docstring.
 
     Parameters
@@ -93,16 +144,19 @@ def gradient_anatomy(net, theta, X, y, lr=0.1, k=10) -> Anatomy:
     lr : float
         η of the step whose effect is predicted and measured.
     k : int
-        How many of the largest moves |η·∂L/∂θᵢ| to list.
+        How many of the largest moves |η·∂L/∂θᵢ| to list; each says in words which weight it is
+        (:func:`describe`, with ``image_shape`` naming input pixels).
     """
     if not lr > 0:
         raise ConfigError(f"lr must be positive, got {lr!r}")
     loss, g, predicted, measured = first_order(net, theta, X, y, lr)
     top = []
     for i in np.argsort(-np.abs(g), kind="stable")[:k]:
-        top.append({**locate(net, int(i)), "index": int(i), "theta": float(theta[i]), "grad": float(g[i]),
-                    "step": float(-lr * g[i])})
-    return Anatomy(net, theta, g, loss, float(lr), int(X.shape[0]), net.layer_norms(g), top, predicted, measured)
+        where = locate(net, int(i))
+        top.append({**where, "name": describe(net, where, image_shape), "index": int(i), "theta": float(theta[i]),
+                    "grad": float(g[i]), "step": float(-lr * g[i])})
+    return Anatomy(net, theta, g, loss, float(lr), int(X.shape[0]), net.layer_norms(g), top, predicted, measured,
+                   dead_units(net, theta, X), loss_share(net, theta, X, y))
 
 
 def first_order_sweep(net, theta, X, y, lrs=None) -> dict:

@@ -17,7 +17,7 @@ from __future__ import annotations
 
 import math
 import time
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 
 import numpy as np
 
@@ -31,6 +31,13 @@ DEFAULT_LR = {"gd": 0.5, "sgd": 0.1, "momentum": 0.05, "nesterov": 0.05, "adam":
 #: The default comparison: vanilla GD, SGD at two batch sizes, momentum, Nesterov, Adam.
 DEFAULT_RUNS = ("gd", "sgd:batch=16,lr=0.05", "sgd:batch=128", "momentum:batch=128",
                 "nesterov:batch=128", "adam:batch=128")
+#: The default budget, in passes over the data: every run sees the same samples (equal gradient
+#: evaluations per row), and full-batch GD, which takes one step per pass, still takes this many steps.
+DEFAULT_EPOCHS = 20
+#: Fewer steps than this and a run's curve is a few dots: the command says so.
+FEW_STEPS = 10
+#: ``--tune``: each run's learning rate times these factors is tried on a validation split.
+TUNE_FACTORS = (0.25, 0.5, 1.0, 2.0, 4.0)
 
 
 @dataclass
@@ -77,9 +84,23 @@ class RunSpec:
     def make_optimizer(self):
         return make_optimizer(self.optimizer, **self.options)
 
+    @property
+    def momentum(self) -> float | None:
+        """The momentum μ this run uses (the optimizer's default when not given); None if it has none."""
+        mu = getattr(self.make_optimizer(), "momentum", None)
+        return float(mu) if mu else None
+
+    @property
+    def legend(self) -> str:
+        """The label with everything that decides the run: ``"SGD B=16 (lr 0.05, batch 16)"``."""
+        parts = [f"lr {self.lr:g}", f"batch {self.batch_size}"]
+        if self.momentum is not None:
+            parts.append(f"μ {self.momentum:g}")
+        return f"{self.label} ({', '.join(parts)})"
+
     def config(self) -> dict:
         return {"label": self.label, "optimizer": self.optimizer, "lr": self.lr,
-                "batch_size": self.batch_size, **self.options}
+                "batch_size": self.batch_size, "momentum": self.momentum, **self.options}
 
 
 def parse_runs(specs) -> list[RunSpec]:
@@ -110,22 +131,26 @@ class Comparison:
     n_train: int
     eval_note: str         # "on all 1437 training samples"
     eps: float | None
+    machine: str = ""      # where the seconds were measured (steepest.io.machine())
 
     def table(self) -> list[dict]:
         return [r.summary for r in self.runs]
 
 
-def _trace_point(trace, net, state, Xe, ye, buf, n):
-    """Append loss and ‖∇L‖ on the evaluation sample at the state's θ to ``trace``."""
+def _trace_point(trace, net, state, Xe, ye, buf, n, t0):
+    """Append loss and ‖∇L‖ on the evaluation sample at the state's θ to ``trace``; ``wall`` is the
+    run's wall clock since ``t0`` (every gradient and monitoring pass included, this trace's own
+    evaluations too), ``seconds`` the loop's step time."""
+    wall = time.perf_counter() - t0
     with np.errstate(over="ignore", invalid="ignore"):
         loss, g = net.loss_and_grad(state.theta, Xe, ye, grad=buf)
         gnorm = float(np.linalg.norm(g.astype(np.float64)))
-    for k, v in (("step", state.step), ("samples", state.samples), ("seconds", state.seconds),
+    for k, v in (("step", state.step), ("samples", state.samples), ("seconds", state.seconds), ("wall", wall),
                  ("epoch", state.samples / n), ("loss", loss), ("grad_norm", gnorm)):
         trace[k].append(v)
 
 
-def _budget(n, batch, epochs, samples, seconds) -> dict:
+def _budget(n, batch, epochs=None, samples=None, seconds=None) -> dict:
     """Keyword arguments for :func:`train` realising the budget for a batch size."""
     if epochs is not None:
         return {"epochs": int(epochs)}
@@ -139,7 +164,8 @@ def _budget(n, batch, epochs, samples, seconds) -> dict:
 
 def compare_optimizers(net, theta0, X, y, runs=None, *, epochs=None, samples=None, seconds=None,
                        X_test=None, y_test=None, eps=None, seed=0, n_samples=2000, trace_points=40,
-                       record_every=None, progress=None) -> Comparison:
+                       record_every=None, progress=None, tune=False, tune_factors=TUNE_FACTORS,
+                       val_fraction=0.1) -> Comparison:
     """Train every run from the same ``theta0`` on ``(X, y)`` with an equal budget.
 
     Parameters
@@ -149,9 +175,10 @@ def compare_optimizers(net, theta0, X, y, runs=None, *, epochs=None, samples=Non
         Default :data:`DEFAULT_RUNS`.
     epochs, samples, seconds : exactly one, optional
         The budget: passes over the data, rows fed to optimizer steps (steps = ⌈samples/B⌉), or
-        wall seconds (train's time budget, monitoring included). Default ``epochs=3``.
+        wall seconds (train's time budget, monitoring included). Default ``epochs=DEFAULT_EPOCHS``,
+        so that full-batch GD takes that many steps while every run processes the same samples.
     X_test, y_test : optional
-        Evaluated after every epoch and at the end.
+        Evaluated after every epoch and at the end (never used to choose anything).
     eps : float, optional
         The ‖∇L‖ < ε stopping rule, passed to every run (and drawn on the gradient-norm plot).
     n_samples : int or None
@@ -162,11 +189,15 @@ def compare_optimizers(net, theta0, X, y, runs=None, *, epochs=None, samples=Non
         Keep θ every this many steps in :attr:`RunResult.path` (for trajectory plots).
     progress : callable, optional
         ``progress(label)`` is called before each run.
+    tune : bool
+        Before each run, choose its learning rate from ``lr × tune_factors`` by the loss on a seeded
+        validation split of ``val_fraction`` of the training rows, each candidate trained under the
+        same budget on the rest (see :func:`tune_lr`); the chosen run then trains on all rows.
     """
     if sum(b is not None for b in (epochs, samples, seconds)) > 1:
         raise ConfigError("give one budget: epochs, samples or seconds")
     if epochs is None and samples is None and seconds is None:
-        epochs = 3
+        epochs = DEFAULT_EPOCHS
     n = X.shape[0]
     budget = {"epochs": epochs} if epochs is not None else {"samples": samples} if samples is not None \
         else {"seconds": seconds}
@@ -180,50 +211,103 @@ def compare_optimizers(net, theta0, X, y, runs=None, *, epochs=None, samples=Non
     Xe, ye, note = sample_rows(X, y, n_samples, seed)
     evals = {"test": (X_test, y_test)} if X_test is not None else None
     loss0, g0 = net.loss_and_grad(theta0, Xe, ye)
-    gnorm0 = float(np.linalg.norm(g0.astype(np.float64)))
+    start = (float(loss0), float(np.linalg.norm(g0.astype(np.float64))))
     results = []
     for spec in specs:
+        tuned = None
+        if tune:
+            if progress is not None:
+                progress(f"tuning {spec.label} ({len(tune_factors)} learning rates) …")
+            tuned = tune_lr(net, theta0, X, y, spec, budget, tune_factors, val_fraction, seed)
+            spec = replace(spec, lr=tuned["lr"])
         if progress is not None:
-            progress(spec.label)
-        trace = {"step": [0], "samples": [0], "seconds": [0.0], "epoch": [0.0], "loss": [loss0],
-                 "grad_norm": [gnorm0]}
-        path = [theta0.copy()] if record_every else None
-        buf = np.empty_like(theta0)
-        next_at = [every]
+            progress(spec.legend)
+        run = _run_one(net, theta0, X, y, spec, budget, evals, eps, seed, (Xe, ye), start, every, record_every)
+        if tuned is not None:
+            run.summary["tuned"] = tuned
+        results.append(run)
+    from steepest.io import machine
 
-        def callback(event, state, trace=trace, path=path, buf=buf, next_at=next_at):
-            if event != "step":
-                return False
-            if path is not None and state.step % record_every == 0:
-                path.append(state.theta.copy())
-            if state.samples >= next_at[0]:
-                next_at[0] = (state.samples // every + 1) * every
-                _trace_point(trace, net, state, Xe, ye, buf, n)
+    return Comparison(results, budget, n, note, eps, machine())
+
+
+def _run_one(net, theta0, X, y, spec, budget, evals, eps, seed, sample, start, every, record_every) -> RunResult:
+    """One run of :func:`compare_optimizers`: train with the tracing callback, then the summary row."""
+    n = X.shape[0]
+    Xe, ye = sample
+    trace = {"step": [0], "samples": [0], "seconds": [0.0], "wall": [0.0], "epoch": [0.0], "loss": [start[0]],
+             "grad_norm": [start[1]]}
+    path = [theta0.copy()] if record_every else None
+    buf = np.empty_like(theta0)
+    next_at = [every]
+
+    def callback(event, state):
+        if event != "step":
             return False
+        if path is not None and state.step % record_every == 0:
+            path.append(state.theta.copy())
+        if state.samples >= next_at[0]:
+            next_at[0] = (state.samples // every + 1) * every
+            _trace_point(trace, net, state, Xe, ye, buf, n, t0)
+        return False
 
-        t0 = time.perf_counter()
-        res = train(net, theta0, X, y, optimizer=spec.make_optimizer(), lr=spec.lr,
-                    batch_size=spec.batch_size, eps=eps, evals=evals, seed=seed, callback=callback,
-                    **_budget(n, spec.batch_size, epochs, samples, seconds))
-        wall = time.perf_counter() - t0
-        st = res.state
-        if trace["samples"][-1] != st.samples:  # the run's end, wherever it fell
-            _trace_point(trace, net, st, Xe, ye, buf, n)
-        if path is not None and st.step % record_every != 0:
-            path.append(res.theta.copy())
-        train_loss, g_full = net.loss_and_grad(res.theta, X, y, chunk=8192)
-        summary = {**spec.config(), "train_loss": train_loss,
-                   "train_acc": float(np.mean(net.predict(res.theta, X) == y)),
-                   "grad_norm": float(np.linalg.norm(g_full.astype(np.float64))),
-                   "test_loss": net.loss(res.theta, X_test, y_test) if X_test is not None else None,
-                   "test_acc": float(np.mean(net.predict(res.theta, X_test) == y_test)) if X_test is not None else None,
-                   "steps": st.step, "epochs": st.samples / n, "samples": st.samples,
-                   "grad_evals": st.grad_evals, "seconds": st.seconds, "wall_seconds": wall,
-                   "stop_reason": res.stop_reason}
-        results.append(RunResult(spec, res.history, res.theta,
-                                 {k: np.asarray(v) for k, v in trace.items()}, summary,
-                                 np.stack(path) if path is not None else None))
-    return Comparison(results, budget, n, note, eps)
+    t0 = time.perf_counter()
+    res = train(net, theta0, X, y, optimizer=spec.make_optimizer(), lr=spec.lr, batch_size=spec.batch_size,
+                eps=eps, evals=evals, seed=seed, callback=callback, **_budget(n, spec.batch_size, **_kw(budget)))
+    wall = time.perf_counter() - t0
+    st = res.state
+    if trace["samples"][-1] != st.samples:  # the run's end, wherever it fell
+        _trace_point(trace, net, st, Xe, ye, buf, n, t0)
+        trace["wall"][-1] = wall  # the run ended when train returned, not when this point was measured
+    if path is not None and st.step % record_every != 0:
+        path.append(res.theta.copy())
+    train_loss, g_full = net.loss_and_grad(res.theta, X, y, chunk=8192)
+    X_test, y_test = (evals or {}).get("test", (None, None))
+    summary = {**spec.config(), "train_loss": train_loss,
+               "train_acc": float(np.mean(net.predict(res.theta, X) == y)),
+               "grad_norm": float(np.linalg.norm(g_full.astype(np.float64))),
+               "test_loss": net.loss(res.theta, X_test, y_test) if X_test is not None else None,
+               "test_acc": float(np.mean(net.predict(res.theta, X_test) == y_test)) if X_test is not None else None,
+               "steps": st.step, "epochs": st.samples / n, "samples": st.samples,
+               "grad_evals": st.grad_evals, "seconds": st.seconds, "wall_seconds": wall,
+               "stop_reason": res.stop_reason}
+    return RunResult(spec, res.history, res.theta, {k: np.asarray(v) for k, v in trace.items()}, summary,
+                     np.stack(path) if path is not None else None)
+
+
+def _kw(budget: dict) -> dict:
+    """``{"epochs": 3}`` → the keyword arguments of :func:`_budget` (the other two None)."""
+    return {"epochs": budget.get("epochs"), "samples": budget.get("samples"), "seconds": budget.get("seconds")}
+
+
+def tune_lr(net, theta0, X, y, spec, budget, factors=TUNE_FACTORS, val_fraction=0.1, seed=0) -> dict:
+    """The learning rate among ``spec.lr × factors`` whose run ends with the lowest validation loss.
+
+    The rows are split once by a permutation seeded with ``seed``: ``val_fraction`` of them for
+    validation, the rest to train each candidate under ``budget`` from ``theta0``. The test set is
+    never looked at. A candidate that diverges scores +inf. Returns ``{"lr", "grid", "val_loss",
+    "at_edge", "n_val"}``; ``at_edge`` says the best was the smallest or largest tried, so a better
+    one may lie outside the grid.
+    """
+    n = X.shape[0]
+    n_val = max(1, int(round(val_fraction * n)))
+    if not 0 < val_fraction < 1 or n - n_val < 1:
+        raise ConfigError(f"val_fraction must leave rows on both sides of the split, got {val_fraction}")
+    perm = np.random.default_rng([seed, 7]).permutation(n)
+    fit, val = np.sort(perm[n_val:]), np.sort(perm[:n_val])
+    Xf, yf, Xv, yv = X[fit], y[fit], X[val], y[val]
+    batch = spec.batch_size if spec.batch_size == "full" else min(int(spec.batch_size), len(fit))
+    grid = sorted({float(spec.lr * f) for f in factors})
+    scores = []
+    for lr in grid:
+        res = train(net, theta0, Xf, yf, optimizer=spec.make_optimizer(), lr=lr, batch_size=batch, seed=seed,
+                    monitor=False, **_budget(len(fit), batch, **_kw(budget)))
+        with np.errstate(over="ignore", invalid="ignore"):
+            loss = net.loss(res.theta, Xv, yv) if res.stop_reason != "diverged" else math.inf
+        scores.append(float(loss) if np.isfinite(loss) else math.inf)
+    best = int(np.argmin(scores))
+    return {"lr": grid[best], "grid": grid, "val_loss": scores, "at_edge": best in (0, len(grid) - 1),
+            "n_val": n_val}
 
 
 @dataclass
@@ -282,6 +366,7 @@ def write_comparison(comp: Comparison, out_dir, noise=None) -> list:
              "step_loss": r.history.steps["loss"], "step_lr": r.history.steps["lr"]} for r in comp.runs]
     files.append(write_json(f"{out_dir}/summary.json", {"budget": comp.budget, "n_train": comp.n_train,
                                                          "eval": comp.eval_note, "eps": comp.eps,
+                                                         "machine": comp.machine,
                                                          "table": comp.table(), "runs": runs}))
     if noise:
         files.append(write_json(f"{out_dir}/gradient_noise.json", {k: v.as_dict() for k, v in noise.items()}))

@@ -213,8 +213,43 @@ class StepProbe:
     note: str
 
     @property
-    def best_alpha(self) -> float:
-        return float(self.alphas[np.nanargmin(self.loss)])
+    def _best(self) -> int | None:
+        pos = np.flatnonzero(self.alphas > 0)
+        finite = pos[np.isfinite(self.loss[pos])]
+        return int(finite[np.argmin(self.loss[finite])]) if finite.size else None
+
+    @property
+    def at_edge(self) -> bool:
+        """The lowest loss probed is at the smallest or largest α > 0: the minimum along −∇L is not bracketed."""
+        pos = np.flatnonzero(self.alphas > 0)
+        return self._best is None or self._best in (pos[0], pos[-1])
+
+    @property
+    def best_alpha(self) -> float | None:
+        """The α > 0 of the lowest loss probed, when it lies inside the grid; ``None`` at an edge
+        (the true minimum along −∇L may be anywhere beyond it, so no α is suggested)."""
+        return None if self.at_edge else float(self.alphas[self._best])
+
+    @property
+    def loss_at_lr(self) -> float:
+        return float(self.loss[np.flatnonzero(self.alphas == self.lr)[0]])
+
+    @property
+    def verdict(self) -> str:
+        """Whether a step of the learning rate in use overshoots, in one sentence, from the probed losses."""
+        pos = self.alphas[self.alphas > 0]
+        at, lr = self.loss_at_lr, f"lr {self.lr:g}"
+        if not np.isfinite(at) or at > self.loss0:
+            return f"{lr} overshoots: one step raises the loss from {self.loss0:.4g} to {at:.4g}"
+        if self.best_alpha is None:
+            if self._best is not None and self.alphas[self._best] == pos[-1]:
+                return (f"{lr} undershoots: the loss still falls at the largest α probed ({pos[-1]:.3g}); "
+                        "the minimum along −∇L lies beyond the grid")
+            return f"{lr} lowers the loss to {at:.4g}; the minimum along −∇L lies below the smallest α probed"
+        if self.lr > self.best_alpha:
+            return (f"{lr} steps past the minimum along −∇L (at α ≈ {self.best_alpha:.3g}) but still lowers "
+                    f"the loss, to {at:.4g}")
+        return f"{lr} does not overshoot: the minimum along −∇L is further, at α ≈ {self.best_alpha:.3g}"
 
 
 def step_probe(net, theta, X, y, lr, alphas=None, n_samples=2000, seed=0) -> StepProbe:

@@ -20,9 +20,19 @@ def _as_images(M, image_shape):
     return [M[:, j].reshape(shape) for j in range(M.shape[1])]
 
 
-def _image_grid(images, out_dir, stem, title, cmap="RdBu_r", shared=True, cbar_label=""):
-    rows, cols = _grid(len(images))
-    fig = new_figure(1.3 * cols + 1.2, 1.3 * rows + 0.9)
+def _mark_dead(ax):
+    """Grey out a panel whose unit is dead (a ReLU silent on the whole batch)."""
+    for side in ax.spines.values():
+        side.set_edgecolor("#888")
+        side.set_linewidth(2)
+        side.set_linestyle("--")
+
+
+def _image_grid(images, out_dir, stem, title, cmap="RdBu_r", shared=True, cbar_label="", dead=None,
+                cols=None, titles=None, row_labels=None):
+    """Images in a grid, units numbered from 0; ``dead[j]`` marks panel j as a dead unit."""
+    rows, cols = _grid(len(images)) if cols is None else (math.ceil(len(images) / cols), cols)
+    fig = new_figure(1.3 * cols + 1.2, 1.3 * rows + 1.1)
     vmax = max(float(np.max(np.abs(im))) for im in images) or 1.0
     im_ = None
     for j, im in enumerate(images):
@@ -30,7 +40,13 @@ def _image_grid(images, out_dir, stem, title, cmap="RdBu_r", shared=True, cbar_l
         v = vmax if shared else (float(np.max(np.abs(im))) or 1.0)
         im_ = ax.imshow(im, cmap=cmap, vmin=-v, vmax=v, interpolation="nearest",
                         aspect="auto" if im.shape[0] == 1 else "equal")
-        ax.set_title(f"unit {j + 1}", fontsize=7)
+        is_dead = dead is not None and bool(dead[j])
+        ax.set_title((titles[j] if titles else f"unit {j}") + (" · dead" if is_dead else ""), fontsize=7,
+                     color="#888" if is_dead else "k")
+        if is_dead:
+            _mark_dead(ax)
+        if row_labels and j % cols == 0:
+            ax.set_ylabel(row_labels[j // cols], fontsize=7)
         ax.set_xticks([])
         ax.set_yticks([])
     if shared and im_ is not None:
@@ -39,13 +55,43 @@ def _image_grid(images, out_dir, stem, title, cmap="RdBu_r", shared=True, cbar_l
     return save_figure(fig, out_dir, stem)
 
 
+def _dominance(anatomy) -> str:
+    if anatomy.loss_share is None:
+        return ""
+    k, share = anatomy.loss_share
+    return (f"\nthe {k} highest-loss rows of {anatomy.n_rows} carry {share:.0%} of the batch's loss, "
+            "and so most of this gradient: a map can look like one digit")
+
+
 def plot_input_maps(anatomy, image_shape, out_dir, n_units=16):
     """−∂L/∂W₁ of the first ``n_units`` hidden units, one image each (red: the step raises the weight)."""
     G = -anatomy.weight_grad(0)[:, :n_units]
+    dead = None if anatomy.dead is None else anatomy.dead[:n_units]
+    n_dead = "" if dead is None else f"; dashed grey: dead unit (ReLU silent on the whole batch, gradient 0)"
     return _image_grid(_as_images(G, image_shape), out_dir, "input_gradient_maps",
-                       f"−∂L/∂W for the input weights of hidden units 1–{G.shape[1]} "
-                       f"(batch of {anatomy.n_rows}; red: next step raises the weight, blue: lowers it)",
-                       cbar_label="−∂L/∂w (one scale for all units)")
+                       f"−∂L/∂W for the input weights of hidden units 0–{G.shape[1] - 1} "
+                       f"(batch of {anatomy.n_rows}; red: next step raises the weight, blue: lowers it{n_dead})"
+                       + _dominance(anatomy),
+                       cbar_label="−∂L/∂w (one scale for all units)", dead=dead)
+
+
+def plot_input_maps_over_training(snapshots, image_shape, out_dir, n_units=8):
+    """−∂L/∂W₁ of the first ``n_units`` hidden units at several θ, one row each, one colour scale per row.
+
+    ``snapshots``: a list of ``(label, Anatomy)``, e.g. θ₀, after epoch 1, …, the trained θ.
+    """
+    images, titles, dead, labels = [], [], [], []
+    for label, an in snapshots:
+        G = -an.weight_grad(0)[:, :n_units]
+        v = float(np.max(np.abs(G))) or 1.0
+        images += [im / v for im in _as_images(G, image_shape)]  # each row on its own scale: early θ is larger
+        titles += [f"unit {j}" for j in range(G.shape[1])]
+        dead += list(an.dead[:n_units]) if an.dead is not None else [False] * G.shape[1]
+        labels.append(f"{label}\nloss {an.loss:.3g}")
+    return _image_grid(images, out_dir, "input_gradient_maps_over_training",
+                       "−∂L/∂W₁ of the same units and the same batch as training goes on (rows: θ₀ → trained θ; "
+                       "each row on its own scale; dashed grey: dead unit)", dead=dead, cols=min(n_units, len(titles)),
+                       titles=titles, row_labels=labels, cbar_label="−∂L/∂w ÷ the row's largest")
 
 
 def plot_first_layer_weights(net, theta, image_shape, out_dir, n_units=16):
@@ -77,9 +123,10 @@ def plot_grad_histograms(anatomy, out_dir, bins=60):
 
 
 def plot_top_moves(anatomy, out_dir):
-    """The k weights the next step moves most, with predicted and measured change of the loss."""
+    """The k weights the next step moves most, named in words, with predicted and measured change of the loss."""
     top = anatomy.top[::-1]
-    names = [f"{t['layer']} {t['kind']}[{t['row']}{'' if t['col'] is None else ', ' + str(t['col'])}]" for t in top]
+    names = [t.get("name") or f"{t['layer']} {t['kind']}[{t['row']}{'' if t['col'] is None else ', ' + str(t['col'])}]"
+             for t in top]
     steps = [t["step"] for t in top]
     fig = new_figure(7, 0.32 * len(top) + 1.8)
     ax = fig.add_subplot()

@@ -11,23 +11,26 @@ from steepest.viz.common import label_colors, new_figure, save_figure
 
 _X = {"epochs": ("epoch", "epochs (passes over the training set)"),
       "samples": ("samples", "samples processed (rows fed to optimizer steps)"),
-      "seconds": ("seconds", "seconds in optimizer steps")}
+      "seconds": ("wall", "wall seconds of the run (gradients and per-epoch evaluation included)")}
 
 
 def _budget_text(comp):
     (k, v), = comp.budget.items()
-    return f"budget: {v:g} {k}"
+    return f"budget: {v:g} {k} per run" + (", learning rates tuned on a validation split"
+                                            if any("tuned" in r.summary for r in comp.runs) else "")
 
 
 def plot_loss(comp, out_dir, x="epochs"):
     """Training loss (log scale) against epochs, samples processed or seconds, one line per run."""
     key, xlabel = _X[x]
+    if x == "seconds" and comp.machine:
+        xlabel += f"\non {comp.machine}"
     colors = label_colors([r.spec.label for r in comp.runs])
     fig = new_figure()
     ax = fig.add_subplot()
     for r in comp.runs:
         ax.plot(r.trace[key], r.trace["loss"], marker="o" if len(r.trace[key]) < 12 else None,
-                ms=4, label=r.spec.label, color=colors[r.spec.label])
+                ms=4, label=r.spec.legend, color=colors[r.spec.label])
     ax.set_yscale("log")
     ax.set_xlabel(xlabel)
     ax.set_ylabel("training loss L(θ)")
@@ -43,7 +46,7 @@ def plot_grad_norm(comp, out_dir):
     fig = new_figure()
     ax = fig.add_subplot()
     for r in comp.runs:
-        ax.plot(np.asarray(r.trace["step"]) + 1, r.trace["grad_norm"], marker=".", label=r.spec.label,
+        ax.plot(np.asarray(r.trace["step"]) + 1, r.trace["grad_norm"], marker=".", label=r.spec.legend,
                 color=colors[r.spec.label])
     if comp.eps:
         ax.axhline(comp.eps, color="k", ls="--", lw=1, label=f"ε = {comp.eps:g} (stopping rule)")
@@ -68,7 +71,7 @@ def plot_test_accuracy(comp, out_dir):
             pts.append((r.summary["samples"], r.summary["test_acc"]))
         if pts:
             xs, ys = zip(*pts)
-            ax.plot(xs, ys, marker="o", ms=4, label=f"{r.spec.label} ({ys[-1]:.1%})", color=colors[r.spec.label])
+            ax.plot(xs, ys, marker="o", ms=4, label=f"{r.spec.legend}: {ys[-1]:.1%}", color=colors[r.spec.label])
     ax.set_xlabel(_X["samples"][1])
     ax.set_ylabel("test accuracy")
     ax.set_title(f"Test accuracy — {_budget_text(comp)}", fontsize=10)
@@ -78,7 +81,7 @@ def plot_test_accuracy(comp, out_dir):
 
 
 def plot_step_loss(comp, out_dir):
-    """The loss of each step's own batch: smooth for GD, stumbling for small-batch SGD."""
+    """The loss of each step's own batch against samples processed, one line per run."""
     colors = label_colors([r.spec.label for r in comp.runs])
     fig = new_figure(7.2, 4.2)
     ax = fig.add_subplot()
@@ -89,11 +92,12 @@ def plot_step_loss(comp, out_dir):
         B = comp.n_train if r.spec.batch_size == "full" else int(r.spec.batch_size)
         xs = np.minimum(np.arange(1, loss.size + 1) * B, r.summary["samples"])
         ax.plot(xs, loss, lw=0.8 if loss.size > 50 else 1.5, marker="o" if loss.size < 30 else None, ms=4,
-                alpha=0.85, label=r.spec.label, color=colors[r.spec.label])
+                alpha=0.85, label=r.spec.legend, color=colors[r.spec.label])
     ax.set_yscale("log")
     ax.set_xlabel(_X["samples"][1])
     ax.set_ylabel("loss of the step's batch")
-    ax.set_title("Per-step loss: full-batch GD descends smoothly, mini-batch SGD stumbles", fontsize=10)
+    ax.set_title(f"Loss of each step's own batch (all {comp.n_train} rows for full batch) — "
+                 f"{_budget_text(comp)}", fontsize=10)
     ax.grid(True, which="both", alpha=0.3)
     ax.legend(fontsize=8)
     return save_figure(fig, out_dir, "step_loss")

@@ -1,14 +1,19 @@
-"""One self-contained HTML page for a run or a comparison: configuration, metrics, plots, stop reason.
+"""One self-contained HTML page per run: training, comparison, landscape and explanation, each explained.
 
 The page is built by a pure function, :func:`build_html` ``(title, sections) → str``, from
 :class:`Section` objects holding :class:`Text`, :class:`Pre`, :class:`Table` and :class:`Image`
-items. Images are embedded as ``data:`` URIs (PNG, base64), the style sheet is inline and there is
-no script, so the file opens anywhere without network access.
+items, with a table of contents linking to each section. Images are embedded as ``data:`` URIs
+(PNG, base64), the style sheet is inline and there is no script, so the file opens anywhere
+without network access.
 
-:func:`collect` reads a directory written by ``steepest train`` (``config.toml``,
-``metrics.jsonl``, ``model.safetensors``), ``steepest compare`` (``summary.json``),
-``landscape`` or ``explain`` (``*.json``) — whatever is there — plus every ``*.png`` in it and
-its sub-directories, and draws the training curves from ``metrics.jsonl`` when present.
+:func:`collect` reads a run directory written by ``steepest train`` (``config.toml``,
+``metrics.jsonl``, ``model.safetensors``) and whatever the other commands wrote into it or into
+its sub-directories: a comparison (``summary.json``, e.g. ``compare/``), a landscape
+(``landscape.json``, ``landscape/``) and an explanation (``explain.json``, ``explain/``). Each
+known picture gets a title and one or two sentences on what to look for and what it cannot
+show (:data:`EXPLAIN`); tables use words for their columns (:data:`COLUMNS`); the stop reason is
+said once; with the model and its test set at hand, the misclassified test images are shown.
+Every section that holds timings says on which machine they were measured.
 """
 
 from __future__ import annotations
@@ -47,11 +52,12 @@ class Table:
 
 @dataclass
 class Image:
-    """Image bytes (PNG by default) and a caption."""
+    """Image bytes (PNG by default), a caption and a note (what to look for, caveats) under it."""
 
     data: bytes
     caption: str = ""
     mime: str = "image/png"
+    note: str = ""
 
     @classmethod
     def from_file(cls, path, caption=None) -> "Image":
@@ -59,13 +65,15 @@ class Image:
         mime = {".png": "image/png", ".svg": "image/svg+xml", ".jpg": "image/jpeg"}.get(path.suffix.lower())
         if mime is None:
             raise ConfigError(f"{path}: only .png, .svg and .jpg images can be embedded")
-        return cls(path.read_bytes(), caption if caption is not None else _caption(path), mime)
+        title, note = EXPLAIN.get(path.stem, (path.stem.replace("_", " "), ""))
+        return cls(path.read_bytes(), caption if caption is not None else title, mime, note)
 
 
 @dataclass
 class Section:
     title: str
     items: list = field(default_factory=list)
+    intro: str = ""         # a sentence under the heading: what the section is and where it came from
 
 
 _CSS = """
@@ -76,8 +84,9 @@ table{border-collapse:collapse;margin:1em 0;font-size:.9em}th,td{border:1px soli
 text-align:right}th{background:#eef3f8}td:first-child,th:first-child{text-align:left}
 caption{caption-side:top;text-align:left;font-weight:600;padding:.3em 0}
 figure{margin:1.2em 0;display:inline-block;vertical-align:top}figure img{max-width:100%;border:1px solid #ddd}
-figcaption{font-size:.85em;color:#555}pre{background:#f6f8fa;padding:.8em;overflow-x:auto;font-size:.85em}
-.meta{color:#666;font-size:.9em}
+figcaption{font-size:.85em;color:#555;max-width:760px}figcaption b{color:#222}pre{background:#f6f8fa;padding:.8em;overflow-x:auto;font-size:.85em}
+.meta{color:#666;font-size:.9em}nav{background:#f6f8fa;padding:.6em 1.2em;border:1px solid #ddd}
+nav ol{margin:.3em 0}.intro{color:#444}.gallery figure{margin:.3em}
 """
 
 
@@ -111,8 +120,9 @@ def _item_html(item) -> str:
         return f"<table>{cap}<thead><tr>{head}</tr></thead><tbody>{''.join(body)}</tbody></table>"
     if isinstance(item, Image):
         src = f"data:{item.mime};base64,{base64.b64encode(item.data).decode('ascii')}"
+        note = f"<br>{e(item.note)}" if item.note else ""
         return (f'<figure><img src="{src}" alt="{e(item.caption)}">'
-                f"<figcaption>{e(item.caption)}</figcaption></figure>")
+                f"<figcaption><b>{e(item.caption)}</b>{note}</figcaption></figure>")
     raise ConfigError(f"cannot put a {type(item).__name__} in a report; use Text, Pre, Table or Image")
 
 
@@ -125,39 +135,129 @@ def build_html(title: str, sections, subtitle: str = "") -> str:
              f"<title>{e(title)}</title><style>{_CSS}</style></head><body>", f"<h1>{e(title)}</h1>"]
     if subtitle:
         parts.append(f'<p class="meta">{e(subtitle)}</p>')
-    for s in sections:
-        parts.append(f"<section><h2>{e(s.title)}</h2>")
+    if len(sections) > 1:
+        links = "".join(f'<li><a href="#s{i}">{e(s.title)}</a></li>' for i, s in enumerate(sections, 1))
+        parts.append(f"<nav><b>Contents</b><ol>{links}</ol></nav>")
+    for i, s in enumerate(sections, 1):
+        parts.append(f'<section id="s{i}"><h2>{e(s.title)}</h2>')
+        if s.intro:
+            parts.append(f'<p class="intro">{e(s.intro)}</p>')
         parts += [_item_html(it) for it in s.items]
         parts.append("</section>")
     parts.append("</body></html>\n")
     return "\n".join(parts)
 
 
-# ---------------------------------------------------------------- reading a directory
+# ---------------------------------------------------------------- what each picture shows
 
-_CAPTIONS = {
-    "loss_vs_epochs": "Training loss against epochs", "loss_vs_samples": "Training loss against samples processed",
-    "loss_vs_seconds": "Training loss against seconds", "grad_norm_vs_steps": "Gradient norm against steps",
-    "test_accuracy": "Test accuracy", "step_loss": "Per-step loss", "gradient_noise": "Gradient noise",
-    "line_1d": "Loss on the line θ₀ → θ*", "plane_contour": "Loss on a random plane around θ* (contours)",
-    "plane_surface": "Loss on a random plane around θ* (surface)",
-    "trajectories": "Optimizer paths on their PCA plane",
-    "step_probe": "Step probe along −∇L", "minima_momentum": "Local minima: GD against momentum",
-    "input_gradient_maps": "−∂L/∂W of the first layer, per hidden unit",
-    "first_layer_weights": "First-layer weights",
-    "gradient_histograms": "Gradient components per layer", "top_moves": "The largest moves of the next step",
-    "first_order": "First-order prediction against the measured loss change",
-    "layer_grad_norms": "Per-layer gradient norms over the run",
+#: Picture stem → (title, what to look for and what it cannot show).
+EXPLAIN = {
+    "loss_curve": ("Loss per epoch", "Training (and validation/test) loss after each epoch, log scale. A gap "
+                   "that opens between train and test is overfitting; train loss is over the whole set."),
+    "accuracy_curve": ("Accuracy per epoch", "Accuracy after each epoch; the last test point is the headline "
+                       "number."),
+    "loss_vs_epochs": ("Training loss against epochs", "One line per optimizer, all from the same θ₀ with the "
+                       "same budget. The loss is measured on a fixed sample of training rows (see the title), so "
+                       "small wiggles are sampling."),
+    "loss_vs_samples": ("Training loss against samples processed", "Equal x is equal compute (rows through "
+                        "backprop): many cheap mini-batch steps against one full-batch step each pass."),
+    "loss_vs_seconds": ("Training loss against wall seconds", "Each run's own clock, every gradient and "
+                        "per-epoch evaluation included. Seconds depend on the machine named under the axis and on "
+                        "its load: compare the order of the curves, not their numbers, across machines."),
+    "grad_norm_vs_steps": ("Gradient norm against steps", "‖∇L‖ on the evaluation sample, log–log, with the ε "
+                           "of the stopping rule. Stochastic runs stay noisy: each step sees one batch."),
+    "test_accuracy": ("Test accuracy", "After each epoch, on the test set. It chooses nothing: any learning-rate "
+                      "tuning used a validation split of the training rows."),
+    "step_loss": ("Loss of each step's own batch", "Small batches draw a noisy line because every point is a "
+                  "different batch; a full-batch point is the whole training loss. Compare trends, not points."),
+    "gradient_noise": ("Gradient noise against batch size", "Left: how well a mini-batch gradient points along "
+                       "the full one; right: its variance against the dotted 1/B − 1/n law. From a few dozen "
+                       "draws per size on a sample of training rows."),
+    "line_1d": ("Loss on the straight line θ₀ → θ*", "α = 0 is the initial θ, α = 1 the trained one. A fall "
+                "without a bump means no barrier on the straight path — which is not the path training took."),
+    "plane_contour": ("Loss on a random plane around θ* (contours)", "Two random filter-normalised directions, "
+                      "θ* at the star. One random plane among very many: it shows the basin's width in typical "
+                      "directions, not in the sharpest ones."),
+    "plane_surface": ("Loss on a random plane around θ* (surface)", "The numbers of the contour plot, in 3-D."),
+    "trajectories": ("Optimizer paths on their principal plane", "The plane of the two directions the paths "
+                     "spread most along; the legend gives each path's lr and batch. The contours are the loss on "
+                     "that plane with all other directions held at θ*, not the loss the optimizer felt."),
+    "step_probe": ("Step probe along −∇L at θ*", "L(θ − α∇L) against α; the title says whether the learning rate "
+                   "in use overshoots. Where the curve leaves the dashed first-order line, the linear model of "
+                   "the loss no longer holds. One direction, on a sample of rows."),
+    "step_probe_init": ("Step probe along −∇L at θ₀", "The same probe at the initial θ, where the gradient is "
+                        "larger and the loss surface steeper."),
+    "double_well_momentum": ("GD against momentum on f(x) = x⁴ − 3x² + x", "From the one start in the title. "
+                             "From other starts the outcome differs: see the basin map."),
+    "double_well_basins": ("Which minimum each start and momentum ends in", "Each cell is one run of the toy "
+                           "function; the star is the run drawn beside. Momentum finds the deep minimum only "
+                           "from some starts."),
+    "ravine_momentum": ("GD against momentum in an ill-conditioned ravine", "The step size is limited by the "
+                        "steep direction, so GD crawls along the shallow one while momentum keeps its speed: "
+                        "an advantage that does not depend on the start."),
+    "input_gradient_maps_over_training": ("−∂L/∂W₁ from θ₀ to the trained θ", "The same units and batch, one "
+                                          "row per moment of training, each row on its own colour scale (the "
+                                          "gradient shrinks as the loss falls). Middle rows are re-trained from "
+                                          "θ₀ with the model's recipe."),
+    "input_gradient_maps": ("−∂L/∂W₁ per hidden unit", "Red: the next step raises the weight from that pixel; "
+                            "blue: lowers it. A mean over the batch dominated by its few highest-loss rows (the "
+                            "title gives their share), so at a trained θ a map may look like one digit. Dashed "
+                            "grey: a dead unit."),
+    "first_layer_weights": ("First-layer weights", "What each hidden unit responds to in the input, each unit "
+                            "on its own colour scale."),
+    "gradient_histograms": ("Gradient components per layer", "How many weights get how large a gradient, log "
+                            "counts: most components are tiny, a few carry the step."),
+    "top_moves": ("The weights the next step moves most", "Named by the units they join; the title sets the "
+                  "first-order loss change beside the measured one."),
+    "first_order": ("First-order prediction against the measured change", "Where the lines part the step is too "
+                    "long for the linear model; a cross marks a step that raised the loss."),
+    "layer_grad_norms": ("Per-layer gradient norms over the run", "From metrics.jsonl: a layer whose norm "
+                         "collapses early has stopped learning."),
+    "misclassified": ("Misclassified test images", "The first test images the model gets wrong, in test-set "
+                      "order (not the worst ones), each with its true class, the prediction and its probability."),
+}
+
+#: Record key → column heading.
+COLUMNS = {
+    "epoch": "epoch", "step": "step", "label": "run", "optimizer": "optimizer", "lr": "learning rate",
+    "batch_size": "batch", "momentum": "momentum μ", "train_loss": "train loss", "train_acc": "train accuracy",
+    "val_loss": "validation loss", "val_acc": "validation accuracy", "test_loss": "test loss",
+    "test_acc": "test accuracy", "grad_norm": "‖∇L‖", "samples": "samples processed",
+    "grad_evals": "gradient evaluations", "steps": "steps", "epochs": "epochs", "seconds": "training seconds",
+    "total_seconds": "seconds so far", "wall_seconds": "wall seconds", "stop_reason": "stopped by",
+    "loss": "loss", "rows": "rows", "relative_error": "first order vs measured (relative)",
+    "predicted_change": "first-order loss change −η‖∇L‖²", "measured_change": "measured loss change",
+    "tuned": "lr chosen from", "time_ratio": "time ÷ fastest",
 }
 
 
-def _caption(path: Path) -> str:
-    return _CAPTIONS.get(path.stem, path.stem.replace("_", " "))
+def _cell(key, value):
+    """A value for a table cell: accuracies as percentages, tuning grids in words."""
+    if value is None:
+        return None
+    if key.endswith("_acc") and isinstance(value, (int, float)):
+        return f"{100 * value:.2f}%"
+    if key == "tuned" and isinstance(value, dict):
+        grid = ", ".join(f"{v:g}" for v in value.get("grid", []))
+        return grid + (" (at the edge)" if value.get("at_edge") else "")
+    return value
 
+
+def _table(records, keys, caption=""):
+    cols = [k for k in keys if any(r.get(k) is not None for r in records)]
+    rows = [[_cell(k, r.get(k)) for k in cols] for r in records]
+    return Table([COLUMNS.get(k, k.replace("_", " ")) for k in cols], rows, caption)
+
+
+# ---------------------------------------------------------------- reading a directory
 
 def read_jsonl(path: Path) -> list[dict]:
     rows = []
-    for line in path.read_text(encoding="utf-8").splitlines():
+    try:
+        text = path.read_text(encoding="utf-8", errors="replace")
+    except OSError:
+        return rows
+    for line in text.splitlines():
         line = line.strip()
         if line:
             try:
@@ -167,6 +267,15 @@ def read_jsonl(path: Path) -> list[dict]:
             if isinstance(obj, dict):
                 rows.append(obj)
     return rows
+
+
+def _read_json(path: Path) -> dict | None:
+    """A JSON object from ``path``, or None when it is missing, unreadable or not an object."""
+    try:
+        obj = json.loads(path.read_text(encoding="utf-8"))
+    except (OSError, UnicodeDecodeError, json.JSONDecodeError, RecursionError):
+        return None
+    return obj if isinstance(obj, dict) else None
 
 
 def _png(fig) -> bytes:
@@ -181,14 +290,14 @@ def _curves(records: list[dict]) -> list[Image]:
 
     recs = [r for r in records if isinstance(r.get("epoch"), (int, float))]
     out = []
-    for kind, ylabel, log in (("loss", "loss", True), ("acc", "accuracy", False)):
-        keys = [k for k in ("train", "val", "test") if any(r.get(f"{k}_{kind}") is not None for r in recs)]
+    for kind, ylabel, log, stem in (("loss", "loss", True, "loss_curve"), ("acc", "accuracy", False, "accuracy_curve")):
+        keys = [k for k in ("train", "val", "test") if any(isinstance(r.get(f"{k}_{kind}"), (int, float)) for r in recs)]
         if not keys:
             continue
         fig = new_figure(6, 3.8)
         ax = fig.add_subplot()
         for k in keys:
-            pts = [(r["epoch"], r[f"{k}_{kind}"]) for r in recs if r.get(f"{k}_{kind}") is not None]
+            pts = [(r["epoch"], r[f"{k}_{kind}"]) for r in recs if isinstance(r.get(f"{k}_{kind}"), (int, float))]
             ax.plot(*zip(*pts), marker="o", ms=3, label=k)
         if log:
             ax.set_yscale("log")
@@ -196,12 +305,165 @@ def _curves(records: list[dict]) -> list[Image]:
         ax.set_ylabel(ylabel)
         ax.grid(True, which="both", alpha=0.3)
         ax.legend(fontsize=8)
-        out.append(Image(_png(fig), f"{ylabel.capitalize()} per epoch (from metrics.jsonl)"))
+        title, note = EXPLAIN[stem]
+        out.append(Image(_png(fig), title, note=note))
     return out
 
 
-_METRIC_COLS = ("epoch", "step", "train_loss", "train_acc", "val_loss", "val_acc", "test_loss", "test_acc",
-                "grad_norm", "lr", "samples", "seconds")
+def _kind(d: Path) -> str | None:
+    """What wrote directory ``d``: ``"compare"``, ``"landscape"``, ``"explain"`` or None."""
+    for marker, kind in (("summary.json", "compare"), ("landscape.json", "landscape"), ("explain.json", "explain")):
+        if (d / marker).is_file():
+            return kind
+    name = d.name.lower()
+    return next((k for k in ("compare", "landscape", "explain") if name.startswith(k)), None)
+
+
+def _plots(d: Path) -> list[Image]:
+    """The PNGs directly in ``d``, in the story's order (:data:`EXPLAIN`), then the rest by name."""
+    order = {stem: i for i, stem in enumerate(EXPLAIN)}
+    return [Image.from_file(p) for p in sorted(d.glob("*.png"), key=lambda p: (order.get(p.stem, len(order)), p.name))]
+
+
+def _machine_text(machine) -> list[Text]:
+    return [Text(f"Timings in this section were measured on {machine}; seconds differ on other machines, "
+                 "ratios between runs much less.")] if machine else []
+
+
+def _model_sections(d: Path, model_info, records) -> list[Section]:
+    """Summary (model, data, final metrics, the stop reason once, the machine), training, configuration."""
+    sections = []
+    summary = []
+    meta = model_info[2] if model_info else {}
+    if model_info:
+        net = model_info[0]
+        summary.append(Text(f"Model: {'-'.join(map(str, net.sizes))} {net.activation}, {net.n_params:,} "
+                            f"parameters, {net.dtype}."))
+        ds = meta.get("dataset") or {}
+        if ds.get("name"):
+            counts = [f"{ds[k]:,} {w}" for k, w in (("n_train", "training"), ("n_val", "validation"),
+                                                    ("n_test", "test")) if isinstance(ds.get(k), int) and ds[k]]
+            summary.append(Text(f"Data: {ds['name']}" + (f", {' + '.join(counts)} samples" if counts else "") + "."))
+    metrics = meta.get("metrics") or {}
+    final = {k: v for k, v in metrics.items() if k not in ("stop_reason", "stop_message", "model")
+             and not isinstance(v, (dict, list))}
+    if final:
+        summary.append(Table(["quantity", "value"], [[COLUMNS.get(k, k.replace("_", " ")), _cell(k, v)]
+                                                     for k, v in final.items()], "Final metrics"))
+    end = next((r for r in reversed(records) if r.get("stop_reason")), None) or metrics
+    if end.get("stop_reason"):
+        summary.append(Text(f"Stopped by {end['stop_reason']}" + (f": {end['stop_message']}."
+                                                                  if end.get("stop_message") else ".")))
+    env = meta.get("environment") or {}
+    if env.get("blas_kernel") or env.get("cpu"):
+        summary.append(Text(f"Trained on {env.get('cpu', 'an unrecorded CPU')} with NumPy {env.get('numpy', '?')}, "
+                            f"BLAS kernel {env.get('blas_kernel') or 'unrecorded'}, {env.get('blas_threads') or '?'} "
+                            "threads: the same seed gives the same θ, bit for bit, on the same kernel and threads."))
+    if summary:
+        sections.append(Section("Summary", summary))
+    epochs = [r for r in records if "epoch" in r]
+    if epochs:
+        items = _curves(epochs) + [_table(epochs, ("epoch", "step", "train_loss", "train_acc", "val_loss", "val_acc",
+                                                   "test_loss", "test_acc", "grad_norm", "lr", "samples", "seconds"),
+                                          "Metrics per epoch (from metrics.jsonl)")]
+        intro = ("How the loss and accuracy moved, epoch by epoch. ‖∇L‖ is over the whole training set; seconds "
+                 "are each epoch's training time, evaluation excluded"
+                 + (f", on {env['cpu']}." if env.get("cpu") else "."))
+        sections.append(Section("Training", items, intro))
+    if (d / "config.toml").is_file():
+        sections.append(Section("Configuration", [Pre((d / "config.toml").read_text(encoding="utf-8",
+                                                                                   errors="replace"))],
+                                "The resolved options of the run; `steepest train --config` takes this file."))
+    return sections
+
+
+def _compare_section(d: Path, rel: str) -> Section:
+    data = _read_json(d / "summary.json") or {}
+    table = [r for r in data.get("table", []) if isinstance(r, dict)]
+    items = list(_machine_text(data.get("machine")))
+    if table:
+        budget = ", ".join(f"{v} {k}" for k, v in (data.get("budget") or {}).items())
+        key = "wall_seconds" if all(isinstance(r.get("wall_seconds"), (int, float)) for r in table) else "seconds"
+        fastest = min((r[key] for r in table if isinstance(r.get(key), (int, float)) and r[key] > 0), default=None)
+        rows = [{**r, "time_ratio": f"{r[key] / fastest:.1f}×"} if fastest and isinstance(r.get(key), (int, float))
+                else r for r in table]
+        items.append(_table(rows, ("label", "optimizer", "lr", "batch_size", "momentum", "tuned", "train_loss",
+                                   "train_acc", "test_acc", "grad_norm", "steps", "samples", "time_ratio",
+                                   "stop_reason"),
+                            f"Optimizers from the same θ₀ (budget: {budget} per run; curves {data.get('eval', '')})"))
+    return Section(f"Comparison of optimizers ({rel})", items + _plots(d),
+                   "Several optimizers trained from the same initial θ under the same budget (steepest compare).")
+
+
+def _landscape_section(d: Path, rel: str) -> Section:
+    data = _read_json(d / "landscape.json") or {}
+    items = []
+    for key, at in (("step_probe", "θ*"), ("step_probe_init", "θ₀")):
+        verdict = (data.get(key) or {}).get("verdict") if isinstance(data.get(key), dict) else None
+        if verdict:
+            items.append(Text(f"Step probe at {at}: {verdict}."))
+    return Section(f"Loss landscape ({rel})", items + _plots(d),
+                   "The loss seen through lines and planes of parameter space (steepest landscape). Every loss is "
+                   "evaluated on a sample of training rows; each plot's title says how many.")
+
+
+def _explain_section(d: Path, rel: str) -> Section:
+    data = _read_json(d / "explain.json") or {}
+    keys = ("loss", "lr", "rows", "grad_norm", "predicted_change", "measured_change", "relative_error")
+    flat = [[COLUMNS.get(k, k.replace("_", " ")), data[k]] for k in keys if isinstance(data.get(k), (int, float))]
+    items = [Table(["quantity", "value"], flat, f"The gradient at the {data.get('theta', 'θ')} on "
+                                                f"{data.get('batch', 'a batch')}")] if flat else []
+    if isinstance(data.get("dead_units"), list):
+        items.append(Text(f"Dead units in the first hidden layer (silent on the whole batch): "
+                          f"{len(data['dead_units'])}" + (f" — {', '.join(map(str, data['dead_units'][:20]))}"
+                                                          if data["dead_units"] else "") + "."))
+    return Section(f"The gradient's anatomy ({rel})", items + _plots(d),
+                   "What the next gradient-descent step changes, weight by weight (steepest explain).")
+
+
+def _misclassified_section(model_info, limit=32) -> Section | None:
+    """A gallery of the first ``limit`` misclassified test images, when the model's dataset is at hand."""
+    if not model_info:
+        return None
+    net, theta, meta = model_info
+    name = (meta.get("dataset") or {}).get("name")
+    shape = (meta.get("preprocessing") or {}).get("image_shape")
+    if not name or not shape:
+        return None
+    from steepest.errors import SteepestError
+
+    try:
+        from steepest.data import KNOWN_DATASETS, load_dataset
+
+        if name not in KNOWN_DATASETS:
+            raise SteepestError(f"{name} is not a named dataset")
+        ds = load_dataset(name, download=False)
+    except (SteepestError, ImportError, OSError) as e:
+        return Section("Misclassified test images", [Text(f"Not drawn: the test set of {name} is not at hand "
+                                                          f"({str(e).splitlines()[0]}).")])
+    if ds.X_test is None or ds.X_test.shape[1] != net.sizes[0]:
+        return None
+    P = net.predict_proba(theta, ds.X_test)
+    pred = P.argmax(axis=1)
+    wrong = [int(i) for i in (pred != ds.y_test).nonzero()[0]]
+    return Section("Misclassified test images", [Text(f"{len(wrong):,} of {len(ds.y_test):,} test images are "
+                                                      f"misclassified ({100 * len(wrong) / len(ds.y_test):.2f}%).")]
+                   + ([_gallery(ds, wrong[:limit], pred, P, shape)] if wrong else []))
+
+
+def _gallery(ds, rows, pred, P, shape) -> Image:
+    from steepest.viz.common import new_figure
+
+    cols = 8
+    fig = new_figure(1.25 * cols, 1.45 * -(-len(rows) // cols))
+    for j, i in enumerate(rows):
+        ax = fig.add_subplot(-(-len(rows) // cols), cols, j + 1)
+        ax.imshow(ds.X_test[i].reshape(shape), cmap="gray_r", interpolation="nearest")
+        ax.set_title(f"#{i}: {ds.y_test[i]} → {pred[i]}\np {P[i, pred[i]]:.2f}", fontsize=7)
+        ax.set_xticks([])
+        ax.set_yticks([])
+    title, note = EXPLAIN["misclassified"]
+    return Image(_png(fig), title, note=note + " Each: #index, true → predicted, p of the prediction.")
 
 
 def collect(directory) -> tuple[str, list[Section]]:
@@ -210,56 +472,27 @@ def collect(directory) -> tuple[str, list[Section]]:
     if not d.is_dir():
         raise ConfigError(f"{d} is not a directory; give a run directory (from `steepest train`) or an "
                           "output directory of `steepest compare`, `landscape` or `explain`")
-    sections: list[Section] = []
-    summary = []
-    model = d / "model.safetensors"
-    if model.is_file():
+    model_info = None
+    if (d / "model.safetensors").is_file():
         from steepest.io import load_model
 
-        net, _, meta = load_model(model)
-        summary.append(Text(f"Model: {'-'.join(map(str, net.sizes))} {net.activation}, "
-                            f"{net.n_params:,} parameters, {net.dtype}."))
-        metrics = meta.get("metrics") or {}
-        if metrics:
-            summary.append(Table(["metric", "value"], [[k, v] for k, v in metrics.items()], "Final metrics"))
+        model_info = load_model(d / "model.safetensors")
     records = read_jsonl(d / "metrics.jsonl") if (d / "metrics.jsonl").is_file() else []
-    stop = next((r.get("stop_reason") for r in reversed(records) if r.get("stop_reason")), None)
-    if stop is None and model.is_file():
-        stop = (meta.get("metrics") or {}).get("stop_reason")
-    comp = d / "summary.json"
-    if comp.is_file():
-        data = json.loads(comp.read_text(encoding="utf-8"))
-        table = data.get("table", [])
-        cols = [c for c in ("label", "optimizer", "lr", "batch_size", "train_loss", "train_acc", "test_acc",
-                            "grad_norm", "steps", "epochs", "samples", "seconds", "stop_reason")
-                if any(c in r for r in table)]
-        budget = ", ".join(f"{v} {k}" for k, v in (data.get("budget") or {}).items())
-        summary.append(Table(cols, table, f"Optimizers compared from the same θ₀ (budget: {budget}; "
-                                          f"curves {data.get('eval', '')})"))
-    if stop:
-        summary.append(Text(f"Stop reason: {stop}."))
-    if summary:
-        sections.append(Section("Summary", summary))
-    if (d / "config.toml").is_file():
-        sections.append(Section("Configuration", [Pre((d / "config.toml").read_text(encoding="utf-8"))]))
-    if records:
-        cols = [c for c in _METRIC_COLS if any(r.get(c) is not None for r in records)]
-        sections.append(Section("Metrics per epoch", [Table(cols, [r for r in records if "epoch" in r])]
-                                + _curves(records)))
-    for name in sorted(p.name for p in d.glob("*.json") if p.name != "summary.json"):
-        data = json.loads((d / name).read_text(encoding="utf-8"))
-        if isinstance(data, dict):
-            flat = [[k, v] for k, v in data.items() if not isinstance(v, (list, dict))]
-            if flat:
-                sections.append(Section(f"Numbers from {name}", [Table(["quantity", "value"], flat)]))
-    order = {stem: i for i, stem in enumerate(_CAPTIONS)}  # the story's order, then the rest by name
-    images = sorted(d.rglob("*.png"), key=lambda p: (len(p.relative_to(d).parts), str(p.parent),
-                                                     order.get(p.stem, len(order)), p.name))
-    groups: dict[str, list] = {}
-    for p in images:
-        rel = p.parent.relative_to(d)
-        groups.setdefault("Plots" if rel == Path(".") else f"Plots: {rel}", []).append(Image.from_file(p))
-    sections += [Section(title, items) for title, items in groups.items()]
+    sections = _model_sections(d, model_info, records)
+    builders = {"compare": _compare_section, "landscape": _landscape_section, "explain": _explain_section}
+    found = [(d, ".")] if _kind(d) else []
+    found += [(sub, sub.name) for sub in sorted(p for p in d.iterdir() if p.is_dir()) if _kind(sub)]
+    order = {"compare": 0, "landscape": 1, "explain": 2}
+    for sub, rel in sorted(found, key=lambda f: (order[_kind(f[0])], f[1])):
+        sections.append(builders[_kind(sub)](sub, rel))
+    gallery = _misclassified_section(model_info)
+    if gallery is not None:
+        sections.append(gallery)
+    used = {sub for sub, _ in found}
+    rest = [p for p in d.rglob("*.png") if p.parent not in used]
+    if rest:
+        rest.sort(key=lambda p: (len(p.relative_to(d).parts), str(p)))
+        sections.append(Section("Other plots", [Image.from_file(p) for p in rest]))
     if not sections:
         raise ConfigError(f"{d} holds nothing to report (no config.toml, metrics.jsonl, model, summary.json "
                           "or plots); give the directory a steepest command wrote")
@@ -267,8 +500,10 @@ def collect(directory) -> tuple[str, list[Section]]:
 
 
 def write_report(directory, out=None) -> Path:
-    """Write ``directory/report.html`` (or ``out``) for :func:`collect`'s sections; return its path."""
+    """Write ``directory/report.html`` (or ``out``) for :func:`collect`'s sections, atomically; return its path."""
+    from steepest.io import atomic_write
+
     title, sections = collect(directory)
     out = Path(out) if out is not None else Path(directory) / "report.html"
-    out.write_text(build_html(title, sections, subtitle=str(Path(directory).resolve())), encoding="utf-8")
+    atomic_write(out, build_html(title, sections, subtitle=str(Path(directory).resolve())))
     return out
