@@ -153,8 +153,9 @@ class Loop:
         grad_evals). In full-batch descent it is the next step's gradient, which reuses it."""
         st, X, y, g = self.state, self.batches.X, self.batches.y, self.step.g
         if self.batches.full:  # the same call as a full-batch step, so the next step can reuse it
+            t = time.perf_counter()
             loss, _, correct = self.net.loss_grad_correct(self.theta, X, y, grad=g, same_input=True)
-            self.step.cached = (loss, correct)
+            self.step.cached = (loss, correct, time.perf_counter() - t)  # its time counts as the step's
         else:
             loss, _, correct = self.net.loss_grad_correct(self.theta, X, y, grad=g, chunk=self.chunk)
         st.grad_evals += len(y)

@@ -99,7 +99,8 @@ class Step:
     """θ ← update(θ, transforms(∇L_batch(θ))), with the counters of ``run.state`` advanced.
 
     ``cached``: the full-batch gradient at the current θ, already in ``g`` — set by an evaluation that
-    computed it, so that the next full-batch step does not compute it again.
+    computed it, so that the next full-batch step does not compute it again; the time it took is
+    counted in the step's ``seconds``, so full-batch steps are not timed as free.
     """
 
     def __init__(self, net, theta, optimizer, schedule, transform=None, checks=()):
@@ -107,10 +108,12 @@ class Step:
         self.g = np.empty_like(theta)
         self.checks = list(checks)
         self.cached = None
+        self.reused_seconds = 0.0
 
     def gradient(self, run, batch) -> Gradient:
-        if self.cached is not None:
-            (loss, correct), self.cached = self.cached, None
+        self.reused_seconds = 0.0
+        if self.cached is not None:  # (loss, correct, seconds it took): the step's work, done earlier
+            (loss, correct, self.reused_seconds), self.cached = self.cached, None
         else:
             loss, _, correct = self.net.loss_grad_correct(run.theta, batch.X, batch.y, grad=self.g,
                                                           same_input=batch.same_input)
@@ -135,7 +138,7 @@ class Step:
         st.epoch_loss += grad.loss * grad.rows
         st.epoch_correct += grad.correct
         st.epoch_rows += grad.rows
-        dt = time.perf_counter() - t0
+        dt = time.perf_counter() - t0 + self.reused_seconds
         st.seconds += dt
         st.epoch_seconds += dt
         return StepRecord(st.step, batch.epoch, batch.index, grad.rows, grad.correct, grad.loss,
