@@ -51,6 +51,7 @@ from pathlib import Path
 
 import numpy as np
 
+from ._files import open_regular
 from .errors import ConfigError, ModelFileError
 from .network import MLP
 
@@ -179,6 +180,8 @@ def _check_header(path, header, data_len):
         if (not isinstance(offsets, list) or len(offsets) != 2
                 or not all(isinstance(o, int) for o in offsets) or not 0 <= offsets[0] <= offsets[1]):
             raise _not_ours(path, f"tensor {name!r} has invalid data offsets {offsets!r}")
+        if math.prod(s for s in shape if s) >= 2**48:  # NumPy cannot index it, even with a 0 beside it
+            raise _not_ours(path, f"tensor {name!r} has an impossible shape {shape!r}")
         nbytes = math.prod(shape) * _ITEMSIZE[dtype]
         if offsets[1] > data_len or offsets[1] - offsets[0] != nbytes:
             raise _not_ours(path, f"tensor {name!r} claims {nbytes} bytes at {offsets} "
@@ -204,8 +207,8 @@ def read_safetensors(path, formats=(MODEL_FORMAT, CHECKPOINT_FORMAT)):
         more = f"; did you mean {hint}?" if hint.is_file() else "; give the model file itself"
         raise ModelFileError(f"{path} is a directory, not a model file{more}")
     try:
-        size = path.stat().st_size
-        with open(path, "rb") as f:
+        with open_regular(path, ModelFileError, "a model file written by `steepest train`") as f:
+            size = os.fstat(f.fileno()).st_size
             head = f.read(8)
             if len(head) < 8:
                 raise _not_ours(path, f"only {size} bytes, too short for a safetensors file")
@@ -232,10 +235,12 @@ def read_safetensors(path, formats=(MODEL_FORMAT, CHECKPOINT_FORMAT)):
                              "`steepest train` (RUN_DIR/model.safetensors)") from None
     except (UnicodeDecodeError, json.JSONDecodeError):
         raise _not_ours(path, "its header is not valid JSON (not a safetensors file)") from None
+    except RecursionError:
+        raise _not_ours(path, "its header is nested too deeply to be a steepest header") from None
     except OSError as e:
         raise ModelFileError(f"cannot read {path}: {e.strerror or e}; check the path and its permissions") from None
     version = meta.get("format_version", "")
-    if not version.isdigit():
+    if not (version.isascii() and version.isdigit() and len(version) <= 6):
         raise _not_ours(path, f"format version {version!r} is not a number")
     if int(version) > FORMAT_VERSION:
         raise ModelFileError(f"{path} was written by a newer steepest (format {version}, this one reads "
@@ -256,6 +261,8 @@ def read_safetensors(path, formats=(MODEL_FORMAT, CHECKPOINT_FORMAT)):
             decoded[key] = json.loads(value)
         except json.JSONDecodeError:
             raise _not_ours(path, f"metadata {key!r} is not valid JSON") from None
+        except RecursionError:
+            raise _not_ours(path, f"metadata {key!r} is nested too deeply") from None
     return tensors, decoded
 
 
@@ -277,6 +284,12 @@ def _net_from(path, tensors, meta) -> tuple[MLP, np.ndarray]:
     if theta.shape != (net.n_params,) or theta.dtype != net.dtype:
         raise ModelFileError(f"{path}: theta is {theta.dtype} {theta.shape} but the architecture "
                              f"{net!r} needs {net.dtype} ({net.n_params},); the file is corrupt")
+    bad = ~np.isfinite(theta)
+    if bad.any():
+        i = int(np.argmax(bad))
+        raise ModelFileError(f"{path}: θ[{i}] is {theta[i]} ({int(bad.sum()):,} of {theta.size:,} parameters are "
+                             "not finite); this model cannot predict anything, train it again (a lower --lr or "
+                             "--clip-norm keeps training finite)")
     return net, np.array(theta, copy=True)  # writable and owned, not a view of the file bytes
 
 
@@ -406,6 +419,23 @@ def _check_model_meta(path, meta) -> None:
     name = (meta.get("dataset") or {}).get("name")
     if name is not None and not isinstance(name, str):
         raise _corrupt(path, "the dataset name is not a string")
+    _check_training_meta(path, meta.get("training") or {}, meta.get("seed"))
+
+
+def _check_training_meta(path, training: dict, seed) -> None:
+    """``training.lr`` a finite number > 0, the seeds integers in 0 … 2**63 − 1, init and bias known names."""
+    from .registry import BIASES, INITS
+
+    lr = training.get("lr")
+    if lr is not None and (type(lr) not in (int, float) or not math.isfinite(lr) or lr <= 0):
+        raise _corrupt(path, f"training.lr {lr!r} is not a positive finite number")
+    for key, value in (("training.seed", training.get("seed")), ("seed", seed)):
+        if value is not None and (type(value) is not int or not 0 <= value < 2**63):
+            raise _corrupt(path, f"{key} {value!r} is not an integer in 0 … 2**63 − 1")
+    for key, names in (("init", INITS), ("bias", BIASES)):
+        value = training.get(key)
+        if value is not None and value not in names:
+            raise _corrupt(path, f"training.{key} {value!r} is not one of {', '.join(names)}")
 
 
 _SCALAR_TYPES = {"int": (int,), "float": (int, float), "str": (str,)}

@@ -228,14 +228,16 @@ def read_toml(path) -> dict:
         import tomllib
     except ImportError:  # Python < 3.11
         import tomli as tomllib
+    from steepest._files import open_regular
+
     path = Path(path)
     try:
-        with open(path, "rb") as f:
+        with open_regular(path, ConfigError, "a TOML file (--config)") as f:
             raw = tomllib.load(f)
     except FileNotFoundError:
         raise ConfigError(f"--config {path}: no such file; give the path of a TOML file") from None
     except OSError as e:
-        raise ConfigError(f"--config {path}: cannot read it ({e.strerror or e})") from None
+        raise ConfigError(f"--config {path}: cannot read it ({e.strerror or e}); check the path and its permissions") from None
     except (tomllib.TOMLDecodeError, UnicodeDecodeError) as e:
         raise ConfigError(f"--config {path}: not valid TOML in UTF-8 ({e}); fix the file") from None
     except RecursionError:  # tomllib recurses once per level of nested arrays or tables

@@ -21,7 +21,12 @@ import math
 from dataclasses import dataclass, field
 from pathlib import Path
 
+from steepest._files import is_regular, read_regular
 from steepest.errors import ConfigError
+
+#: largest file a report reads (an image to embed, a JSON or TOML file to show)
+MAX_IMAGE_BYTES = 32 * 2**20
+MAX_TEXT_BYTES = 64 * 2**20
 
 
 @dataclass
@@ -59,7 +64,8 @@ class Image:
         mime = {".png": "image/png", ".svg": "image/svg+xml", ".jpg": "image/jpeg"}.get(path.suffix.lower())
         if mime is None:
             raise ConfigError(f"{path}: only .png, .svg and .jpg images can be embedded")
-        return cls(path.read_bytes(), caption if caption is not None else _caption(path), mime)
+        data = read_regular(path, ConfigError, "an image file", max_bytes=MAX_IMAGE_BYTES)
+        return cls(data, caption if caption is not None else _caption(path), mime)
 
 
 @dataclass
@@ -155,18 +161,33 @@ def _caption(path: Path) -> str:
     return _CAPTIONS.get(path.stem, path.stem.replace("_", " "))
 
 
+def _text(path: Path) -> str:
+    """A side file's text: regular files only, bounded, undecodable bytes replaced (never a hang)."""
+    return read_regular(path, ConfigError, "a text file", max_bytes=MAX_TEXT_BYTES).decode("utf-8", "replace")
+
+
+def _json(text: str):
+    """Parsed JSON, or None when the text is not JSON (or nested too deeply to be ours)."""
+    try:
+        return json.loads(text)
+    except (json.JSONDecodeError, RecursionError):
+        return None
+
+
 def read_jsonl(path: Path) -> list[dict]:
+    """The JSON objects of a JSON-lines file; lines that are not JSON objects are skipped."""
     rows = []
-    for line in path.read_text(encoding="utf-8").splitlines():
+    for line in _text(Path(path)).splitlines():
         line = line.strip()
         if line:
-            try:
-                obj = json.loads(line)
-            except json.JSONDecodeError:
-                continue  # a line cut short by an interrupted run
+            obj = _json(line)  # None: a line cut short by an interrupted run
             if isinstance(obj, dict):
                 rows.append(obj)
     return rows
+
+
+def _real(v) -> bool:
+    return type(v) in (int, float) and math.isfinite(v)
 
 
 def _png(fig) -> bytes:
@@ -179,16 +200,18 @@ def _curves(records: list[dict]) -> list[Image]:
     """Loss and accuracy against epochs from metrics.jsonl records."""
     from steepest.viz.common import new_figure
 
-    recs = [r for r in records if isinstance(r.get("epoch"), (int, float))]
+    recs = [r for r in records if _real(r.get("epoch"))]
     out = []
     for kind, ylabel, log in (("loss", "loss", True), ("acc", "accuracy", False)):
-        keys = [k for k in ("train", "val", "test") if any(r.get(f"{k}_{kind}") is not None for r in recs)]
+        def ok(v):  # numbers only; a log axis only positive ones
+            return _real(v) and (v > 0 or not log)
+        keys = [k for k in ("train", "val", "test") if any(ok(r.get(f"{k}_{kind}")) for r in recs)]
         if not keys:
             continue
         fig = new_figure(6, 3.8)
         ax = fig.add_subplot()
         for k in keys:
-            pts = [(r["epoch"], r[f"{k}_{kind}"]) for r in recs if r.get(f"{k}_{kind}") is not None]
+            pts = [(r["epoch"], r[f"{k}_{kind}"]) for r in recs if ok(r.get(f"{k}_{kind}"))]
             ax.plot(*zip(*pts), marker="o", ms=3, label=k)
         if log:
             ax.set_yscale("log")
@@ -204,16 +227,25 @@ _METRIC_COLS = ("epoch", "step", "train_loss", "train_acc", "val_loss", "val_acc
                 "grad_norm", "lr", "samples", "seconds")
 
 
-def collect(directory) -> tuple[str, list[Section]]:
-    """Title and sections for whatever ``directory`` holds (see the module docstring)."""
-    d = Path(directory)
-    if not d.is_dir():
-        raise ConfigError(f"{d} is not a directory; give a run directory (from `steepest train`) or an "
-                          "output directory of `steepest compare`, `landscape` or `explain`")
-    sections: list[Section] = []
-    summary = []
+def _comparison(data) -> Table | None:
+    """The table of a ``summary.json`` written by ``steepest compare`` (None if it is not one)."""
+    if not isinstance(data, dict) or not isinstance(data.get("table", []), list):
+        return None
+    table = [r for r in data.get("table", []) if isinstance(r, dict)]
+    cols = [c for c in ("label", "optimizer", "lr", "batch_size", "train_loss", "train_acc", "test_acc",
+                        "grad_norm", "steps", "epochs", "samples", "seconds", "stop_reason")
+            if any(c in r for r in table)]
+    budget = data.get("budget")
+    budget = ", ".join(f"{v} {k}" for k, v in budget.items()) if isinstance(budget, dict) else ""
+    return Table(cols, table, f"Optimizers compared from the same θ₀ (budget: {budget}; "
+                              f"curves {_fmt(data.get('eval', ''))})")
+
+
+def _summary(d: Path, records, skipped) -> list:
+    """Model, final metrics, comparison table and stop reason."""
+    summary, meta = [], {}
     model = d / "model.safetensors"
-    if model.is_file():
+    if is_regular(model):
         from steepest.io import load_model
 
         net, _, meta = load_model(model)
@@ -222,53 +254,85 @@ def collect(directory) -> tuple[str, list[Section]]:
         metrics = meta.get("metrics") or {}
         if metrics:
             summary.append(Table(["metric", "value"], [[k, v] for k, v in metrics.items()], "Final metrics"))
-    records = read_jsonl(d / "metrics.jsonl") if (d / "metrics.jsonl").is_file() else []
     stop = next((r.get("stop_reason") for r in reversed(records) if r.get("stop_reason")), None)
-    if stop is None and model.is_file():
+    if stop is None:
         stop = (meta.get("metrics") or {}).get("stop_reason")
-    comp = d / "summary.json"
-    if comp.is_file():
-        data = json.loads(comp.read_text(encoding="utf-8"))
-        table = data.get("table", [])
-        cols = [c for c in ("label", "optimizer", "lr", "batch_size", "train_loss", "train_acc", "test_acc",
-                            "grad_norm", "steps", "epochs", "samples", "seconds", "stop_reason")
-                if any(c in r for r in table)]
-        budget = ", ".join(f"{v} {k}" for k, v in (data.get("budget") or {}).items())
-        summary.append(Table(cols, table, f"Optimizers compared from the same θ₀ (budget: {budget}; "
-                                          f"curves {data.get('eval', '')})"))
+    if is_regular(d / "summary.json"):
+        table = _comparison(_json(_text(d / "summary.json")))
+        if table is None:
+            skipped.append("summary.json (not the JSON object `steepest compare` writes)")
+        else:
+            summary.append(table)
     if stop:
-        summary.append(Text(f"Stop reason: {stop}."))
+        summary.append(Text(f"Stop reason: {_fmt(stop)}."))
+    return summary
+
+
+def _images(d: Path, skipped) -> list[Section]:
+    """Every regular ``*.png`` file under ``d``, grouped by sub-directory, in the story's order."""
+    order = {stem: i for i, stem in enumerate(_CAPTIONS)}  # the story's order, then the rest by name
+    images = sorted((p for p in d.rglob("*.png") if is_regular(p)),
+                    key=lambda p: (len(p.relative_to(d).parts), str(p.parent), order.get(p.stem, len(order)), p.name))
+    groups: dict[str, list] = {}
+    for p in images:
+        rel = p.parent.relative_to(d)
+        try:
+            image = Image.from_file(p)
+        except ConfigError:
+            skipped.append(f"{p.relative_to(d)} (larger than {MAX_IMAGE_BYTES // 2**20} MiB)")
+            continue
+        groups.setdefault("Plots" if rel == Path(".") else f"Plots: {rel}", []).append(image)
+    return [Section(title, items) for title, items in groups.items()]
+
+
+def collect(directory) -> tuple[str, list[Section]]:
+    """Title and sections for whatever ``directory`` holds (see the module docstring).
+
+    Side files that cannot be shown (not UTF-8 JSON, the wrong shape, not regular files) are listed
+    in a last section, "Not shown", instead of stopping the report.
+    """
+    d = Path(directory)
+    if not d.is_dir():
+        raise ConfigError(f"{d} is not a directory; give a run directory (from `steepest train`) or an "
+                          "output directory of `steepest compare`, `landscape` or `explain`")
+    sections: list[Section] = []
+    skipped: list[str] = []
+    records = read_jsonl(d / "metrics.jsonl") if is_regular(d / "metrics.jsonl") else []
+    summary = _summary(d, records, skipped)
     if summary:
         sections.append(Section("Summary", summary))
-    if (d / "config.toml").is_file():
-        sections.append(Section("Configuration", [Pre((d / "config.toml").read_text(encoding="utf-8"))]))
+    if is_regular(d / "config.toml"):
+        sections.append(Section("Configuration", [Pre(_text(d / "config.toml"))]))
     if records:
         cols = [c for c in _METRIC_COLS if any(r.get(c) is not None for r in records)]
         sections.append(Section("Metrics per epoch", [Table(cols, [r for r in records if "epoch" in r])]
                                 + _curves(records)))
-    for name in sorted(p.name for p in d.glob("*.json") if p.name != "summary.json"):
-        data = json.loads((d / name).read_text(encoding="utf-8"))
-        if isinstance(data, dict):
-            flat = [[k, v] for k, v in data.items() if not isinstance(v, (list, dict))]
-            if flat:
-                sections.append(Section(f"Numbers from {name}", [Table(["quantity", "value"], flat)]))
-    order = {stem: i for i, stem in enumerate(_CAPTIONS)}  # the story's order, then the rest by name
-    images = sorted(d.rglob("*.png"), key=lambda p: (len(p.relative_to(d).parts), str(p.parent),
-                                                     order.get(p.stem, len(order)), p.name))
-    groups: dict[str, list] = {}
-    for p in images:
-        rel = p.parent.relative_to(d)
-        groups.setdefault("Plots" if rel == Path(".") else f"Plots: {rel}", []).append(Image.from_file(p))
-    sections += [Section(title, items) for title, items in groups.items()]
+    for name in sorted(p.name for p in d.glob("*.json") if p.name != "summary.json" and is_regular(p)):
+        data = _json(_text(d / name))
+        if not isinstance(data, dict):
+            skipped.append(f"{name} (not a JSON object)")
+            continue
+        flat = [[k, v] for k, v in data.items() if not isinstance(v, (list, dict))]
+        if flat:
+            sections.append(Section(f"Numbers from {name}", [Table(["quantity", "value"], flat)]))
+    sections += _images(d, skipped)
     if not sections:
         raise ConfigError(f"{d} holds nothing to report (no config.toml, metrics.jsonl, model, summary.json "
                           "or plots); give the directory a steepest command wrote")
+    if skipped:
+        sections.append(Section("Not shown", [Text(f) for f in skipped]))
     return f"steepest report: {d.resolve().name}", sections
 
 
 def write_report(directory, out=None) -> Path:
-    """Write ``directory/report.html`` (or ``out``) for :func:`collect`'s sections; return its path."""
-    title, sections = collect(directory)
+    """Write ``directory/report.html`` (or ``out``) for :func:`collect`'s sections; return its path.
+
+    Written by :func:`steepest.io.atomic_write`: a full disk leaves the previous report whole.
+    """
+    from steepest.io import atomic_write
+
     out = Path(out) if out is not None else Path(directory) / "report.html"
-    out.write_text(build_html(title, sections, subtitle=str(Path(directory).resolve())), encoding="utf-8")
-    return out
+    if out.is_dir():
+        raise ConfigError(f"--out {out} is a directory; give the path of the HTML file to write")
+    title, sections = collect(directory)
+    return atomic_write(out, build_html(title, sections, subtitle=str(Path(directory).resolve())))
