@@ -22,6 +22,7 @@ evaluated on --n-samples training rows; the plots say so. Writes PNG+SVG and lan
 
 
 def add_parser(subparsers):
+    from steepest.commands import _limits as L
     from steepest.commands._viewargs import add_data_args, add_sample_arg
 
     p = subparsers.add_parser("landscape", help=HELP, description=HELP + ".", epilog=EPILOG,
@@ -31,16 +32,16 @@ def add_parser(subparsers):
     add_sample_arg(p)
     p.add_argument("--parts", nargs="+", choices=PARTS, default=list(PARTS), metavar="PART",
                    help=f"what to draw: {', '.join(PARTS)} (default all)")
-    p.add_argument("--alpha-range", type=float, nargs=2, default=(-0.5, 1.5), metavar=("LO", "HI"),
+    p.add_argument("--alpha-range", type=L.Real(-1e3, 1e3), nargs=2, default=(-0.5, 1.5), metavar=("LO", "HI"),
                    help="α range of the line θ(α) = (1 − α)θ₀ + αθ* (default -0.5 1.5)")
-    p.add_argument("--span", type=float, default=1.0, help="plane half-width in filter-normalised units (default 1)")
-    p.add_argument("--resolution", type=int, default=25, metavar="N", help="grid points per plane axis (default 25)")
-    p.add_argument("--steps", type=int, default=200, metavar="N", help="optimizer steps of each path (default 200)")
+    p.add_argument("--span", type=L.Real(0, 1e3, open_lo=True), default=1.0, help="plane half-width in filter-normalised units (default 1)")
+    p.add_argument("--resolution", type=L.Count(3, 201), default=25, metavar="N", help="grid points per plane axis (default 25)")
+    p.add_argument("--steps", type=L.Count(1, 100_000), default=200, metavar="N", help="optimizer steps of each path (default 200)")
     p.add_argument("--runs", nargs="+", metavar="SPEC", help="the paths, as in `steepest compare --runs` "
                    "(default gd:lr=0.5 sgd:batch=64,lr=0.1 momentum:batch=full,lr=0.1)")
-    p.add_argument("--probe-lr", type=float, metavar="η", help="learning rate marked on the step probe "
+    p.add_argument("--probe-lr", type=L.LR, metavar="η", help="learning rate marked on the step probe "
                    "(default: the model's training lr)")
-    p.add_argument("--seed", type=int, default=0, help="seeds the sample, the directions and the paths (default 0)")
+    p.add_argument("--seed", type=L.SEED, default=0, help="seeds the sample, the directions and the paths (default 0)")
     p.add_argument("--out", metavar="DIR", help="output directory (default: MODEL's directory/landscape)")
     p.add_argument("--quiet", action="store_true", help="no progress lines")
     add_json_flag(p)

@@ -71,6 +71,7 @@ def _load(cfg, out):
 
 def new(args, out) -> int:
     from steepest.commands import _session
+    from steepest.commands._limits import check_network
     from steepest.commands._rundir import RunDir, check_writable, default_out
     from steepest.commands._trainconfig import make_schedule, optimizer_kwargs, resolve, to_toml
     from steepest.network import MLP
@@ -88,6 +89,7 @@ def new(args, out) -> int:
         check_writable("runs")
     ds = _load(cfg, out)
     data = _session.split(ds, cfg)
+    check_network([ds.n_features, *cfg["hidden"], ds.n_classes])
     net = MLP([ds.n_features, *cfg["hidden"], ds.n_classes], activation=cfg["activation"],
               dtype=cfg["dtype"], input_scale=ds.input_scale, l2=cfg["l2"])
     _session.check_batch(cfg, len(data.y))

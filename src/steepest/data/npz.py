@@ -57,7 +57,7 @@ def read_npy(path, *, max_bytes: int = DEFAULT_MAX_BYTES) -> np.ndarray:
     path = Path(path)
     try:
         with open_regular(path, DataError, "a .npy array file") as f:
-            return _read_member(f, path, "(the .npy file)", max_bytes)
+            return _read_member(f, path, None, max_bytes)
     except FileNotFoundError:
         raise DataError(f"{path}: no such file; check the path") from None
     except OSError as e:
@@ -66,13 +66,14 @@ def read_npy(path, *, max_bytes: int = DEFAULT_MAX_BYTES) -> np.ndarray:
 
 def _read_member(f, path: Path, key: str, budget: int) -> np.ndarray:
     """Read one .npy member from the open stream ``f``; it may claim at most ``budget`` bytes."""
+    what = "its array" if key is None else f"array {key!r}"
     try:
         version = _npy.read_magic(f)
     except ValueError as e:
-        raise DataError(f"{path}: array {key!r} is not a .npy array ({e})") from None
+        raise DataError(f"{path}: {what} is not a .npy array ({e})") from None
     if version not in _HEADER_READERS:
         raise DataError(
-            f"{path}: array {key!r} is in .npy format version {version[0]}.{version[1]}; "
+            f"{path}: {what} is in .npy format version {version[0]}.{version[1]}; "
             "steepest reads versions 1.0 and 2.0, which np.savez writes for numeric arrays"
         )
     try:
@@ -81,36 +82,36 @@ def _read_member(f, path: Path, key: str, budget: int) -> np.ndarray:
     except (ValueError, TypeError, SyntaxError, tokenize.TokenError, RecursionError,
             MemoryError) as e:  # numpy parses the header text with ast and tokenize
         raise DataError(
-            f"{path}: array {key!r} has a malformed .npy header ({type(e).__name__}: {e})"
+            f"{path}: {what} has a malformed .npy header ({type(e).__name__}: {e})"
         ) from None
     if dtype.hasobject:
         raise DataError(
-            f"{path}: array {key!r} holds Python objects (dtype {dtype}); steepest reads .npz "
+            f"{path}: {what} holds Python objects (dtype {dtype}); steepest reads .npz "
             "files only without pickled objects: save numeric arrays, e.g. X.astype(np.float32)"
         )
     if (dtype.itemsize == 0 or any(d < 0 for d in shape)
             or math.prod(d for d in shape if d) * dtype.itemsize > np.iinfo(np.intp).max):
-        raise DataError(f"{path}: array {key!r} has an impossible shape {shape} or dtype {dtype}")
+        raise DataError(f"{path}: {what} has an impossible shape {shape} or dtype {dtype}")
     n_bytes = math.prod(shape) * dtype.itemsize  # Python ints: cannot overflow
     cost = working_bytes(shape, dtype)
     if cost > budget:
         raise DataError(
-            f"{path}: array {key!r} claims shape {shape} of {dtype} ({n_bytes} bytes, {cost} in memory "
+            f"{path}: {what} claims shape {shape} of {dtype} ({n_bytes} bytes, {cost} in memory "
             f"once converted), more than the {budget} bytes left of the limit of {DEFAULT_MAX_BYTES} "
-            "bytes; the file is corrupt, or give a smaller dataset"
+            "bytes; the file is corrupt (or too large to load), give a smaller one"
         )
     buf = bytearray()  # grows as data arrives: a lying header costs at most one chunk
     while len(buf) < n_bytes:
         chunk = f.read(min(_CHUNK, n_bytes - len(buf)))
         if not chunk:
             raise DataError(
-                f"{path}: array {key!r} is truncated: its header claims {n_bytes} bytes of "
+                f"{path}: {what} is truncated: its header claims {n_bytes} bytes of "
                 f"data, the member holds {len(buf)}"
             )
         buf += chunk
     if f.read(1):  # the member must end where its header says; reading on also checks its CRC
         raise DataError(
-            f"{path}: array {key!r} has bytes after the {n_bytes} bytes of data its header describes; "
+            f"{path}: {what} has bytes after the {n_bytes} bytes of data its header describes; "
             "the file is corrupt, save it again with np.savez"
         )
     a = np.frombuffer(buf, dtype=dtype, count=math.prod(shape))

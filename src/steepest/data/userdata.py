@@ -197,7 +197,9 @@ def _check_widths(path, delimiter, skip_line, width) -> None:
             if line > skip_line and len(r) != width:
                 raise DataError(f"{path}: line {line} has {len(r)} columns, expected {width} (as in the first "
                                 "row); fix that row")
-    except (OSError, UnicodeDecodeError, csv.Error) as e:
+    except csv.Error:  # a field over the csv module's 128 KB limit, which np.loadtxt read: rows are
+        pass           # then checked by loadtxt alone (a missing column is still an error there)
+    except (OSError, UnicodeDecodeError) as e:
         raise DataError(f"{path}: cannot read as CSV text ({e}); save it as UTF-8 CSV") from None
 
 
