@@ -40,12 +40,17 @@ def open_regular(path, error=OSError, what: str = "a regular file"):
 
     ``error`` is the exception class to raise (``DataError``, ``ModelFileError``, …); its message
     says what the path is and what to give instead (``what``). A missing file or a permission
-    problem raises the usual ``OSError`` (``FileNotFoundError``, ``PermissionError``), so callers
-    keep their own messages for those.
+    problem raises the usual ``FileNotFoundError`` or ``PermissionError``, so callers keep their own
+    messages for those; any other failure to open (a socket, a symlink loop) raises ``error`` too.
     """
     path = Path(path)
     flags = os.O_RDONLY | getattr(os, "O_NONBLOCK", 0) | getattr(os, "O_CLOEXEC", 0) | getattr(os, "O_BINARY", 0)
-    fd = os.open(path, flags)
+    try:
+        fd = os.open(path, flags)
+    except (FileNotFoundError, PermissionError):
+        raise
+    except OSError as e:  # a socket (ENXIO), a symlink loop (ELOOP), a name too long, …
+        raise error(f"cannot open {path}: {e.strerror or e}; give {what}") from None
     try:
         mode = os.fstat(fd).st_mode
         if not stat.S_ISREG(mode):

@@ -44,6 +44,7 @@ import json
 import math
 import os
 import platform
+import stat
 import tempfile
 from functools import lru_cache
 from glob import escape as glob_escape
@@ -120,11 +121,21 @@ def atomic_write(path, data: bytes | str) -> Path:
     Raises
     ------
     ModelFileError
-        The directory does not exist or is not writable (the message says which).
+        The directory does not exist or is not writable, or ``path`` exists and is not a regular
+        file (a directory, a FIFO, a device: renaming over it would replace it); the message says which.
     """
     path = Path(path)
-    if isinstance(data, str):
-        data = data.encode("utf-8")
+    if isinstance(data, str):  # a lone surrogate (from "\ud800" in some JSON input) has no UTF-8: "?"
+        data = data.encode("utf-8", "replace")
+    try:
+        mode = os.stat(path).st_mode
+    except OSError:
+        mode = None
+    if mode is not None and not stat.S_ISREG(mode):  # never rename over a directory, FIFO or device
+        from ._files import kind_of
+
+        raise ModelFileError(f"cannot write {path}: it is {kind_of(mode)}, not a regular file; "
+                             "give the path of a file")
     try:
         fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=_temp_prefix(path), suffix=".tmp")
     except OSError as e:

@@ -219,7 +219,10 @@ def _curves(records: list[dict]) -> list[Image]:
         ax.set_ylabel(ylabel)
         ax.grid(True, which="both", alpha=0.3)
         ax.legend(fontsize=8)
-        out.append(Image(_png(fig), f"{ylabel.capitalize()} per epoch (from metrics.jsonl)"))
+        try:
+            out.append(Image(_png(fig), f"{ylabel.capitalize()} per epoch (from metrics.jsonl)"))
+        except (ValueError, OverflowError):  # values matplotlib cannot lay out (an epoch of 1e308): no curve
+            continue
     return out
 
 
