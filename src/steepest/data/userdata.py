@@ -190,6 +190,14 @@ def _csv_rows(path: Path, delimiter: str):
                 yield reader.line_num, row
 
 
+def _check_regular(path: Path, what: str) -> None:
+    """A DataError unless ``path`` is a regular file: missing, or what it is instead (never opened)."""
+    if not path.exists():
+        raise DataError(f"{path}: no such file; check the path")
+    if not is_regular(path):
+        open_regular(path, DataError, what).close()  # raises, saying what the path is
+
+
 def _check_widths(path, delimiter, skip_line, width) -> None:
     """Every data row has ``width`` cells: a row with more is refused, not silently cut."""
     try:
@@ -234,10 +242,7 @@ def load_csv(path, label_column: str | int | None = None, header: bool | None = 
     Labels may be integers >= 0 or names (mapped to 0..k-1 in sorted order).
     """
     path = Path(path)
-    if not path.exists():
-        raise DataError(f"{path}: no such file; check the path")
-    if not is_regular(path):
-        open_regular(path, DataError, "a CSV file").close()  # raises, saying what the path is
+    _check_regular(path, "a CSV file")
     try:
         head = []
         for item in _csv_rows(path, delimiter):
