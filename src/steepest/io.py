@@ -187,7 +187,7 @@ def _check_header(path, header, data_len):
             raise _not_ours(path, f"tensor {name!r} has unknown dtype {dtype!r}")
         if (not isinstance(shape, list) or len(shape) > 8
                 or not all(isinstance(s, int) and 0 <= s < 2**48 for s in shape)):
-            raise _not_ours(path, f"tensor {name!r} has an invalid shape {shape!r}")
+            raise _not_ours(path, f"tensor {name!r} has an invalid shape {_short(shape)}")
         if (not isinstance(offsets, list) or len(offsets) != 2
                 or not all(isinstance(o, int) for o in offsets) or not 0 <= offsets[0] <= offsets[1]):
             raise _not_ours(path, f"tensor {name!r} has invalid data offsets {offsets!r}")
@@ -252,7 +252,7 @@ def read_safetensors(path, formats=(MODEL_FORMAT, CHECKPOINT_FORMAT)):
         raise ModelFileError(f"cannot read {path}: {e.strerror or e}; check the path and its permissions") from None
     version = meta.get("format_version", "")
     if not (version.isascii() and version.isdigit() and len(version) <= 6):
-        raise _not_ours(path, f"format version {version!r} is not a number")
+        raise _not_ours(path, f"format version {_short(version)} is not a number")
     if int(version) > FORMAT_VERSION:
         raise ModelFileError(f"{path} was written by a newer steepest (format {version}, this one reads "
                              f"up to {FORMAT_VERSION}); upgrade steepest to read it")
@@ -277,17 +277,41 @@ def read_safetensors(path, formats=(MODEL_FORMAT, CHECKPOINT_FORMAT)):
     return tensors, decoded
 
 
+def _short(value, n: int = 60) -> str:
+    """``repr(value)``, cut to ``n`` characters: a message quotes a corrupt value, never 5,000 digits of it."""
+    text = repr(value)
+    return text if len(text) <= n else text[: n - 1] + "…"
+
+
+def _check_architecture(path, arch: dict) -> None:
+    """Types and ranges of the architecture's fields, before MLP sees them.
+
+    ``dtype`` a name float32/float64; ``activation`` a name or a list of names; ``input_scale`` a
+    number in (1e-30, 1e6] and ``l2`` in [0, 1e6], so that neither overflows in float32 (an input
+    scale of 1e308 is inf there, and 0·inf a NaN prediction).
+    """
+    acts = arch.get("activation", "relu")
+    if arch.get("dtype", "float32") not in ("float32", "float64") or not (
+            isinstance(acts, str) or (isinstance(acts, list) and all(isinstance(a, str) for a in acts))):
+        raise _corrupt(path, f"its architecture has dtype {_short(arch.get('dtype'))} and activation {_short(acts)}")
+    for key, lo, hi in (("input_scale", 1e-30, 1e6), ("l2", 0.0, 1e6)):
+        v = arch.get(key, 1.0 if key == "input_scale" else 0.0)
+        if type(v) not in (int, float) or not (lo < v <= hi if key == "input_scale" else lo <= v <= hi):
+            raise _corrupt(path, f"its architecture has {key} {_short(v)}, outside {lo:g} … {hi:g}")
+
+
 def _net_from(path, tensors, meta) -> tuple[MLP, np.ndarray]:
     arch = meta.get("architecture")
     if not isinstance(arch, dict):
         raise _not_ours(path, "it has no architecture")
     sizes = arch.get("sizes")
     if not isinstance(sizes, list) or not all(type(n) is int for n in sizes):
-        raise ModelFileError(f"{path}: its architecture has layer sizes {sizes!r}, not a list of integers; "
+        raise ModelFileError(f"{path}: its architecture has layer sizes {_short(sizes)}, not a list of integers; "
                              "the file is corrupt")
+    _check_architecture(path, arch)
     try:
         net = MLP(**arch)
-    except (ConfigError, TypeError, ValueError, OverflowError) as e:
+    except (ConfigError, TypeError, ValueError, OverflowError, SyntaxError) as e:
         raise ModelFileError(f"{path}: its architecture cannot be rebuilt ({e}); the file is corrupt") from None
     theta = tensors.get("theta")
     if theta is None:
@@ -439,14 +463,14 @@ def _check_training_meta(path, training: dict, seed) -> None:
 
     lr = training.get("lr")
     if lr is not None and (type(lr) not in (int, float) or not math.isfinite(lr) or lr <= 0):
-        raise _corrupt(path, f"training.lr {lr!r} is not a positive finite number")
+        raise _corrupt(path, f"training.lr {_short(lr)} is not a positive finite number")
     for key, value in (("training.seed", training.get("seed")), ("seed", seed)):
         if value is not None and (type(value) is not int or not 0 <= value < 2**63):
-            raise _corrupt(path, f"{key} {value!r} is not an integer in 0 … 2**63 − 1")
+            raise _corrupt(path, f"{key} {_short(value)} is not an integer in 0 … 2**63 − 1")
     for key, names in (("init", INITS), ("bias", BIASES)):
         value = training.get(key)
         if value is not None and value not in names:
-            raise _corrupt(path, f"training.{key} {value!r} is not one of {', '.join(names)}")
+            raise _corrupt(path, f"training.{key} {_short(value)} is not one of {', '.join(names)}")
 
 
 _SCALAR_TYPES = {"int": (int,), "float": (int, float), "str": (str,)}
