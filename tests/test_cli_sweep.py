@@ -44,7 +44,7 @@ NUMBERS = ("0", "-1", "nan", "inf", "1e308", "1e20", str(2**70))
 PATHS = ("FIFO", "DIR", "MISSING")
 VALUES = NUMBERS + PATHS
 TIMEOUT = 120       # seconds per case: a hang, not a slow plot on a loaded machine
-SAMPLE_EVERY = 17   # every 17th case also runs as a subprocess
+SAMPLE_EVERY = 29   # every 29th case also runs as a subprocess
 
 
 class Hang(Exception):
@@ -241,7 +241,7 @@ def test_a_sample_as_real_processes(ws, monkeypatch):
         except (AssertionError, subprocess.TimeoutExpired) as e:
             failures.append(f"{label}: {e}"[:600])
         reset(ws)
-    assert len(sample) > 25
+    assert len(sample) > 20
     assert not failures, "\n".join(failures)
 
 

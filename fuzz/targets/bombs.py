@@ -13,7 +13,6 @@ MemoryError, which counts as a crash.
 
 from __future__ import annotations
 
-import gzip
 import io
 import random
 import struct
