@@ -14,6 +14,11 @@ import os
 import random
 from pathlib import Path
 
+# matplotlib is imported now, not inside the first input's time limit: an alarm that cuts its
+# import short leaves it half-initialised (KeyError 'Line2D:kwdoc' on every later figure).
+import matplotlib.backends.backend_agg  # noqa: E402,F401
+import matplotlib.figure  # noqa: E402,F401
+
 from targets import jsonvalues
 from targets.common import Case, expect
 
