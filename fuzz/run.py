@@ -47,7 +47,7 @@ MARKER = "PWNED"  # what the pickles in the npz target would create if unpickled
 # What atheris feeds each target: one loader, one file name (it mutates bytes only).
 ATHERIS_CASE = {"idx": ("read", ""), "npz": ("load_npz", ".npz"), "csv": ("load_file", ".csv"),
                 "image": ("mnist", ".png"), "toml": ("config", ".toml"),
-                "tomllib": ("tomllib", ".toml")}
+                "tomllib": ("tomllib", ".toml"), "meta": ("model", ".safetensors"), "bombs": ("idx", ".gz")}
 
 
 class Hang(BaseException):

@@ -5,8 +5,8 @@
 
 A **round** trains one configuration (``CONFIGS``) into a fresh run directory with the real command,
 ``python -m steepest train … --checkpoint-every 25``, and kills it with SIGKILL — no handler, no
-goodbye — then continues it with ``--resume`` (or starts it again with ``--force`` when the kill came
-before the first checkpoint), kills that, and so on, until the round has made its kills; then the
+goodbye — then continues it with ``--resume`` (or, when the kill came before the first checkpoint,
+starts it again with the same command or with ``--resume``, alternately: neither needs ``--force``), kills that, and so on, until the round has made its kills; then the
 last ``--resume`` runs to the end. Its θ must equal, byte for byte, the θ of the same configuration
 trained without interruption. Rounds repeat until the campaign has made its kills.
 
@@ -167,7 +167,7 @@ class Tally:
     temporaries_refused: int = 0        # truncated temporary checkpoints: load_checkpoint refused them
     temporaries_complete: int = 0       # written in full, killed before the rename: loadable, never used
     resumes: int = 0
-    restarts: int = 0                   # --force after a kill before the first checkpoint
+    restarts: int = 0                   # started again (same command / --resume) after a kill before the first checkpoint
     ran_out: int = 0                    # attempts meant to be killed that finished first
     checks: int = 0
     rounds: list = field(default_factory=list)   # (config, kills, θ equal)
@@ -287,7 +287,9 @@ def run_round(index: int, config: str, data, ref: dict, workdir: Path, quota: in
             if state is None:
                 tally.before_first_checkpoint += 1
                 tally.restarts += 1
-                cmd = new + ["--force"]
+                # Nothing to continue from: the same command starts it again, and so does --resume
+                # (alternately, so both ways are tried); --force is not needed.
+                cmd = new if tally.restarts % 2 else ["train", "--resume", str(run), "--quiet"]
                 continue
             last_step = state.step
             if state.stop_reason not in (None, "interrupted") and (run / "model.safetensors").exists():
@@ -371,7 +373,7 @@ def results_markdown(tally: Tally, argv, seconds: float, per_round: int) -> str:
         f"| ... of which the temporary was truncated / complete but not yet renamed | "
         f"{tally.temporaries_refused} / {tally.temporaries_complete} |",
         f"| kills during other writes | {other} |",
-        f"| kills before the first checkpoint (started again with `--force`) | {tally.before_first_checkpoint} |",
+        f"| kills before the first checkpoint (started again by the same command or `--resume`, no `--force`) | {tally.before_first_checkpoint} |",
         f"| resumes (`--resume`, each of which could be killed again) | {tally.resumes} |",
         f"| kill moments chosen | {modes} |",
         f"| exact points of `inside` / `end` kills | "

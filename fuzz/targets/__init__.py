@@ -3,6 +3,6 @@ prepare(case, work) -> (call, paths) and check(result, case); optionally availab
 typed_errors(case), clear(message, case, paths) and STDLIB (a reference target whose
 crashes are not steepest's)."""
 
-from targets import csvfiles, idx, images, npz, toml, tomlstd
+from targets import bombs, csvfiles, idx, images, meta, npz, reports, special, toml, tomlstd
 
-TARGETS = {m.NAME: m for m in (idx, npz, csvfiles, images, toml, tomlstd)}
+TARGETS = {m.NAME: m for m in (idx, npz, csvfiles, images, toml, tomlstd, meta, bombs, reports, special)}

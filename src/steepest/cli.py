@@ -8,11 +8,7 @@ line ``steepest: error: <what is wrong>; <what to do>`` on stderr, without a tra
 from __future__ import annotations
 
 import argparse
-import importlib
 import sys
-
-from steepest import __version__
-from steepest.commands import COMMANDS
 
 EPILOG = """\
 examples:
@@ -35,6 +31,11 @@ class Parser(argparse.ArgumentParser):
 
 
 def build_parser() -> argparse.ArgumentParser:
+    import importlib
+
+    from steepest import __version__
+    from steepest.commands import COMMANDS
+
     parser = Parser(prog="steepest", description="Neural networks trained by gradient descent, from first "
                     "principles: NumPy and backpropagation by hand.", epilog=EPILOG,
                     formatter_class=argparse.RawDescriptionHelpFormatter)
@@ -67,6 +68,20 @@ def one_line(message: str) -> str:
 
 
 def main(argv=None) -> int:
+    """Run one command; return its exit status. Ctrl-C at any moment, imports included, is 130."""
+    try:
+        import warnings
+
+        with warnings.catch_warnings():
+            if not sys.warnoptions:  # a command's output is its lines, not NumPy's RuntimeWarnings;
+                warnings.simplefilter("ignore")  # `python -W default -m steepest` shows them again
+            return _main(argv)
+    except KeyboardInterrupt:
+        print("steepest: interrupted", file=sys.stderr)
+        return 130
+
+
+def _main(argv) -> int:
     parser = build_parser()
     args = parse(parser, argv)
     if getattr(args, "_run", None) is None:
@@ -77,11 +92,8 @@ def main(argv=None) -> int:
     try:
         return args._run(args)
     except SteepestError as e:
-        print(f"steepest: error: {one_line(e)}", file=sys.stderr)
+        print(f"steepest: error: {one_line(e.message())}", file=sys.stderr)
         return 2
-    except KeyboardInterrupt:
-        print("steepest: interrupted", file=sys.stderr)
-        return 130
     except BrokenPipeError:  # `steepest … | head`: the reader left; not an error
         import os
 
@@ -92,10 +104,21 @@ def main(argv=None) -> int:
               file=sys.stderr)
         return 2
     except OSError as e:
-        where = f" {e.filename}" if e.filename else ""
-        print(f"steepest: error: cannot access{where} ({e.strerror or e}); check the path and its permissions",
-              file=sys.stderr)
+        print(f"steepest: error: {os_error(e)}", file=sys.stderr)
         return 2
+
+
+def os_error(e: OSError) -> str:
+    """One line for an OSError the commands did not turn into a typed error: the file, the reason, what to do."""
+    import errno
+
+    where = f" {e.filename}" if e.filename else ""
+    why = e.strerror or str(e)
+    if e.errno in (errno.ENOSPC, getattr(errno, "EDQUOT", -1), errno.EFBIG):
+        return f"cannot write{where} ({why}); free disk space (or raise the file-size limit) and run the command again"
+    if e.errno in (errno.EACCES, errno.EPERM, errno.EROFS):
+        return f"cannot access{where} ({why}); check its permissions, or choose another path"
+    return f"cannot access{where} ({why}); check the path and its permissions"
 
 
 if __name__ == "__main__":

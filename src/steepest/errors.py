@@ -1,19 +1,33 @@
 """Typed exceptions. The library raises these; only the command line turns them into exit codes.
 
-Every message should tell the user what is wrong *and* what to do about it.
+Every message should tell the user what is wrong *and* what to do about it:
+``"<what is wrong>; <what to do>"``. Each class carries a :attr:`~SteepestError.hint`, the
+"what to do" that the command line adds to a message that lacks one (a message with no ``;``).
 """
 
 
 class SteepestError(Exception):
     """Base class of every error steepest raises on purpose."""
 
+    #: what to do, for a message that does not say
+    hint = "see `steepest --help`"
+
+    def message(self) -> str:
+        """The message with its "what to do" half: the class's :attr:`hint` added when it has none."""
+        text = str(self).strip()
+        return text if ";" in text else f"{text}; {self.hint}"
+
 
 class ConfigError(SteepestError, ValueError):
     """A parameter or option has a value that cannot work (negative learning rate, unknown name, ...)."""
 
+    hint = "see the command's --help for the values it takes"
+
 
 class DataError(SteepestError, ValueError):
     """Input data is malformed, truncated, inconsistent or contains non-finite values."""
+
+    hint = "check or recreate the file (`steepest datasets --help` lists the formats steepest reads)"
 
 
 class DataNotFoundError(DataError):
@@ -27,10 +41,16 @@ class DataNotFoundError(DataError):
         super().__init__(message)
         self.dataset, self.reason, self.cache = dataset, reason, cache
 
+    hint = "check the path, or run `steepest datasets` to see where datasets are looked for"
+
 
 class ModelFileError(SteepestError, ValueError):
     """A model or checkpoint file is missing, malformed, or not a steepest model."""
 
+    hint = "give a model file written by `steepest train` (RUN_DIR/model.safetensors)"
+
 
 class ShapeError(DataError):
     """Arrays do not match the network (wrong number of inputs, labels out of range, ...)."""
+
+    hint = "give data of the shape the model or the other files have"

@@ -48,6 +48,7 @@ import json
 import math
 import os
 import platform
+import stat
 import tempfile
 from functools import lru_cache
 from glob import escape as glob_escape
@@ -55,6 +56,7 @@ from pathlib import Path
 
 import numpy as np
 
+from ._files import open_regular
 from .errors import ConfigError, ModelFileError
 from .network import MLP
 
@@ -123,11 +125,21 @@ def atomic_write(path, data: bytes | str) -> Path:
     Raises
     ------
     ModelFileError
-        The directory does not exist or is not writable (the message says which).
+        The directory does not exist or is not writable, or ``path`` exists and is not a regular
+        file (a directory, a FIFO, a device: renaming over it would replace it); the message says which.
     """
     path = Path(path)
-    if isinstance(data, str):
-        data = data.encode("utf-8")
+    if isinstance(data, str):  # a lone surrogate (from "\ud800" in some JSON input) has no UTF-8: "?"
+        data = data.encode("utf-8", "replace")
+    try:
+        mode = os.stat(path).st_mode
+    except OSError:
+        mode = None
+    if mode is not None and not stat.S_ISREG(mode):  # never rename over a directory, FIFO or device
+        from ._files import kind_of
+
+        raise ModelFileError(f"cannot write {path}: it is {kind_of(mode)}, not a regular file; "
+                             "give the path of a file")
     try:
         fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=_temp_prefix(path), suffix=".tmp")
     except OSError as e:
@@ -179,10 +191,12 @@ def _check_header(path, header, data_len):
             raise _not_ours(path, f"tensor {name!r} has unknown dtype {dtype!r}")
         if (not isinstance(shape, list) or len(shape) > 8
                 or not all(isinstance(s, int) and 0 <= s < 2**48 for s in shape)):
-            raise _not_ours(path, f"tensor {name!r} has an invalid shape {shape!r}")
+            raise _not_ours(path, f"tensor {name!r} has an invalid shape {_short(shape)}")
         if (not isinstance(offsets, list) or len(offsets) != 2
                 or not all(isinstance(o, int) for o in offsets) or not 0 <= offsets[0] <= offsets[1]):
             raise _not_ours(path, f"tensor {name!r} has invalid data offsets {offsets!r}")
+        if math.prod(s for s in shape if s) >= 2**48:  # NumPy cannot index it, even with a 0 beside it
+            raise _not_ours(path, f"tensor {name!r} has an impossible shape {shape!r}")
         nbytes = math.prod(shape) * _ITEMSIZE[dtype]
         if offsets[1] > data_len or offsets[1] - offsets[0] != nbytes:
             raise _not_ours(path, f"tensor {name!r} claims {nbytes} bytes at {offsets} "
@@ -208,8 +222,8 @@ def read_safetensors(path, formats=(MODEL_FORMAT, CHECKPOINT_FORMAT)):
         more = f"; did you mean {hint}?" if hint.is_file() else "; give the model file itself"
         raise ModelFileError(f"{path} is a directory, not a model file{more}")
     try:
-        size = path.stat().st_size
-        with open(path, "rb") as f:
+        with open_regular(path, ModelFileError, "a model file written by `steepest train`") as f:
+            size = os.fstat(f.fileno()).st_size
             head = f.read(8)
             if len(head) < 8:
                 raise _not_ours(path, f"only {size} bytes, too short for a safetensors file")
@@ -236,11 +250,13 @@ def read_safetensors(path, formats=(MODEL_FORMAT, CHECKPOINT_FORMAT)):
                              "`steepest train` (RUN_DIR/model.safetensors)") from None
     except (UnicodeDecodeError, json.JSONDecodeError):
         raise _not_ours(path, "its header is not valid JSON (not a safetensors file)") from None
+    except RecursionError:
+        raise _not_ours(path, "its header is nested too deeply to be a steepest header") from None
     except OSError as e:
         raise ModelFileError(f"cannot read {path}: {e.strerror or e}; check the path and its permissions") from None
     version = meta.get("format_version", "")
-    if not version.isdigit():
-        raise _not_ours(path, f"format version {version!r} is not a number")
+    if not (version.isascii() and version.isdigit() and len(version) <= 6):
+        raise _not_ours(path, f"format version {_short(version)} is not a number")
     if int(version) > FORMAT_VERSION:
         raise ModelFileError(f"{path} was written by a newer steepest (format {version}, this one reads "
                              f"up to {FORMAT_VERSION}); upgrade steepest to read it")
@@ -260,7 +276,32 @@ def read_safetensors(path, formats=(MODEL_FORMAT, CHECKPOINT_FORMAT)):
             decoded[key] = json.loads(value)
         except json.JSONDecodeError:
             raise _not_ours(path, f"metadata {key!r} is not valid JSON") from None
+        except RecursionError:
+            raise _not_ours(path, f"metadata {key!r} is nested too deeply") from None
     return tensors, decoded
+
+
+def _short(value, n: int = 60) -> str:
+    """``repr(value)``, cut to ``n`` characters: a message quotes a corrupt value, never 5,000 digits of it."""
+    text = repr(value)
+    return text if len(text) <= n else text[: n - 1] + "…"
+
+
+def _check_architecture(path, arch: dict) -> None:
+    """Types and ranges of the architecture's fields, before MLP sees them.
+
+    ``dtype`` a name float32/float64; ``activation`` a name or a list of names; ``input_scale`` a
+    number in (1e-30, 1e6] and ``l2`` in [0, 1e6], so that neither overflows in float32 (an input
+    scale of 1e308 is inf there, and 0·inf a NaN prediction).
+    """
+    acts = arch.get("activation", "relu")
+    if arch.get("dtype", "float32") not in ("float32", "float64") or not (
+            isinstance(acts, str) or (isinstance(acts, list) and all(isinstance(a, str) for a in acts))):
+        raise _corrupt(path, f"its architecture has dtype {_short(arch.get('dtype'))} and activation {_short(acts)}")
+    for key, lo, hi in (("input_scale", 1e-30, 1e6), ("l2", 0.0, 1e6)):
+        v = arch.get(key, 1.0 if key == "input_scale" else 0.0)
+        if type(v) not in (int, float) or not (lo < v <= hi if key == "input_scale" else lo <= v <= hi):
+            raise _corrupt(path, f"its architecture has {key} {_short(v)}, outside {lo:g} … {hi:g}")
 
 
 def _net_from(path, tensors, meta) -> tuple[MLP, np.ndarray]:
@@ -269,11 +310,12 @@ def _net_from(path, tensors, meta) -> tuple[MLP, np.ndarray]:
         raise _not_ours(path, "it has no architecture")
     sizes = arch.get("sizes")
     if not isinstance(sizes, list) or not all(type(n) is int for n in sizes):
-        raise ModelFileError(f"{path}: its architecture has layer sizes {sizes!r}, not a list of integers; "
+        raise ModelFileError(f"{path}: its architecture has layer sizes {_short(sizes)}, not a list of integers; "
                              "the file is corrupt")
+    _check_architecture(path, arch)
     try:
         net = MLP(**arch)
-    except (ConfigError, TypeError, ValueError, OverflowError) as e:
+    except (ConfigError, TypeError, ValueError, OverflowError, SyntaxError) as e:
         raise ModelFileError(f"{path}: its architecture cannot be rebuilt ({e}); the file is corrupt") from None
     theta = tensors.get("theta")
     if theta is None:
@@ -281,6 +323,12 @@ def _net_from(path, tensors, meta) -> tuple[MLP, np.ndarray]:
     if theta.shape != (net.n_params,) or theta.dtype != net.dtype:
         raise ModelFileError(f"{path}: theta is {theta.dtype} {theta.shape} but the architecture "
                              f"{net!r} needs {net.dtype} ({net.n_params},); the file is corrupt")
+    bad = ~np.isfinite(theta)
+    if bad.any():
+        i = int(np.argmax(bad))
+        raise ModelFileError(f"{path}: θ[{i}] is {theta[i]} ({int(bad.sum()):,} of {theta.size:,} parameters are "
+                             "not finite); this model cannot predict anything, train it again (a lower --lr or "
+                             "--clip-norm keeps training finite)")
     return net, np.array(theta, copy=True)  # writable and owned, not a view of the file bytes
 
 
@@ -446,6 +494,23 @@ def _check_model_meta(path, meta) -> None:
     name = (meta.get("dataset") or {}).get("name")
     if name is not None and not isinstance(name, str):
         raise _corrupt(path, "the dataset name is not a string")
+    _check_training_meta(path, meta.get("training") or {}, meta.get("seed"))
+
+
+def _check_training_meta(path, training: dict, seed) -> None:
+    """``training.lr`` a finite number > 0, the seeds integers in 0 … 2**63 − 1, init and bias known names."""
+    from .registry import BIASES, INITS
+
+    lr = training.get("lr")
+    if lr is not None and (type(lr) not in (int, float) or not math.isfinite(lr) or lr <= 0):
+        raise _corrupt(path, f"training.lr {_short(lr)} is not a positive finite number")
+    for key, value in (("training.seed", training.get("seed")), ("seed", seed)):
+        if value is not None and (type(value) is not int or not 0 <= value < 2**63):
+            raise _corrupt(path, f"{key} {_short(value)} is not an integer in 0 … 2**63 − 1")
+    for key, names in (("init", INITS), ("bias", BIASES)):
+        value = training.get(key)
+        if value is not None and value not in names:
+            raise _corrupt(path, f"training.{key} {_short(value)} is not one of {', '.join(names)}")
 
 
 _SCALAR_TYPES = {"int": (int,), "float": (int, float), "str": (str,)}

@@ -9,7 +9,10 @@
 
 Nothing already on disk is overwritten by accident: a directory that holds a run is refused unless
 ``--resume`` (continue it) or ``--force`` (start over in it), and writability is checked before
-any data is loaded. Every file but the metrics is replaced atomically, so a killed process leaves
+any data is loaded. A directory with no checkpoint and no model (a run killed before its first
+checkpoint) is started again by the same command, or by ``--resume``. One process at a time trains
+in a directory: ``steepest train`` holds an advisory lock on it (``flock``, released when the process
+ends, however it ends) and a second one is refused. Every file but the metrics is replaced atomically, so a killed process leaves
 the previous version whole, plus at worst a temporary ``.NAME.*.tmp`` that the next ``--resume``
 or ``--force`` removes. A write that fails (full disk, read-only directory) stops the run with a
 :class:`RunWriteError` that says which checkpoint is intact.
@@ -39,6 +42,48 @@ RUN_FILES = (MODEL, CONFIG, METRICS_CSV, METRICS_JSONL, str(CHECKPOINT))
 
 class RunWriteError(SteepestError):
     """A file of the run directory could not be written (full disk, read-only directory, ...)."""
+
+
+class RunBusyError(SteepestError):
+    """Another process holds the run directory's lock (it is training in it)."""
+
+
+# Locks held by this process: real path of the run directory → the open descriptor that holds it.
+_HELD: dict[str, int] = {}
+
+
+def lock_dir(path) -> None:
+    """Take the advisory lock of the run directory ``path`` for this process (``flock``, exclusive).
+
+    The lock is on the directory itself, not on a lock file: nothing is written, nothing is left
+    behind, and the kernel drops it when the process ends, however it ends (SIGKILL included).
+    Taking it twice in one process is a no-op. Another process holding it raises
+    :class:`RunBusyError`. Where there is no ``flock`` (Windows) the directory is not locked.
+    """
+    try:
+        import fcntl
+    except ImportError:
+        return
+    key = os.path.realpath(path)
+    if key in _HELD:
+        return
+    fd = os.open(key, os.O_RDONLY | getattr(os, "O_DIRECTORY", 0) | getattr(os, "O_CLOEXEC", 0))
+    try:
+        fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+    except BlockingIOError:
+        os.close(fd)
+        raise RunBusyError(f"{path} is in use: another `steepest train` is running in it; wait for it to end "
+                           "(or stop it), or choose another --out") from None
+    except OSError:  # a file system without flock: run unlocked rather than not at all
+        os.close(fd)
+        return
+    _HELD[key] = fd
+
+
+def release_locks() -> None:
+    """Drop every run-directory lock this process holds (at the end of a command run in-process)."""
+    while _HELD:
+        os.close(_HELD.popitem()[1])
 
 
 def clean(value):
@@ -91,6 +136,7 @@ class RunDir:
         self.path = Path(path)
         self.created: list[Path] = []   # directories this run made, for cleanup if it fails at once
         self.columns: list[str] = []
+        self.restart = False            # a run killed before its first checkpoint, started again
 
     model = property(lambda self: self.path / MODEL)
     config = property(lambda self: self.path / CONFIG)
@@ -102,22 +148,36 @@ class RunDir:
         return [f for f in RUN_FILES if (self.path / f).exists()]
 
     def check_new(self, force: bool) -> None:
-        """Before a new run: refuse a directory holding a run (unless ``force``) and check writability."""
+        """Before a new run: refuse a directory holding a run (unless ``force``) and check writability.
+
+        A directory with neither a checkpoint nor a model (a run killed before its first
+        checkpoint: config.toml and metrics only) holds nothing that could be lost or continued,
+        so the same command starts it again: :attr:`restart` is set and :meth:`create` replaces
+        those files. A directory another process is training in is refused (:func:`lock_dir`).
+        """
+        self.restart = False
+        if self.path.is_dir():
+            lock_dir(self.path)
         found = self.existing()
         if found and not force:
-            if self.model.exists():
-                what = f"already holds a trained model ({MODEL})"
-                todo = "choose another --out, or add --force to replace that run"
-            elif self.checkpoint.exists():
-                what = "holds an unfinished run (a checkpoint)"
-                todo = f"continue it with `steepest train --resume {self.path}`, choose another --out, or add --force"
-            else:
-                what = f"holds files of a run ({', '.join(found)})"
-                todo = "choose another --out, or add --force to replace them"
-            raise ConfigError(f"{self.path} {what}; {todo}")
+            self._refuse_occupied(found)
+            self.restart = True
         check_writable(self.path)
 
+    def _refuse_occupied(self, found) -> None:
+        """Raise if the files ``found`` hold a model or a checkpoint (something to keep or continue)."""
+        if self.model.exists():
+            what = f"already holds a trained model ({MODEL})"
+            todo = "choose another --out, or add --force to replace that run"
+        elif self.checkpoint.exists():
+            what = "holds an unfinished run (a checkpoint)"
+            todo = f"continue it with `steepest train --resume {self.path}`, choose another --out, or add --force"
+        else:
+            return
+        raise ConfigError(f"{self.path} {what}; {todo}")
+
     def create(self, force: bool = False) -> None:
+        """Make the directory, take its lock, and (``force``, or a :attr:`restart`) remove the old run's files."""
         checkpoints = (self.path / CHECKPOINT).parent.absolute()
         p = checkpoints
         while not p.exists():
@@ -127,7 +187,10 @@ class RunDir:
             checkpoints.mkdir(parents=True, exist_ok=True)
         except OSError as e:
             raise ConfigError(f"cannot create {self.path} ({e.strerror or e}); choose another --out") from None
-        if force:  # start over: the old run's files go now, so they cannot be mixed with the new ones
+        lock_dir(self.path)
+        if not force:  # checked again under the lock: another run may have finished here meanwhile
+            self._refuse_occupied(self.existing())
+        if force or getattr(self, "restart", False):  # start over: the old files go now, never mixed with new ones
             for f in RUN_FILES:
                 try:
                     (self.path / f).unlink()

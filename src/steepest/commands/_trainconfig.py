@@ -33,6 +33,7 @@ class Opt:
     help: str
     choices: tuple = ()
     metavar: str | None = None
+    hi: float | None = None  # largest value accepted (numbers), stated in the error message
 
     @property
     def flag(self) -> str:
@@ -60,44 +61,45 @@ OPTIONS = (
     Opt("init", "choice", "he", "weight initialisation", choices=INITS),
     Opt("bias", "choice", "zero", "initial biases: zero, or random N(0, 0.01²)", choices=BIASES),
     Opt("dtype", "choice", "float32", "precision of θ and of all computations", choices=("float32", "float64")),
-    Opt("l2", "nonneg", 0.0, "L2 term (λ/2)·Σ‖W‖² added to the loss (weights only)", metavar="λ"),
+    Opt("l2", "nonneg", 0.0, "L2 term (λ/2)·Σ‖W‖² added to the loss (weights only)", metavar="λ", hi=1e6),
     # optimizer
     Opt("optimizer", "choice", "momentum", "update rule", choices=OPTIMIZERS),
-    Opt("lr", "positive", 0.05, "learning rate η (the peak rate for onecycle)", metavar="η"),
+    Opt("lr", "positive", 0.05, "learning rate η (the peak rate for onecycle)", metavar="η", hi=1e6),
     Opt("momentum", "nonneg", None, "momentum μ (sgd, momentum, nesterov, rmsprop; default 0.9 for "
         "momentum and nesterov)", metavar="μ"),
     Opt("beta1", "nonneg", None, "Adam's β₁ (default 0.9)", metavar="β1"),
     Opt("beta2", "nonneg", None, "Adam's β₂ (default 0.999)", metavar="β2"),
-    Opt("weight_decay", "nonneg", None, "weight decay added to the gradient, wd·θ (not with gd)", metavar="WD"),
+    Opt("weight_decay", "nonneg", None, "weight decay added to the gradient, wd·θ (not with gd)", metavar="WD", hi=1e3),
     Opt("clip_norm", "positive", None, "rescale each step's gradient to at most this norm", metavar="C"),
     # schedule
     Opt("schedule", "choice", "constant", "learning-rate schedule", choices=SCHEDULES),
     Opt("step_size", "posint", None, "step schedule: multiply the rate by --gamma every this many steps",
-        metavar="STEPS"),
-    Opt("gamma", "positive", None, "step/exponential schedule: decay factor", metavar="γ"),
-    Opt("warmup_steps", "nonnegint", None, "warmup/cosine schedule: linear warm-up steps", metavar="STEPS"),
-    Opt("lr_min", "nonneg", None, "cosine schedule: final learning rate", metavar="η"),
+        metavar="STEPS", hi=10**12),
+    Opt("gamma", "positive", None, "step/exponential schedule: decay factor", metavar="γ", hi=1.0),
+    Opt("warmup_steps", "nonnegint", None, "warmup/cosine schedule: linear warm-up steps", metavar="STEPS", hi=10**12),
+    Opt("lr_min", "nonneg", None, "cosine schedule: final learning rate", metavar="η", hi=1e6),
     Opt("pct_start", "fraction", None, "onecycle schedule: share of steps spent rising", metavar="F"),
     # batches and stopping
     Opt("batch_size", "batch", 128, "mini-batch size B, or 'full' for vanilla (full-batch) gradient descent",
-        metavar="B|full"),
+        metavar="B|full", hi=2**31),
     Opt("epochs", "posint", 5, "passes over the training data (the default applies when neither "
-        "--max-steps nor --time-budget is given)", metavar="N"),
-    Opt("max_steps", "posint", None, "stop after this many optimizer updates", metavar="N"),
-    Opt("time_budget", "positive", None, "stop after this many seconds of wall time", metavar="SECONDS"),
+        "--max-steps nor --time-budget is given)", metavar="N", hi=10**6),
+    Opt("max_steps", "posint", None, "stop after this many optimizer updates", metavar="N", hi=10**12),
+    Opt("time_budget", "positive", None, "stop after this many seconds of wall time", metavar="SECONDS", hi=3.2e7),
     Opt("eps", "positive", None, "stop when ‖∇L(θ)‖ over the whole training set is below ε", metavar="ε"),
     Opt("patience", "posint", None, "stop when the validation loss has not improved for N evaluations "
-        "(epochs, by default; needs --val-split) and keep the best θ", metavar="N"),
+        "(epochs, by default; needs --val-split) and keep the best θ", metavar="N", hi=10**6),
     Opt("seed", "seed", 0, "seeds the initial θ, the shuffles and the validation split", metavar="N"),
-    Opt("threads", "posint", None, "BLAS threads (default: the library's choice)", metavar="N"),
+    Opt("threads", "posint", None, "BLAS threads (default: the library's choice)", metavar="N", hi=1024),
     Opt("out", "str", None, "run directory (default runs/<dataset>-<time>)", metavar="RUN_DIR"),
     Opt("eval_every", "posint", None, "evaluate (loss on the whole training set, validation and test sets, "
         "one metrics row) every N steps; default: at each epoch's end, and every 10 steps with --batch-size "
-        "full, whose every step is an epoch", metavar="N"),
+        "full, whose every step is an epoch", metavar="N", hi=10**12),
     Opt("checkpoint_every", "posint", None, "also write the checkpoint every N optimizer steps (a kill then "
-        "loses at most N steps)", metavar="N"),
+        "loses at most N steps)", metavar="N", hi=10**12),
     Opt("checkpoint_seconds", "positive", 5.0, "write the checkpoint when this many seconds have passed since "
-        "the last one (a kill loses about that much work); always at the end and on Ctrl-C", metavar="S"),
+        "the last one (a kill loses about that much work); always at the end and on Ctrl-C", metavar="S",
+        hi=7 * 86400),
 )
 BY_NAME = {o.name: o for o in OPTIONS}
 #: options that may accompany --resume: they change where data comes from, how output looks or how
@@ -164,24 +166,28 @@ def convert(opt: Opt, value):
         values = [value] if isinstance(value, (int, str)) else value
         if not isinstance(values, list):
             raise _bad(opt, value, "a list of layer widths")
+        from steepest.commands._limits import MAX_LAYERS, MAX_WIDTH
+
         sizes = [_number(opt, v, integer=True) for v in values]
-        if any(s < 1 for s in sizes):
-            raise _bad(opt, value, "positive layer widths")
+        if any(not 1 <= s <= MAX_WIDTH for s in sizes) or len(sizes) > MAX_LAYERS:
+            raise _bad(opt, value, f"at most {MAX_LAYERS} layer widths, each in 1 … {MAX_WIDTH:,}")
         return sizes
     if k == "batch":
         if value == "full":
             return "full"
         b = _number(opt, value, integer=True)
-        if b < 1:
-            raise _bad(opt, value, "a positive integer or 'full'")
+        if not 1 <= b <= opt.hi:
+            raise _bad(opt, value, f"an integer in 1 … {opt.hi:,} or 'full'")
         return b
     if k in ("posint", "nonnegint", "seed"):
         n = _number(opt, value, integer=True)
         low = 1 if k == "posint" else 0
-        if n < low:
-            raise _bad(opt, value, f"an integer >= {low}")
+        if n < low or (opt.hi is not None and n > opt.hi):
+            raise _bad(opt, value, f"an integer >= {low}" + (f" and <= {opt.hi:,}" if opt.hi is not None else ""))
         return n
     x = _number(opt, value)
+    if opt.hi is not None and x > opt.hi:
+        raise _bad(opt, value, f"at most {opt.hi:g}")
     if k == "positive" and x <= 0:
         what = "learning rate" if opt.name == "lr" else opt.flag
         raise ConfigError(f"{what} must be > 0, got {_show(value)}; give a positive value, e.g. {opt.flag} "
@@ -233,14 +239,16 @@ def read_toml(path) -> dict:
         import tomllib
     except ImportError:  # Python < 3.11
         import tomli as tomllib
+    from steepest._files import open_regular
+
     path = Path(path)
     try:
-        with open(path, "rb") as f:
+        with open_regular(path, ConfigError, "a TOML file (--config)") as f:
             raw = tomllib.load(f)
     except FileNotFoundError:
         raise ConfigError(f"--config {path}: no such file; give the path of a TOML file") from None
     except OSError as e:
-        raise ConfigError(f"--config {path}: cannot read it ({e.strerror or e})") from None
+        raise ConfigError(f"--config {path}: cannot read it ({e.strerror or e}); check the path and its permissions") from None
     except (tomllib.TOMLDecodeError, UnicodeDecodeError) as e:
         raise ConfigError(f"--config {path}: not valid TOML in UTF-8 ({e}); fix the file") from None
     except RecursionError:  # tomllib recurses once per level of nested arrays or tables

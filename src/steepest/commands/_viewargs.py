@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from pathlib import Path
 
+from steepest.commands._limits import N_SAMPLES, THREADS
 from steepest.errors import ConfigError
 
 
@@ -12,11 +13,11 @@ def add_data_args(p, default_help="the one the model was trained on"):
     p.add_argument("--labels", metavar="FILE", help="IDX labels file when --dataset is an IDX images file")
     p.add_argument("--data-dir", metavar="DIR", help="look for named datasets here first")
     p.add_argument("--no-download", dest="download", action="store_false", help="do not download datasets")
-    p.add_argument("--threads", type=int, metavar="N", help="BLAS threads (default: the library's choice)")
+    p.add_argument("--threads", type=THREADS, metavar="N", help="BLAS threads (default: the library's choice)")
 
 
 def add_sample_arg(p, default=2000):
-    p.add_argument("--n-samples", type=int, default=default, metavar="N",
+    p.add_argument("--n-samples", type=N_SAMPLES, default=default, metavar="N",
                    help=f"evaluate losses on a seeded sample of N training rows, 0 for all (default {default})")
 
 

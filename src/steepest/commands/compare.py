@@ -25,6 +25,7 @@ Writes summary.csv, summary.json, gradient_noise.json and PNG+SVG plots into --o
 
 
 def add_parser(subparsers):
+    from steepest.commands import _limits as L
     from steepest.commands._viewargs import add_data_args, add_sample_arg
 
     p = subparsers.add_parser("compare", help=HELP, description=HELP + ".", epilog=EPILOG,
@@ -32,7 +33,7 @@ def add_parser(subparsers):
     add_data_args(p, default_help="mnist")
     p.add_argument("--fallback", metavar="NAME", help="dataset to use instead when --dataset cannot be found "
                    "nor downloaded (e.g. --fallback digits); says so on screen")
-    p.add_argument("--hidden", type=int, nargs="*", default=[128, 64], metavar="N",
+    p.add_argument("--hidden", type=L.WIDTH, nargs="*", default=[128, 64], metavar="N",
                    help="hidden layer widths (default 128 64)")
     p.add_argument("--activation", default="relu", choices=("relu", "leaky_relu", "sigmoid", "tanh"),
                    help="hidden activation (default relu)")
@@ -41,20 +42,20 @@ def add_parser(subparsers):
     p.add_argument("--dtype", default="float32", choices=("float32", "float64"))
     p.add_argument("--runs", nargs="+", metavar="SPEC", help="the optimizers to compare (see below)")
     budget = p.add_mutually_exclusive_group()
-    budget.add_argument("--epochs", type=int, metavar="N", help="budget: N passes over the data (default 20)")
-    budget.add_argument("--samples", type=int, metavar="N", help="budget: N rows fed to optimizer steps")
-    budget.add_argument("--seconds", type=float, metavar="S", help="budget: S seconds of wall time per run")
-    p.add_argument("--eps", type=float, default=1e-3, metavar="ε",
+    budget.add_argument("--epochs", type=L.Count(1, 10**6), metavar="N", help="budget: N passes over the data (default 20)")
+    budget.add_argument("--samples", type=L.Count(1, 10**12), metavar="N", help="budget: N rows fed to optimizer steps")
+    budget.add_argument("--seconds", type=L.Real(0, 7 * 86400, open_lo=True), metavar="S", help="budget: S seconds of wall time per run")
+    p.add_argument("--eps", type=L.Real(0, 1e6, open_lo=True), default=1e-3, metavar="ε",
                    help="stop a run when ‖∇L‖ < ε (drawn on the gradient-norm plot; default 1e-3)")
     p.add_argument("--tune", action="store_true", help="choose each run's learning rate on a validation split "
                    "(lr × 0.25 … 4, each trained under the same budget; costs 5 runs more per run)")
     p.add_argument("--val-fraction", type=float, default=0.1, metavar="F",
                    help="with --tune: the share of training rows held out to choose the lr (default 0.1)")
     add_sample_arg(p)
-    p.add_argument("--noise-batches", type=int, nargs="*", default=[1, 4, 16, 64, 256], metavar="B",
+    p.add_argument("--noise-batches", type=L.Count(1, 10**9), nargs="*", default=[1, 4, 16, 64, 256], metavar="B",
                    help="batch sizes for the gradient-noise plot; the whole sample is added (default 1 4 16 64 256)")
-    p.add_argument("--noise-draws", type=int, default=32, metavar="K", help="mini-batches per batch size (default 32)")
-    p.add_argument("--seed", type=int, default=0, help="seeds θ₀, the shuffles and the samples (default 0)")
+    p.add_argument("--noise-draws", type=L.Count(1, 10_000), default=32, metavar="K", help="mini-batches per batch size (default 32)")
+    p.add_argument("--seed", type=L.SEED, default=0, help="seeds θ₀, the shuffles and the samples (default 0)")
     p.add_argument("--out", metavar="DIR", help="output directory (default runs/compare-<dataset>-<time>)")
     p.add_argument("--quiet", action="store_true", help="no progress lines")
     add_json_flag(p)
@@ -65,6 +66,7 @@ def run(args) -> int:
     import numpy as np
 
     from steepest.commands._common import blas_threads, describe_net, load_data_or_fallback
+    from steepest.commands._limits import check_network
     from steepest.commands._rundir import check_writable, default_out
     from steepest.errors import ConfigError
     from steepest.network import MLP
@@ -88,6 +90,7 @@ def run(args) -> int:
         raise ConfigError(f"--val-fraction must lie between 0 and 1, got {args.val_fraction}")
     ds = load_data_or_fallback(dataset, args.fallback, out, data_dir=args.data_dir, labels=args.labels,
                                download=args.download)
+    check_network([ds.n_features, *args.hidden, ds.n_classes])
     net = MLP([ds.n_features, *args.hidden, ds.n_classes], activation=args.activation, dtype=args.dtype,
               input_scale=ds.input_scale)
     theta0 = net.init(args.seed, scheme=args.init)

@@ -16,6 +16,7 @@ examples:
 
 
 def add_parser(subparsers):
+    from steepest.commands._limits import THREADS
     p = subparsers.add_parser("evaluate", help=HELP, description=HELP + ".", epilog=EPILOG,
                               formatter_class=argparse.RawDescriptionHelpFormatter)
     p.add_argument("model", metavar="MODEL", help="a model file written by `steepest train` (or its run directory)")
@@ -25,7 +26,7 @@ def add_parser(subparsers):
     p.add_argument("--data-dir", metavar="DIR", help="look for named datasets here first")
     p.add_argument("--no-download", dest="download", action="store_false", help="do not download datasets")
     p.add_argument("--split", choices=("test", "train"), default="test", help="which split (default: test)")
-    p.add_argument("--threads", type=int, metavar="N", help="BLAS threads")
+    p.add_argument("--threads", type=THREADS, metavar="N", help="BLAS threads")
     add_json_flag(p)
     return p
 

@@ -24,6 +24,7 @@ run's metrics.jsonl, when it sits beside the model), each as PNG+SVG, and explai
 
 
 def add_parser(subparsers):
+    from steepest.commands import _limits as L
     from steepest.commands._viewargs import add_data_args
 
     p = subparsers.add_parser("explain", help=HELP, description=HELP + ".", epilog=EPILOG,
@@ -33,18 +34,18 @@ def add_parser(subparsers):
     p.add_argument("--split", choices=("train", "test"), default="train",
                    help="where the batch comes from (default train)")
     which = p.add_mutually_exclusive_group()
-    which.add_argument("--index", type=int, metavar="I", help="explain one sample: row I of the split")
-    which.add_argument("--batch", type=int, default=256, metavar="N",
+    which.add_argument("--index", type=L.Count(0, L.MAX_SEED), metavar="I", help="explain one sample: row I of the split")
+    which.add_argument("--batch", type=L.Count(1, 10**9), default=256, metavar="N",
                        help="explain a seeded random batch of N rows (default 256)")
     p.add_argument("--init", action="store_true", help="use the initial θ₀ (re-drawn from the model's seed) "
                    "instead of the trained θ")
-    p.add_argument("--lr", type=float, metavar="η", help="step size η (default: the model's training lr)")
-    p.add_argument("--top-k", type=int, default=12, metavar="K", help="largest moves to list (default 12)")
-    p.add_argument("--units", type=int, default=16, metavar="N", help="hidden units to draw (default 16)")
-    p.add_argument("--epochs-at", type=int, nargs="+", default=[], metavar="E",
+    p.add_argument("--lr", type=L.LR, metavar="η", help="step size η (default: the model's training lr)")
+    p.add_argument("--top-k", type=L.Count(1, 10_000), default=12, metavar="K", help="largest moves to list (default 12)")
+    p.add_argument("--units", type=L.Count(1, 4096), default=16, metavar="N", help="hidden units to draw (default 16)")
+    p.add_argument("--epochs-at", type=L.Count(0, 10**6), nargs="+", default=[], metavar="E",
                    help="also draw the maps after these epochs, re-training from θ₀ with the recipe the model "
                    "records (default: θ₀ and the trained θ only)")
-    p.add_argument("--seed", type=int, default=0, help="seeds the batch (default 0)")
+    p.add_argument("--seed", type=L.SEED, default=0, help="seeds the batch (default 0)")
     p.add_argument("--out", metavar="DIR", help="output directory (default: MODEL's directory/explain)")
     p.add_argument("--quiet", action="store_true", help="no progress lines")
     add_json_flag(p)

@@ -17,19 +17,20 @@ Exit status 1 when any relative error is at or above --threshold.
 
 
 def add_parser(subparsers):
+    from steepest.commands import _limits as L
     p = subparsers.add_parser("gradcheck", help=HELP, description=HELP + " (in float64, random data).",
                               epilog=EPILOG, formatter_class=argparse.RawDescriptionHelpFormatter)
-    p.add_argument("--hidden", type=int, nargs="*", default=[16, 8], metavar="N", help="hidden widths (default 16 8)")
+    p.add_argument("--hidden", type=L.Count(1, 10_000), nargs="*", default=[16, 8], metavar="N", help="hidden widths (default 16 8)")
     p.add_argument("--activation", nargs="+", default=["tanh"], metavar="NAME",
                    help="relu, leaky_relu, sigmoid or tanh; one, or one per hidden layer (default tanh)")
-    p.add_argument("--inputs", type=int, default=20, metavar="D", help="input size (default 20)")
-    p.add_argument("--classes", type=int, default=5, metavar="K", help="number of classes (default 5)")
-    p.add_argument("--samples", type=int, default=8, metavar="N", help="random samples (default 8)")
-    p.add_argument("--l2", type=float, default=0.0, metavar="λ", help="L2 coefficient (default 0)")
-    p.add_argument("--h", type=float, default=1e-6, help="finite-difference step (default 1e-6)")
-    p.add_argument("--max-per-block", type=int, metavar="N", help="check at most N coordinates of each W and b")
-    p.add_argument("--threshold", type=float, default=1e-6, help="largest relative error allowed (default 1e-6)")
-    p.add_argument("--seed", type=int, default=0, help="seeds θ, the data and the sampled coordinates")
+    p.add_argument("--inputs", type=L.Count(1, 10_000), default=20, metavar="D", help="input size (default 20)")
+    p.add_argument("--classes", type=L.Count(1, 10_000), default=5, metavar="K", help="number of classes (default 5)")
+    p.add_argument("--samples", type=L.Count(1, 10_000), default=8, metavar="N", help="random samples (default 8)")
+    p.add_argument("--l2", type=L.Real(0, 1e6), default=0.0, metavar="λ", help="L2 coefficient (default 0)")
+    p.add_argument("--h", type=L.Real(0, 1, open_lo=True), default=1e-6, help="finite-difference step (default 1e-6)")
+    p.add_argument("--max-per-block", type=L.Count(1, L.MAX_SEED), metavar="N", help="check at most N coordinates of each W and b")
+    p.add_argument("--threshold", type=L.Real(0, 1e6, open_lo=True), default=1e-6, help="largest relative error allowed (default 1e-6)")
+    p.add_argument("--seed", type=L.SEED, default=0, help="seeds θ, the data and the sampled coordinates")
     add_json_flag(p)
     return p
 
@@ -51,6 +52,7 @@ def run(args) -> int:
     if args.max_per_block is not None and args.max_per_block < 1:
         raise ConfigError(f"--max-per-block must be a positive integer, got {args.max_per_block}")
     act = args.activation[0] if len(args.activation) == 1 else args.activation
+    _check_cost([args.inputs, *args.hidden, args.classes], args.samples, args.max_per_block)
     net = MLP([args.inputs, *args.hidden, args.classes], activation=act, dtype="float64", l2=args.l2)
     rng = np.random.default_rng(args.seed)
     theta = net.init(rng, bias="random")  # random biases: their gradients are checked too
@@ -71,3 +73,28 @@ def run(args) -> int:
         print(f"{'overall':>10}  {r.overall:.3e}  {'ok' if r.ok else 'FAILED'} "
               f"(threshold {r.threshold:g}, {r.n_checked} coordinates)")
     return 0 if r.ok else 1
+
+
+#: longest check the command starts without being asked to narrow it, in estimated seconds
+MAX_SECONDS = 60.0
+
+
+def _check_cost(sizes, samples, max_per_block) -> None:
+    """Refuse a check estimated to take more than :data:`MAX_SECONDS`.
+
+    Each checked coordinate costs two forward passes, ≈ 2 · samples · p multiply-adds each for
+    p parameters, plus ~30 µs of per-layer overhead; at 1 GFLOP/s (float64, one core)
+    seconds ≈ checked · 2 · (2 · samples · p / 1e9 + 3e-5 · layers).
+    """
+    from steepest.commands._limits import check_network
+    from steepest.errors import ConfigError
+
+    check_network(sizes)
+    blocks = [(a * b, b) for a, b in zip(sizes[:-1], sizes[1:])]
+    p = sum(w + b for w, b in blocks)
+    checked = sum(min(n, max_per_block or n) for wb in blocks for n in wb)
+    seconds = checked * 2 * (2 * samples * p / 1e9 + 3e-5 * len(blocks))
+    if seconds > MAX_SECONDS:
+        raise ConfigError(f"checking {checked:,} coordinates of a {p:,}-parameter network would take about "
+                          f"{seconds:,.0f} s, more than the limit of {MAX_SECONDS:g} s; give --max-per-block "
+                          "(e.g. 20), fewer --samples or a smaller network")

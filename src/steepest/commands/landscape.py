@@ -24,6 +24,7 @@ evaluated on --n-samples training rows; the plots say so. Writes PNG+SVG and lan
 
 
 def add_parser(subparsers):
+    from steepest.commands import _limits as L
     from steepest.commands._viewargs import add_data_args, add_sample_arg
 
     p = subparsers.add_parser("landscape", help=HELP, description=HELP + ".", epilog=EPILOG,
@@ -33,28 +34,28 @@ def add_parser(subparsers):
     add_sample_arg(p)
     p.add_argument("--parts", nargs="+", choices=PARTS, default=list(PARTS), metavar="PART",
                    help=f"what to draw: {', '.join(PARTS)} (default all)")
-    p.add_argument("--alpha-range", type=float, nargs=2, default=(-0.5, 1.5), metavar=("LO", "HI"),
+    p.add_argument("--alpha-range", type=L.Real(-1e3, 1e3), nargs=2, default=(-0.5, 1.5), metavar=("LO", "HI"),
                    help="α range of the line θ(α) = (1 − α)θ₀ + αθ* (default -0.5 1.5)")
-    p.add_argument("--span", type=float, default=1.0, help="plane half-width in filter-normalised units (default 1)")
-    p.add_argument("--resolution", type=int, default=25, metavar="N", help="grid points per plane axis (default 25)")
-    p.add_argument("--steps", type=int, default=200, metavar="N", help="optimizer steps of each path (default 200)")
+    p.add_argument("--span", type=L.Real(0, 1e3, open_lo=True), default=1.0, help="plane half-width in filter-normalised units (default 1)")
+    p.add_argument("--resolution", type=L.Count(3, 201), default=25, metavar="N", help="grid points per plane axis (default 25)")
+    p.add_argument("--steps", type=L.Count(1, 100_000), default=200, metavar="N", help="optimizer steps of each path (default 200)")
     p.add_argument("--runs", nargs="+", metavar="SPEC", help="the paths, as in `steepest compare --runs` "
                    "(default gd:lr=0.5 sgd:batch=64,lr=0.1 momentum:batch=full,lr=0.1)")
-    p.add_argument("--probe-lr", type=float, metavar="η", help="learning rate marked on the step probe "
+    p.add_argument("--probe-lr", type=L.LR, metavar="η", help="learning rate marked on the step probe "
                    "(default: the model's training lr)")
     toy = p.add_argument_group("the toy functions (parts minima and ravine)")
-    toy.add_argument("--toy-x0", type=float, default=2.0, metavar="X", help="start of the two double-well runs "
+    toy.add_argument("--toy-x0", type=L.Real(-1e3, 1e3), default=2.0, metavar="X", help="start of the two double-well runs "
                      "(default 2)")
-    toy.add_argument("--toy-lr", type=float, default=0.01, metavar="η", help="their learning rate (default 0.01)")
-    toy.add_argument("--toy-momentum", type=float, default=0.9, metavar="μ", help="their momentum (default 0.9)")
-    toy.add_argument("--toy-steps", type=int, default=300, metavar="N", help="their steps (default 300)")
-    toy.add_argument("--ravine-kappa", type=float, default=100.0, metavar="κ",
+    toy.add_argument("--toy-lr", type=L.LR, default=0.01, metavar="η", help="their learning rate (default 0.01)")
+    toy.add_argument("--toy-momentum", type=L.Real(0, 1), default=0.9, metavar="μ", help="their momentum (default 0.9)")
+    toy.add_argument("--toy-steps", type=L.Count(1, 10**6), default=300, metavar="N", help="their steps (default 300)")
+    toy.add_argument("--ravine-kappa", type=L.Real(1, 1e8), default=100.0, metavar="κ",
                      help="the ravine's condition number (default 100)")
-    toy.add_argument("--ravine-lr", type=float, default=0.018, metavar="η",
+    toy.add_argument("--ravine-lr", type=L.LR, default=0.018, metavar="η",
                      help="learning rate on the ravine, below 2/κ for GD to converge (default 0.018)")
-    toy.add_argument("--ravine-momentum", type=float, default=0.8, metavar="μ", help="momentum on the ravine "
+    toy.add_argument("--ravine-momentum", type=L.Real(0, 1), default=0.8, metavar="μ", help="momentum on the ravine "
                      "(default 0.8)")
-    p.add_argument("--seed", type=int, default=0, help="seeds the sample, the directions and the paths (default 0)")
+    p.add_argument("--seed", type=L.SEED, default=0, help="seeds the sample, the directions and the paths (default 0)")
     p.add_argument("--out", metavar="DIR", help="output directory (default: MODEL's directory/landscape)")
     p.add_argument("--quiet", action="store_true", help="no progress lines")
     add_json_flag(p)

@@ -23,11 +23,12 @@ examples:
 
 
 def add_parser(subparsers):
+    from steepest.commands._limits import Count
     p = subparsers.add_parser("predict", help=HELP, description=HELP + ".", epilog=EPILOG,
                               formatter_class=argparse.RawDescriptionHelpFormatter)
     p.add_argument("model", metavar="MODEL", help="a model file written by `steepest train` (or its run directory)")
     p.add_argument("files", metavar="FILE", nargs="+", help="images (PNG, JPEG, PGM, …) or .npy arrays")
-    p.add_argument("--top", type=int, default=3, metavar="K", help="show the K most likely classes (default 3)")
+    p.add_argument("--top", type=Count(1, 10**6), default=3, metavar="K", help="show the K most likely classes (default 3)")
     add_json_flag(p)
     return p
 
@@ -42,14 +43,12 @@ def _inputs(path: Path, net, meta):
     d = net.sizes[0]
     shape = (meta.get("preprocessing") or {}).get("image_shape")
     if path.suffix.lower() == ".npy":
-        try:
-            a = np.load(path, allow_pickle=False)
-        except FileNotFoundError:
-            raise DataError(f"{path}: no such file") from None
-        except (OSError, ValueError, EOFError) as e:
-            raise DataError(f"{path}: not a readable .npy array without pickled objects ({e})") from None
+        from steepest.data.npz import read_npy
+
+        a = read_npy(path)  # header checked before anything is allocated; never unpickles
         if a.dtype.kind not in "biuf":
-            raise DataError(f"{path}: the array must hold numbers, found dtype {a.dtype}")
+            raise DataError(f"{path}: the array must hold numbers, found dtype {a.dtype}; save it as "
+                            "np.save(path, X.astype(np.float32))")
         given = a
         if shape and a.shape[-2:] == tuple(shape) and a.ndim in (2, 3):
             a = a.reshape(-1, d)  # images (h, w) or (n, h, w)

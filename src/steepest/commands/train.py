@@ -41,8 +41,13 @@ def add_parser(subparsers):
 
 
 def run(args) -> int:
+    from steepest.commands._rundir import release_locks
+
     out = Output(args.json, args.quiet)
-    return resume(args, out) if args.resume else new(args, out)
+    try:
+        return resume(args, out) if args.resume else new(args, out)
+    finally:
+        release_locks()  # the process may go on (tests call the command in-process)
 
 
 def _load(cfg, out):
@@ -66,6 +71,7 @@ def _load(cfg, out):
 
 def new(args, out) -> int:
     from steepest.commands import _session
+    from steepest.commands._limits import check_network
     from steepest.commands._rundir import RunDir, check_writable, default_out
     from steepest.commands._trainconfig import make_schedule, optimizer_kwargs, resolve, to_toml
     from steepest.network import MLP
@@ -77,10 +83,13 @@ def new(args, out) -> int:
     rundir = RunDir(cfg["out"]) if cfg["out"] else None
     if rundir is not None:
         rundir.check_new(args.force)
+        if rundir.restart:
+            out.note(f"note: {rundir.path} holds a run that stopped before its first checkpoint; starting it again")
     else:
         check_writable("runs")
     ds = _load(cfg, out)
     data = _session.split(ds, cfg)
+    check_network([ds.n_features, *cfg["hidden"], ds.n_classes])
     net = MLP([ds.n_features, *cfg["hidden"], ds.n_classes], activation=cfg["activation"],
               dtype=cfg["dtype"], input_scale=ds.input_scale, l2=cfg["l2"])
     _session.check_batch(cfg, len(data.y))
@@ -141,7 +150,7 @@ def _summary(ds, data, net, cfg, rundir) -> str:
 
 def resume(args, out) -> int:
     from steepest.commands import _session
-    from steepest.commands._rundir import CHECKPOINT, RunDir, check_writable
+    from steepest.commands._rundir import RunDir, check_writable, lock_dir
     from steepest.commands._trainconfig import BY_NAME, OPTIONS, RESUME_OPTIONS, convert, given
     from steepest.errors import ConfigError
     from steepest.io import load_checkpoint
@@ -156,7 +165,8 @@ def resume(args, out) -> int:
         raise ConfigError(f"--resume {rundir.path}: no such run directory; give the --out directory of an "
                           "earlier `steepest train`")
     if not rundir.checkpoint.is_file():
-        raise ConfigError(f"{rundir.path} has no checkpoint ({CHECKPOINT}); nothing to resume, start a new run")
+        return _restart(args, out, rundir)
+    lock_dir(rundir.path)
     net, state, cfg = load_checkpoint(rundir.checkpoint)
     finished = state.stop_reason not in (None, "interrupted")
     if finished and rundir.model.exists():
@@ -189,3 +199,21 @@ def resume(args, out) -> int:
         out.say(f"resuming {rundir.path} at epoch {state.epoch + 1}, step {state.step} "
                 f"({cfg['dataset']}, {'-'.join(map(str, net.sizes))})")
     return _session.fit(cfg, net, state.theta, data, rundir, out, state=state)
+
+
+def _restart(args, out, rundir) -> int:
+    """``--resume`` of a run killed before its first checkpoint: start it again from its config.toml.
+
+    Nothing was saved to continue from, and a run started again from step 0 with the same
+    configuration ends on the same θ, bit for bit; so resuming it means running it again.
+    """
+    from steepest._files import is_regular
+    from steepest.commands._rundir import CHECKPOINT
+    from steepest.errors import ConfigError
+
+    if rundir.model.exists() or not is_regular(rundir.config):
+        raise ConfigError(f"{rundir.path} has no checkpoint ({CHECKPOINT}) and no config.toml to start again "
+                          "from; nothing to resume, start a new run with --out")
+    out.note(f"note: {rundir.path} stopped before its first checkpoint; starting it again from its config.toml")
+    args.config, args.out, args.resume = str(rundir.config), str(rundir.path), None
+    return new(args, out)

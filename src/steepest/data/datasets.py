@@ -123,6 +123,8 @@ def load_mnist(directory, kind: str = "mnist") -> Dataset:
         raise DataNotFoundError(
             f"{directory}: missing {', '.join(missing)} (gzip or uncompressed) for {kind}"
         )
+    for img, lab in ((paths[0], paths[1]), (paths[2], paths[3])):  # headers first: nothing is decompressed
+        _check_split_headers(kind, img, lab)                         # for files that do not belong together
     arrays = [read_idx(p) for p in paths]
     X_tr, y_tr = _check_split(kind, paths[0], paths[1], arrays[0], arrays[1])
     X_te, y_te = _check_split(kind, paths[2], paths[3], arrays[2], arrays[3])
@@ -131,6 +133,20 @@ def load_mnist(directory, kind: str = "mnist") -> Dataset:
         input_scale=1.0 / 255.0, image_shape=(28, 28), n_classes=10,
         source=str(directory), class_names=list(CLASS_NAMES[kind]),
     )
+
+
+def _check_split_headers(kind, img_path, lab_path) -> None:
+    """What :func:`_check_split` checks of the arrays, checked on the two headers alone."""
+    (img_dtype, img_shape), (lab_dtype, lab_shape) = read_idx_header(img_path), read_idx_header(lab_path)
+    if img_dtype != np.uint8 or len(img_shape) != 3 or img_shape[1:] != (28, 28):
+        raise DataError(f"{img_path}: expected {kind} images as uint8 (n, 28, 28), found {img_dtype} "
+                        f"{img_shape}; download the dataset again (`steepest datasets` shows where it is)")
+    if lab_dtype != np.uint8 or len(lab_shape) != 1:
+        raise DataError(f"{lab_path}: expected uint8 labels (n,), found {lab_dtype} {lab_shape}; "
+                        "download the dataset again")
+    if img_shape[0] != lab_shape[0]:
+        raise DataError(f"{img_path} has {img_shape[0]} images but {lab_path} has {lab_shape[0]} labels; "
+                        "the files do not belong together, download the dataset again")
 
 
 def _check_split(kind, img_path, lab_path, images, labels):

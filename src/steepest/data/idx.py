@@ -25,6 +25,7 @@ from pathlib import Path
 
 import numpy as np
 
+from steepest._files import open_regular
 from steepest.errors import DataError, DataNotFoundError
 
 __all__ = ["read_idx", "read_idx_header", "write_idx", "DEFAULT_MAX_BYTES", "TYPE_CODES"]
@@ -47,20 +48,23 @@ _CHUNK = 1 << 24  # bytes read per call, so a lying header costs at most one chu
 
 
 def _open(path: Path) -> tuple[io.BufferedIOBase, bool]:
-    """Open ``path`` for reading, transparently decompressing gzip; return (stream, is_gzip)."""
+    """Open ``path`` for reading, transparently decompressing gzip; return (stream, is_gzip).
+
+    Only a regular file is opened (:func:`steepest._files.open_regular`): a FIFO or a device
+    would block or never end.
+    """
     try:
-        raw = open(path, "rb")
+        raw = open_regular(path, DataError, "an IDX file (raw or .gz)")
     except FileNotFoundError:
-        raise DataNotFoundError(f"{path}: no such file") from None
-    except IsADirectoryError:
-        raise DataError(f"{path}: is a directory, expected an IDX file") from None
+        raise DataNotFoundError(f"{path}: no such file; check the path") from None
     except OSError as e:
-        raise DataError(f"{path}: cannot open: {e.strerror or e}") from None
+        raise DataError(f"{path}: cannot open: {e.strerror or e}; check the path and its permissions") from None
     is_gzip = raw.read(2) == _GZIP_MAGIC
     raw.seek(0)
     if is_gzip:
-        raw.close()  # a GzipFile given a fileobj never closes it: let it own the file instead
-        return _gzip.GzipFile(path, mode="rb"), True
+        stream = _gzip.GzipFile(fileobj=raw, mode="rb")
+        stream.myfileobj = raw  # GzipFile closes its `myfileobj` (the file it opened) on close
+        return stream, True
     return raw, False
 
 

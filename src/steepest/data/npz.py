@@ -22,7 +22,7 @@ from numpy.lib import format as _npy
 from steepest.data.idx import DEFAULT_MAX_BYTES
 from steepest.errors import DataError
 
-__all__ = ["read_npz"]
+__all__ = ["read_npz", "read_npy", "working_bytes"]
 
 _CHUNK = 1 << 24
 # Zip methods read. Not LZMA: its header states a dictionary size that the decompressor
@@ -33,15 +33,47 @@ _NPY_MAGIC = b"\x93NUMPY"
 _HEADER_READERS = {(1, 0): _npy.read_array_header_1_0, (2, 0): _npy.read_array_header_2_0}
 
 
+def working_bytes(shape, dtype) -> int:
+    """Bytes an array of ``shape`` and ``dtype`` takes once loaded as training data.
+
+    uint8 stays uint8 (1 byte per value); every other dtype becomes float32 (4 bytes), and
+    the wider ones are held at their own size while they are converted: max(itemsize, 4).
+    This, not the size in the file, is what the budget is checked against: 2 GiB of int8 or
+    bool would otherwise become 8 GiB of float32.
+    """
+    dtype = np.dtype(dtype)
+    per = 1 if dtype == np.uint8 else max(dtype.itemsize, 4)
+    return math.prod(shape) * per
+
+
+def read_npy(path, *, max_bytes: int = DEFAULT_MAX_BYTES) -> np.ndarray:
+    """Read a ``.npy`` file the way :func:`read_npz` reads a member: header checked first, no pickle.
+
+    A header claiming more than ``max_bytes`` (in memory, :func:`working_bytes`) is a corrupt file,
+    refused before anything is allocated; so is a payload shorter or longer than the claim.
+    """
+    from steepest._files import open_regular
+
+    path = Path(path)
+    try:
+        with open_regular(path, DataError, "a .npy array file") as f:
+            return _read_member(f, path, None, max_bytes)
+    except FileNotFoundError:
+        raise DataError(f"{path}: no such file; check the path") from None
+    except OSError as e:
+        raise DataError(f"{path}: cannot read it ({e.strerror or e}); check the path and its permissions") from None
+
+
 def _read_member(f, path: Path, key: str, budget: int) -> np.ndarray:
     """Read one .npy member from the open stream ``f``; it may claim at most ``budget`` bytes."""
+    what = "its array" if key is None else f"array {key!r}"
     try:
         version = _npy.read_magic(f)
     except ValueError as e:
-        raise DataError(f"{path}: array {key!r} is not a .npy array ({e})") from None
+        raise DataError(f"{path}: {what} is not a .npy array ({e})") from None
     if version not in _HEADER_READERS:
         raise DataError(
-            f"{path}: array {key!r} is in .npy format version {version[0]}.{version[1]}; "
+            f"{path}: {what} is in .npy format version {version[0]}.{version[1]}; "
             "steepest reads versions 1.0 and 2.0, which np.savez writes for numeric arrays"
         )
     try:
@@ -50,33 +82,38 @@ def _read_member(f, path: Path, key: str, budget: int) -> np.ndarray:
     except (ValueError, TypeError, SyntaxError, tokenize.TokenError, RecursionError,
             MemoryError) as e:  # numpy parses the header text with ast and tokenize
         raise DataError(
-            f"{path}: array {key!r} has a malformed .npy header ({type(e).__name__}: {e})"
+            f"{path}: {what} has a malformed .npy header ({type(e).__name__}: {e})"
         ) from None
     if dtype.hasobject:
         raise DataError(
-            f"{path}: array {key!r} holds Python objects (dtype {dtype}); steepest reads .npz "
+            f"{path}: {what} holds Python objects (dtype {dtype}); steepest reads .npz "
             "files only without pickled objects: save numeric arrays, e.g. X.astype(np.float32)"
         )
     if (dtype.itemsize == 0 or any(d < 0 for d in shape)
             or math.prod(d for d in shape if d) * dtype.itemsize > np.iinfo(np.intp).max):
-        raise DataError(f"{path}: array {key!r} has an impossible shape {shape} or dtype {dtype}")
+        raise DataError(f"{path}: {what} has an impossible shape {shape} or dtype {dtype}")
     n_bytes = math.prod(shape) * dtype.itemsize  # Python ints: cannot overflow
-    if n_bytes > budget:
+    cost = working_bytes(shape, dtype)
+    if cost > budget:
         raise DataError(
-            f"{path}: array {key!r} claims shape {shape} of {dtype} ({n_bytes} bytes), more than "
-            f"the {budget} bytes left of the limit; the file is corrupt, or raise max_bytes"
+            f"{path}: {what} claims shape {shape} of {dtype} ({n_bytes} bytes, {cost} in memory "
+            f"once converted), more than the {budget} bytes left of the limit of {DEFAULT_MAX_BYTES} "
+            "bytes; the file is corrupt (or too large to load), give a smaller one"
         )
     buf = bytearray()  # grows as data arrives: a lying header costs at most one chunk
     while len(buf) < n_bytes:
         chunk = f.read(min(_CHUNK, n_bytes - len(buf)))
         if not chunk:
             raise DataError(
-                f"{path}: array {key!r} is truncated: its header claims {n_bytes} bytes of "
+                f"{path}: {what} is truncated: its header claims {n_bytes} bytes of "
                 f"data, the member holds {len(buf)}"
             )
         buf += chunk
-    while f.read(_CHUNK):  # read to the member's end, where zipfile checks its CRC
-        pass
+    if f.read(1):  # the member must end where its header says; reading on also checks its CRC
+        raise DataError(
+            f"{path}: {what} has bytes after the {n_bytes} bytes of data its header describes; "
+            "the file is corrupt, save it again with np.savez"
+        )
     a = np.frombuffer(buf, dtype=dtype, count=math.prod(shape))
     return a.reshape(shape, order="F" if fortran else "C")
 
@@ -97,38 +134,44 @@ def read_npz(path, keys, *, max_bytes: int = DEFAULT_MAX_BYTES) -> tuple[dict, l
         Not a zip archive, a corrupt, encrypted or truncated member, a malformed .npy header,
         pickled objects, or claimed sizes over ``max_bytes`` in total.
     """
+    from steepest._files import open_regular
+
     path = Path(path)
     try:
-        with open(path, "rb") as raw:
+        with open_regular(path, DataError, "an .npz file") as raw:
             if raw.read(len(_NPY_MAGIC)) == _NPY_MAGIC:
                 raise DataError(
                     f"{path}: is a single .npy array, not an .npz archive; save X and y "
                     "together with np.savez(path, X=X, y=y)"
                 )
-        with zipfile.ZipFile(path) as zf:
-            members = {i.filename[: -len(".npy")]: i for i in zf.infolist()
-                       if i.filename.endswith(".npy")}
-            arrays, budget = {}, max_bytes
-            for key in keys:
-                if key in members:
-                    if members[key].compress_type not in _METHODS:
-                        raise DataError(
-                            f"{path}: array {key!r} is compressed with zip method "
-                            f"{members[key].compress_type}; steepest reads stored, deflate and "
-                            "bzip2 members (np.savez and np.savez_compressed write the first two)"
-                        )
-                    with zf.open(members[key]) as f:
-                        arrays[key] = _read_member(f, path, key, budget)
-                    budget -= arrays[key].nbytes
-            return arrays, sorted(members)
+            raw.seek(0)
+            return _read_members(raw, path, keys, max_bytes)
     except DataError:
         raise
     except FileNotFoundError:
-        raise DataError(f"{path}: no such file") from None
-    except IsADirectoryError:
-        raise DataError(f"{path}: is a directory, expected an .npz file") from None
+        raise DataError(f"{path}: no such file; check the path") from None
     except zipfile.BadZipFile as e:
-        raise DataError(f"{path}: not a readable .npz (zip) archive ({e})") from None
+        raise DataError(f"{path}: not a readable .npz (zip) archive ({e}); save it with np.savez") from None
     except (OSError, EOFError, ValueError, zlib.error, NotImplementedError,
             RuntimeError) as e:  # RuntimeError: an encrypted member
-        raise DataError(f"{path}: corrupt .npz archive ({type(e).__name__}: {e})") from None
+        raise DataError(f"{path}: corrupt .npz archive ({type(e).__name__}: {e}); save it again "
+                        "with np.savez") from None
+
+
+def _read_members(raw, path: Path, keys, max_bytes: int) -> tuple[dict, list[str]]:
+    """The arrays named ``keys`` from the open archive ``raw``; the budget is shared by all of them."""
+    with zipfile.ZipFile(raw) as zf:
+        members = {i.filename[: -len(".npy")]: i for i in zf.infolist() if i.filename.endswith(".npy")}
+        arrays, budget = {}, max_bytes
+        for key in keys:
+            if key in members:
+                if members[key].compress_type not in _METHODS:
+                    raise DataError(
+                        f"{path}: array {key!r} is compressed with zip method "
+                        f"{members[key].compress_type}; steepest reads stored, deflate and "
+                        "bzip2 members (np.savez and np.savez_compressed write the first two)"
+                    )
+                with zf.open(members[key]) as f:
+                    arrays[key] = _read_member(f, path, key, budget)
+                budget -= working_bytes(arrays[key].shape, arrays[key].dtype)
+        return arrays, sorted(members)

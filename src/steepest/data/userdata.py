@@ -10,15 +10,17 @@ from __future__ import annotations
 
 import csv
 import io
+import re
 import struct
 import warnings
 from pathlib import Path
 
 import numpy as np
 
+from steepest._files import is_regular, open_regular, read_regular
 from steepest.data.datasets import Dataset
-from steepest.data.idx import DEFAULT_MAX_BYTES, read_idx
-from steepest.data.npz import read_npz
+from steepest.data.idx import DEFAULT_MAX_BYTES, read_idx, read_idx_header
+from steepest.data.npz import read_npz, working_bytes
 from steepest.errors import ConfigError, DataError, ShapeError
 
 __all__ = [
@@ -36,6 +38,7 @@ IMAGE_EXTENSIONS = (".png", ".jpg", ".jpeg", ".pgm", ".pbm", ".ppm", ".bmp", ".g
 # The Pillow decoders those extensions need (and WebP). Pillow would otherwise pick any of its
 # ~40 decoders by content, whatever the name: EPS runs Ghostscript, a program of its own.
 IMAGE_FORMATS = ("PNG", "JPEG", "PPM", "BMP", "GIF", "TIFF", "WEBP")
+MAX_IMAGE_FILE_BYTES = 64 * 2**20  # a picture of a digit is kilobytes; more is not a digit
 _MAX_SIDE = 2048  # longer side of a picture file, in pixels, kept before it is made a digit
 
 
@@ -58,10 +61,11 @@ def _features(X, where: str, col_names=None, row=lambda i: f"row {i}"):
     if X.shape[0] == 0 or X.shape[1] == 0:
         raise DataError(f"{where}: no data (X has shape {X.shape})")
     if X.dtype != np.uint8:
+        integers = X.dtype.kind in "biu"  # every integer is finite in float32 (up to 2**64 < 3.4e38)
         with np.errstate(over="ignore"):
             X = X.astype(np.float32)
-        bad = ~np.isfinite(X)
-        if bad.any():
+        if not integers and not np.isfinite(X).all():
+            bad = ~np.isfinite(X)
             r, c = (int(i) for i in np.argwhere(bad)[0])
             col = col_names[c] if col_names is not None else c
             raise DataError(
@@ -168,21 +172,43 @@ def load_npz(path, *, max_bytes: int = DEFAULT_MAX_BYTES) -> Dataset:
                         arrays.get("y_test"), source=str(path))
 
 
+# A number as a CSV cell holds one: digits with an optional sign, point and exponent, or nan/inf.
+# Stricter than float(), which also takes "1_0" (as 10), Arabic-Indic digits and surrounding spaces.
+_NUMBER = re.compile(r"[+-]?(?:(?:[0-9]+\.?[0-9]*|\.[0-9]+)(?:[eE][+-]?[0-9]+)?|nan|inf|infinity)", re.I)
+
+
 def _is_number(s: str) -> bool:
-    try:
-        float(s)
-        return True
-    except ValueError:
-        return False
+    return _NUMBER.fullmatch(s.strip()) is not None
 
 
 def _csv_rows(path: Path, delimiter: str):
     """Yield (line number, cells) for each non-blank row."""
-    with open(path, newline="", encoding="utf-8-sig") as f:
+    with io.TextIOWrapper(open_regular(path, DataError, "a CSV file"), newline="", encoding="utf-8-sig") as f:
         reader = csv.reader(f, delimiter=delimiter)
         for row in reader:
             if any(c.strip() for c in row):
                 yield reader.line_num, row
+
+
+def _check_regular(path: Path, what: str) -> None:
+    """A DataError unless ``path`` is a regular file: missing, or what it is instead (never opened)."""
+    if not path.exists():
+        raise DataError(f"{path}: no such file; check the path")
+    if not is_regular(path):
+        open_regular(path, DataError, what).close()  # raises, saying what the path is
+
+
+def _check_widths(path, delimiter, skip_line, width) -> None:
+    """Every data row has ``width`` cells: a row with more is refused, not silently cut."""
+    try:
+        for line, r in _csv_rows(path, delimiter):
+            if line > skip_line and len(r) != width:
+                raise DataError(f"{path}: line {line} has {len(r)} columns, expected {width} (as in the first "
+                                "row); fix that row")
+    except csv.Error:  # a field over the csv module's 128 KB limit, which np.loadtxt read: rows are
+        pass           # then checked by loadtxt alone (a missing column is still an error there)
+    except (OSError, UnicodeDecodeError) as e:
+        raise DataError(f"{path}: cannot read as CSV text ({e}); save it as UTF-8 CSV") from None
 
 
 def _csv_scan(path, delimiter, skip_line, names, feat_idx, label_idx):
@@ -192,7 +218,7 @@ def _csv_scan(path, delimiter, skip_line, names, feat_idx, label_idx):
         if line <= skip_line:
             continue
         if len(r) != len(names):
-            raise DataError(f"{path}: line {line} has {len(r)} columns, expected {len(names)}")
+            raise DataError(f"{path}: line {line} has {len(r)} columns, expected {len(names)}; fix that row")
         values = []
         for j in feat_idx:
             try:
@@ -216,8 +242,7 @@ def load_csv(path, label_column: str | int | None = None, header: bool | None = 
     Labels may be integers >= 0 or names (mapped to 0..k-1 in sorted order).
     """
     path = Path(path)
-    if not path.is_file():
-        raise DataError(f"{path}: no such file")
+    _check_regular(path, "a CSV file")
     try:
         head = []
         for item in _csv_rows(path, delimiter):
@@ -260,6 +285,7 @@ def load_csv(path, label_column: str | int | None = None, header: bool | None = 
             warnings.simplefilter("ignore", UserWarning)  # "Input line N contained no data"
             X = np.loadtxt(path, usecols=feat_idx, dtype=np.float64, ndmin=2, **opts)
             raw = np.loadtxt(path, usecols=[label_idx], dtype=str, ndmin=1, **opts)
+        _check_widths(path, delimiter, skip_line, len(names))  # usecols ignores extra columns
     except ValueError:
         try:
             X, raw = _csv_scan(path, delimiter, skip_line, names, feat_idx, label_idx)
@@ -290,6 +316,15 @@ def load_csv(path, label_column: str | int | None = None, header: bool | None = 
 def load_idx_pair(images, labels) -> Dataset:
     """An IDX images file (n, h, w) or (n, d) with its IDX labels file (n,)."""
     images, labels = Path(images), Path(labels)
+    (x_dtype, x_shape), (_, y_shape) = read_idx_header(images), read_idx_header(labels)
+    if x_shape[0] != y_shape[0]:  # before a byte of data is decompressed
+        raise ShapeError(f"{images} holds {x_shape[0]} samples but {labels} holds {y_shape[0]} labels; "
+                         "give the labels file that belongs to these images")
+    cost = working_bytes(x_shape, x_dtype)
+    if cost > DEFAULT_MAX_BYTES:
+        raise DataError(f"{images}: its header claims {'x'.join(map(str, x_shape))} values of {x_dtype}, "
+                        f"{cost:,} bytes once loaded, more than the limit of {DEFAULT_MAX_BYTES:,}; "
+                        "the file is corrupt, or give a smaller dataset")
     X, y = read_idx(images), read_idx(labels)
     return make_dataset(images.name.split(".")[0], X, y, source=str(images),
                         where=f"{images} + {labels.name}")
@@ -324,7 +359,8 @@ def _open_image(source):
             warnings.simplefilter("error", Image.DecompressionBombWarning)
             # From memory, not the file: a decoder that trusts a length field (Pillow's PNG
             # reader does) then reads at most the file's size instead of allocating the claim.
-            im = Image.open(io.BytesIO(path.read_bytes()), formats=IMAGE_FORMATS)
+            data = read_regular(path, DataError, "an image file", max_bytes=MAX_IMAGE_FILE_BYTES)
+            im = Image.open(io.BytesIO(data), formats=IMAGE_FORMATS)
         with im:
             im.load()
             if max(im.size) > _MAX_SIDE:
@@ -339,7 +375,9 @@ def _open_image(source):
                 im = Image.alpha_composite(paper, im)
             return np.asarray(im.convert("L"), dtype=np.float64)
     except FileNotFoundError:
-        raise DataError(f"{path}: no such image file") from None
+        raise DataError(f"{path}: no such image file; check the path") from None
+    except DataError:
+        raise
     except (Image.DecompressionBombError, Image.DecompressionBombWarning) as e:
         raise DataError(f"{path}: image too large to read safely ({e}); scale it down") from None
     except UnidentifiedImageError:
@@ -468,7 +506,9 @@ def load_file(path, labels=None, **options) -> Dataset:
     if path.is_dir():
         return load_image_folder(path, **options)
     if not path.exists():
-        raise DataError(f"{path}: no such file or directory")
+        raise DataError(f"{path}: no such file or directory; check the path")
+    if not is_regular(path):
+        open_regular(path, DataError, "a data file or a folder of class folders").close()  # says what it is
     suffix = path.suffix.lower()
     if suffix == ".npz":
         return load_npz(path)

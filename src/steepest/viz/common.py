@@ -15,6 +15,7 @@ from pathlib import Path
 import numpy as np
 
 from steepest.errors import ConfigError
+from steepest.io import atomic_write
 
 #: File formats every plot is written in.
 FORMATS = ("png", "svg")
@@ -54,17 +55,34 @@ def new_figure(width=6.4, height=4.2, **kwargs):
 def save_figure(fig, out_dir, stem, formats=FORMATS) -> list[Path]:
     """Write ``fig`` as ``out_dir/stem.png`` and ``out_dir/stem.svg``; return the paths.
 
-    SVGs carry no date, so the same numbers give the same file.
+    SVGs carry no date, so the same numbers give the same file. Each file is drawn into memory
+    and written by :func:`steepest.io.atomic_write`: a full disk leaves the old file or none,
+    never a truncated one.
     """
+    import io
+
     out = Path(out_dir)
-    out.mkdir(parents=True, exist_ok=True)
+    make_dir(out)
     paths = []
     for fmt in formats:
         p = out / f"{stem}.{fmt}"
         meta = {"Date": None} if fmt == "svg" else {"Software": None} if fmt == "png" else None
-        fig.savefig(p, format=fmt, dpi=110, bbox_inches="tight", metadata=meta)
+        buf = io.BytesIO()
+        fig.savefig(buf, format=fmt, dpi=110, bbox_inches="tight", metadata=meta)
+        atomic_write(p, buf.getvalue())
         paths.append(p)
     return paths
+
+
+def make_dir(path) -> None:
+    """``mkdir -p``; a failure is a :class:`~steepest.errors.ModelFileError` that names the directory."""
+    from steepest.errors import ModelFileError
+
+    try:
+        Path(path).mkdir(parents=True, exist_ok=True)
+    except OSError as e:
+        raise ModelFileError(f"cannot create the directory {path}: {e.strerror or e}; "
+                             "check the disk space and permissions, or choose another --out") from None
 
 
 def to_jsonable(obj):
@@ -85,23 +103,25 @@ def to_jsonable(obj):
 
 
 def write_json(path, obj) -> Path:
+    """``obj`` as indented JSON, written atomically (:func:`steepest.io.atomic_write`)."""
     path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    path.write_text(json.dumps(to_jsonable(obj), indent=1, ensure_ascii=False) + "\n", encoding="utf-8")
-    return path
+    make_dir(path.parent)
+    return atomic_write(path, json.dumps(to_jsonable(obj), indent=1, ensure_ascii=False) + "\n")
 
 
 def write_csv(path, rows: list[dict]) -> Path:
     """One row per dict; the columns are the union of the keys, in first-seen order."""
+    import io
+
     path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
+    make_dir(path.parent)
     cols = list(dict.fromkeys(k for r in rows for k in r))
-    with open(path, "w", newline="", encoding="utf-8") as f:
-        w = csv.DictWriter(f, fieldnames=cols)
-        w.writeheader()
-        for r in rows:
-            w.writerow({k: to_jsonable(r.get(k)) for k in cols})
-    return path
+    buf = io.StringIO(newline="")
+    w = csv.DictWriter(buf, fieldnames=cols)
+    w.writeheader()
+    for r in rows:
+        w.writerow({k: to_jsonable(r.get(k)) for k in cols})
+    return atomic_write(path, buf.getvalue())
 
 
 def label_colors(labels):

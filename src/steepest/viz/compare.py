@@ -74,8 +74,8 @@ class RunSpec:
             batch = "full" if batch == "full" else int(batch)
             label = kw.pop("label", None)
             opts = {k: (v.lower() == "true" if v.lower() in ("true", "false") else float(v)) for k, v in kw.items()}
-            if not lr > 0 or (batch != "full" and batch < 1):
-                raise ConfigError("lr must be > 0 and batch a positive integer or full")
+            if not 0 < lr <= 1e6 or (batch != "full" and not 1 <= batch <= 2**31):
+                raise ConfigError("lr must be a finite number in (0, 1e6] and batch an integer in 1 … 2**31 or full")
             return cls(name, lr, batch, opts, label)
         except (ValueError, ConfigError) as e:  # ConfigError is a ValueError too
             raise ConfigError(f"run spec {text!r}: {e}; write NAME[:key=value,...], "

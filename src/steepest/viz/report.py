@@ -26,7 +26,12 @@ import math
 from dataclasses import dataclass, field
 from pathlib import Path
 
+from steepest._files import is_regular, read_regular
 from steepest.errors import ConfigError
+
+# A report reads what a directory holds, not what anyone could put there: bounded reads.
+MAX_IMAGE_BYTES = 32 * 2**20
+MAX_TEXT_BYTES = 64 * 2**20
 
 
 @dataclass
@@ -66,7 +71,8 @@ class Image:
         if mime is None:
             raise ConfigError(f"{path}: only .png, .svg and .jpg images can be embedded")
         title, note = EXPLAIN.get(path.stem, (path.stem.replace("_", " "), ""))
-        return cls(path.read_bytes(), caption if caption is not None else title, mime, note)
+        data = read_regular(path, ConfigError, "an image file", max_bytes=MAX_IMAGE_BYTES)
+        return cls(data, caption if caption is not None else title, mime, note)
 
 
 @dataclass
@@ -251,30 +257,40 @@ def _table(records, keys, caption=""):
 
 # ---------------------------------------------------------------- reading a directory
 
-def read_jsonl(path: Path) -> list[dict]:
-    rows = []
+def _text(path: Path) -> str:
+    """A side file's text: regular files only, bounded, undecodable bytes replaced (never a hang)."""
+    return read_regular(path, ConfigError, "a text file", max_bytes=MAX_TEXT_BYTES).decode("utf-8", "replace")
+
+
+def _json(text: str):
+    """Parsed JSON, or None when the text is not JSON (or nested too deeply to be ours)."""
     try:
-        text = path.read_text(encoding="utf-8", errors="replace")
-    except OSError:
-        return rows
-    for line in text.splitlines():
-        line = line.strip()
-        if line:
-            try:
-                obj = json.loads(line)
-            except json.JSONDecodeError:
-                continue  # a line cut short by an interrupted run
-            if isinstance(obj, dict):
-                rows.append(obj)
+        return json.loads(text)
+    except (json.JSONDecodeError, RecursionError):
+        return None
+
+
+def _real(v) -> bool:
+    return type(v) in (int, float) and math.isfinite(v)
+
+
+def read_jsonl(path: Path) -> list[dict]:
+    """The JSON objects of a JSON-lines file, one a line; other lines (cut short by a kill) are skipped."""
+    if not is_regular(path):
+        return []
+    rows = []
+    for line in _text(Path(path)).splitlines():
+        obj = _json(line.strip()) if line.strip() else None
+        if isinstance(obj, dict):
+            rows.append(obj)
     return rows
 
 
 def _read_json(path: Path) -> dict | None:
-    """A JSON object from ``path``, or None when it is missing, unreadable or not an object."""
-    try:
-        obj = json.loads(path.read_text(encoding="utf-8"))
-    except (OSError, UnicodeDecodeError, json.JSONDecodeError, RecursionError):
+    """A JSON object from ``path``, or None when it is missing, not a regular file or not an object."""
+    if not is_regular(path):
         return None
+    obj = _json(_text(path))
     return obj if isinstance(obj, dict) else None
 
 
@@ -288,16 +304,18 @@ def _curves(records: list[dict]) -> list[Image]:
     """Loss and accuracy against epochs from metrics.jsonl records."""
     from steepest.viz.common import new_figure
 
-    recs = [r for r in records if isinstance(r.get("epoch"), (int, float))]
+    recs = [r for r in records if _real(r.get("epoch"))]
     out = []
     for kind, ylabel, log, stem in (("loss", "loss", True, "loss_curve"), ("acc", "accuracy", False, "accuracy_curve")):
-        keys = [k for k in ("train", "val", "test") if any(isinstance(r.get(f"{k}_{kind}"), (int, float)) for r in recs)]
+        def ok(v, log=log):  # numbers only; a log axis only positive ones
+            return _real(v) and (v > 0 or not log)
+        keys = [k for k in ("train", "val", "test") if any(ok(r.get(f"{k}_{kind}")) for r in recs)]
         if not keys:
             continue
         fig = new_figure(6, 3.8)
         ax = fig.add_subplot()
         for k in keys:
-            pts = [(r["epoch"], r[f"{k}_{kind}"]) for r in recs if isinstance(r.get(f"{k}_{kind}"), (int, float))]
+            pts = [(r["epoch"], r[f"{k}_{kind}"]) for r in recs if ok(r.get(f"{k}_{kind}"))]
             ax.plot(*zip(*pts), marker="o", ms=3, label=k)
         if log:
             ax.set_yscale("log")
@@ -306,14 +324,17 @@ def _curves(records: list[dict]) -> list[Image]:
         ax.grid(True, which="both", alpha=0.3)
         ax.legend(fontsize=8)
         title, note = EXPLAIN[stem]
-        out.append(Image(_png(fig), title, note=note))
+        try:
+            out.append(Image(_png(fig), title, note=note))
+        except (ValueError, OverflowError):  # values matplotlib cannot lay out (an epoch of 1e308): no curve
+            continue
     return out
 
 
 def _kind(d: Path) -> str | None:
     """What wrote directory ``d``: ``"compare"``, ``"landscape"``, ``"explain"`` or None."""
     for marker, kind in (("summary.json", "compare"), ("landscape.json", "landscape"), ("explain.json", "explain")):
-        if (d / marker).is_file():
+        if is_regular(d / marker):
             return kind
     name = d.name.lower()
     return next((k for k in ("compare", "landscape", "explain") if name.startswith(k)), None)
@@ -322,7 +343,8 @@ def _kind(d: Path) -> str | None:
 def _plots(d: Path) -> list[Image]:
     """The PNGs directly in ``d``, in the story's order (:data:`EXPLAIN`), then the rest by name."""
     order = {stem: i for i, stem in enumerate(EXPLAIN)}
-    return [Image.from_file(p) for p in sorted(d.glob("*.png"), key=lambda p: (order.get(p.stem, len(order)), p.name))]
+    return [Image.from_file(p) for p in sorted((p for p in d.glob("*.png") if is_regular(p)),
+                                                 key=lambda p: (order.get(p.stem, len(order)), p.name))]
 
 
 def _machine_text(machine) -> list[Text]:
@@ -370,9 +392,8 @@ def _model_sections(d: Path, model_info, records) -> list[Section]:
                  "are each epoch's training time, evaluation excluded"
                  + (f", on {env['cpu']}." if env.get("cpu") else "."))
         sections.append(Section("Training", items, intro))
-    if (d / "config.toml").is_file():
-        sections.append(Section("Configuration", [Pre((d / "config.toml").read_text(encoding="utf-8",
-                                                                                   errors="replace"))],
+    if is_regular(d / "config.toml"):
+        sections.append(Section("Configuration", [Pre(_text(d / "config.toml"))],
                                 "The resolved options of the run; `steepest train --config` takes this file."))
     return sections
 
@@ -473,11 +494,11 @@ def collect(directory) -> tuple[str, list[Section]]:
         raise ConfigError(f"{d} is not a directory; give a run directory (from `steepest train`) or an "
                           "output directory of `steepest compare`, `landscape` or `explain`")
     model_info = None
-    if (d / "model.safetensors").is_file():
+    if is_regular(d / "model.safetensors"):
         from steepest.io import load_model
 
         model_info = load_model(d / "model.safetensors")
-    records = read_jsonl(d / "metrics.jsonl") if (d / "metrics.jsonl").is_file() else []
+    records = read_jsonl(d / "metrics.jsonl") if is_regular(d / "metrics.jsonl") else []
     sections = _model_sections(d, model_info, records)
     builders = {"compare": _compare_section, "landscape": _landscape_section, "explain": _explain_section}
     found = [(d, ".")] if _kind(d) else []
@@ -489,7 +510,7 @@ def collect(directory) -> tuple[str, list[Section]]:
     if gallery is not None:
         sections.append(gallery)
     used = {sub for sub, _ in found}
-    rest = [p for p in d.rglob("*.png") if p.parent not in used]
+    rest = [p for p in d.rglob("*.png") if p.parent not in used and is_regular(p)]
     if rest:
         rest.sort(key=lambda p: (len(p.relative_to(d).parts), str(p)))
         sections.append(Section("Other plots", [Image.from_file(p) for p in rest]))

@@ -1,0 +1,86 @@
+"""Bounds of every size-like or numeric command-line option, declared where the option is.
+
+Each is an argparse ``type=``: it parses the text strictly and checks the range, so a value
+out of bounds is a usage error (one line, exit status 2) that states the limit, before any
+data is read. The limits are the ones past which a run cannot finish in reasonable time or
+memory, or the arithmetic itself breaks (an integer NumPy cannot hold, a float that overflows);
+they are listed in each option's error message. ``tests/test_cli_sweep.py`` walks every
+command's options and tries values at and past these bounds.
+"""
+
+from __future__ import annotations
+
+import argparse
+import math
+
+#: largest seed: NumPy's generators take any integer, but the model file stores it as int64
+MAX_SEED = 2**63 - 1
+#: BLAS threads: more than this is a typing mistake on any machine this runs on
+MAX_THREADS = 1024
+#: one hidden layer's width, and the number of hidden layers
+MAX_WIDTH = 65_536
+MAX_LAYERS = 64
+#: parameters of a network a command may build: 2**30 float32 values are 4 GiB
+MAX_PARAMS = 2**30
+
+
+def _fmt(x) -> str:
+    return f"{x:,}" if isinstance(x, int) else f"{x:g}"
+
+
+class Count:
+    """An integer in ``lo … hi`` written in decimal digits (``1e3`` and ``2.0`` are refused)."""
+
+    def __init__(self, lo: int, hi: int, what: str = "an integer"):
+        self.lo, self.hi, self.what = lo, hi, what
+        self.__name__ = "integer"
+
+    def __call__(self, text: str) -> int:
+        s = str(text).strip()
+        digits = s[1:] if s[:1] in "+-" else s
+        if not (digits.isascii() and digits.isdigit()) or len(digits) > 40:
+            raise argparse.ArgumentTypeError(f"must be {self.what} in {_fmt(self.lo)} … {_fmt(self.hi)} "
+                                             f"(written in digits), got {text!r}")
+        n = int(s)
+        if not self.lo <= n <= self.hi:
+            raise argparse.ArgumentTypeError(f"must be {self.what} in {_fmt(self.lo)} … {_fmt(self.hi)}, got {text}")
+        return n
+
+
+class Real:
+    """A finite number in ``lo … hi`` (``lo`` excluded when ``open_lo``)."""
+
+    def __init__(self, lo: float, hi: float, open_lo: bool = False):
+        self.lo, self.hi, self.open_lo = lo, hi, open_lo
+        self.__name__ = "number"
+
+    def __call__(self, text: str) -> float:
+        try:
+            x = float(text)
+        except (TypeError, ValueError):
+            x = math.nan
+        low_ok = x > self.lo if self.open_lo else x >= self.lo
+        if not (math.isfinite(x) and low_ok and x <= self.hi):
+            rng = f"{'>' if self.open_lo else '>='} {_fmt(self.lo)} and <= {_fmt(self.hi)}"
+            raise argparse.ArgumentTypeError(f"must be a finite number {rng}, got {text!r}")
+        return x
+
+
+SEED = Count(0, MAX_SEED, "a seed")
+THREADS = Count(1, MAX_THREADS, "a thread count")
+WIDTH = Count(1, MAX_WIDTH, "a layer width")
+N_SAMPLES = Count(0, 10**9, "a number of rows")
+LR = Real(0.0, 1e6, open_lo=True)
+
+
+def check_network(sizes, option="--hidden") -> None:
+    """Refuse a network with more than :data:`MAX_LAYERS` hidden layers or :data:`MAX_PARAMS` parameters."""
+    from steepest.errors import ConfigError
+
+    if len(sizes) - 2 > MAX_LAYERS:
+        raise ConfigError(f"{option} gives {len(sizes) - 2} hidden layers, more than the limit of {MAX_LAYERS}; "
+                          "give fewer layers")
+    n = sum((a + 1) * b for a, b in zip(sizes[:-1], sizes[1:]))
+    if n > MAX_PARAMS:
+        raise ConfigError(f"the network {'-'.join(map(str, sizes))} has {n:,} parameters, more than the limit of "
+                          f"{MAX_PARAMS:,} (4 GiB as float32); give narrower {option} layers")
