@@ -21,7 +21,7 @@ EPOCHS = 20
 ARGS = ["train", "--dataset", "digits", "--hidden", "256", "256", "--batch-size", "4", "--lr", "0.01",
         "--optimizer", "momentum", "--epochs", str(EPOCHS), "--seed", "3", "--threads", "1",
         # a checkpoint at each epoch's end (360 steps) and none by the clock, so a kill finds an epoch's
-        "--checkpoint-every", "360", "--checkpoint-seconds", "1e6"]
+        "--checkpoint-every", "360", "--checkpoint-seconds", "100000"]
 
 
 

@@ -105,6 +105,8 @@ def base_commands(ws: Path, out: Path) -> dict[str, list[str]]:
                       "--steps", "2", "--out", str(out), "--quiet"],
         "explain": [model, "--dataset", data, "--batch", "8", "--units", "2", "--out", str(out), "--quiet"],
         "report": [model, "--out", str(out / "report.html")],
+        "export": [model, "-o", str(out / "model.onnx")],
+        "lab": ["--dataset", "moons", "--hidden", "4", "--no-browser", "--dry-run", "--runs-dir", str(out)],
     }
 
 

@@ -22,21 +22,24 @@ needs the lab extra: pip install 'steepest[lab]' (Starlette and uvicorn).
 
 
 def add_parser(subparsers):
+    from steepest.commands import _limits as L
     from steepest.registry import ACTIVATIONS, OPTIMIZERS
 
     p = subparsers.add_parser("lab", help=HELP, description=HELP + ".", epilog=EPILOG,
                               formatter_class=argparse.RawDescriptionHelpFormatter)
     p.add_argument("--dataset", default="digits", metavar="NAME|FILE",
                    help="digits (default), moons, circles, spirals, xor, mnist, fashion-mnist, or your data file")
-    p.add_argument("--hidden", type=int, nargs="+", default=None, metavar="N", help="hidden layer widths")
+    p.add_argument("--hidden", type=L.WIDTH, nargs="+", default=None, metavar="N", help="hidden layer widths")
     p.add_argument("--activation", choices=ACTIVATIONS, default=None)
     p.add_argument("--optimizer", choices=OPTIMIZERS, default=None)
-    p.add_argument("--lr", type=float, default=None, metavar="η")
+    p.add_argument("--lr", type=L.LR, default=None, metavar="η")
     p.add_argument("--batch-size", default=None, metavar="B|full")
-    p.add_argument("--seed", type=int, default=None)
+    p.add_argument("--seed", type=L.SEED, default=None)
     p.add_argument("--host", default="127.0.0.1", help="address to bind (default 127.0.0.1: this machine only)")
-    p.add_argument("--port", type=int, default=0, help="port (default 0: a free one)")
+    p.add_argument("--port", type=L.Count(0, 65535, "a port"), default=0, help="port (default 0: a free one)")
     p.add_argument("--no-browser", action="store_true", help="print the URL but do not open a browser")
+    p.add_argument("--dry-run", action="store_true", help="check the options and load the dataset, then exit "
+                   "without serving (for scripts)")
     p.add_argument("--runs-dir", default="runs", metavar="DIR", help="where saved runs go (default runs/)")
     return p
 
@@ -79,6 +82,10 @@ def run(args) -> int:
     if not 0 <= args.port <= 65535:
         raise ConfigError(f"--port must be 0…65535, got {args.port}")
     engine = Engine(cfg, datasets=datasets, runs_root=args.runs_dir)
+    if args.dry_run:
+        engine.quit()
+        print(f"lab: ready to serve {cfg['dataset']} on {args.host} (not serving: --dry-run)")
+        return 0
     try:
         serve(engine, host=args.host, port=args.port, open_browser=not args.no_browser)
     except OSError as e:

@@ -399,14 +399,16 @@ def _model_sections(d: Path, model_info, records) -> list[Section]:
 
 
 def _compare_section(d: Path, rel: str) -> Section:
-    data = _read_json(d / "summary.json") or {}
-    table = [r for r in data.get("table", []) if isinstance(r, dict)]
-    items = list(_machine_text(data.get("machine")))
+    data = _read_json(d / "summary.json") or {}  # what is not of the shape compare writes is left out
+    table = [r for r in data.get("table", []) if isinstance(r, dict)] if isinstance(data.get("table"), list) else []
+    machine = data.get("machine")
+    items = list(_machine_text(machine if isinstance(machine, str) else None))
     if table:
-        budget = ", ".join(f"{v} {k}" for k, v in (data.get("budget") or {}).items())
-        key = "wall_seconds" if all(isinstance(r.get("wall_seconds"), (int, float)) for r in table) else "seconds"
-        fastest = min((r[key] for r in table if isinstance(r.get(key), (int, float)) and r[key] > 0), default=None)
-        rows = [{**r, "time_ratio": f"{r[key] / fastest:.1f}×"} if fastest and isinstance(r.get(key), (int, float))
+        budget = data.get("budget") if isinstance(data.get("budget"), dict) else {}
+        budget = ", ".join(f"{v} {k}" for k, v in budget.items())
+        key = "wall_seconds" if all(_real(r.get("wall_seconds")) for r in table) else "seconds"
+        fastest = min((r[key] for r in table if _real(r.get(key)) and r[key] > 0), default=None)
+        rows = [{**r, "time_ratio": f"{r[key] / fastest:.1f}×"} if fastest and _real(r.get(key))
                 else r for r in table]
         items.append(_table(rows, ("label", "optimizer", "lr", "batch_size", "momentum", "tuned", "train_loss",
                                    "train_acc", "test_acc", "grad_norm", "steps", "samples", "time_ratio",
