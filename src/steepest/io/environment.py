@@ -16,7 +16,8 @@ _BLAS_KEYS = ("internal_api", "version", "architecture", "threading_layer", "num
 
 
 def blas_libraries() -> list[dict]:
-    """The BLAS libraries loaded in this process, as threadpoolctl sees them now (``[]`` without it).
+    """The BLAS libraries NumPy's products run on, as threadpoolctl sees them now (``[]`` without it): the
+    ones shipped with NumPy itself when it has its own (``numpy.libs``), else every BLAS loaded.
 
     Each: ``internal_api`` (openblas, mkl, blis), ``version``, ``architecture`` (the core type
     whose kernels run, e.g. Haswell), ``threading_layer`` and ``num_threads`` (current limit).
@@ -25,8 +26,11 @@ def blas_libraries() -> list[dict]:
         from threadpoolctl import threadpool_info
     except ImportError:
         return []
-    return [{k: p[k] for k in _BLAS_KEYS if p.get(k) is not None}
-            for p in threadpool_info() if p.get("user_api") == "blas"]
+    found = [p for p in threadpool_info() if p.get("user_api") == "blas"]
+    # NumPy's own BLAS first: another package (SciPy, imported for the digits data) may bring its own copy
+    home = os.path.dirname(os.path.dirname(np.__file__))
+    mine = [p for p in found if str(p.get("filepath", "")).startswith(os.path.join(home, "numpy"))]
+    return [{k: p[k] for k in _BLAS_KEYS if p.get(k) is not None} for p in (mine or found)]
 
 
 def blas_kernel(blas: list[dict] | None = None) -> str | None:
