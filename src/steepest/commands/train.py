@@ -41,8 +41,48 @@ def add_parser(subparsers):
 
 
 def run(args) -> int:
+    from steepest.parallel import world
+
+    comm = world()  # imports mpi4py only when an MPI launcher started several processes
+    if comm is not None:
+        return ranked(args, comm)
     out = Output(args.json, args.quiet)
     return resume(args, out) if args.resume else new(args, out)
+
+
+def ranked(args, comm) -> int:
+    """One process of ``mpiexec -n K steepest train …``: rank 0 writes the run directory and speaks.
+
+    An error raised on every rank alike (:class:`~steepest.errors.ParallelError`) ends each with status
+    2, rank 0 saying it; any other error may be this rank's alone, and the others would wait for it in
+    their next collective call: this rank says it (unless rank 0 does first) and aborts them all.
+    """
+    import sys
+    import time
+
+    from steepest.commands._common import Silent
+    from steepest.errors import ParallelError, SteepestError
+
+    rank = comm.Get_rank()
+    out = Output(args.json, args.quiet) if rank == 0 else Silent()
+    try:
+        return resume(args, out, comm) if args.resume else new(args, out, comm)
+    except ParallelError:
+        if rank == 0:
+            raise
+        return 2
+    except (SteepestError, OSError, KeyboardInterrupt) as e:
+        if rank != 0:
+            time.sleep(2.0)  # the same error on rank 0 is said by rank 0 (and its abort ends this one)
+        if isinstance(e, KeyboardInterrupt):
+            print("steepest: interrupted", file=sys.stderr, flush=True)
+        else:
+            from steepest.cli import one_line
+
+            where = f" (rank {rank} of {comm.Get_size()})" if rank else ""
+            print(f"steepest: error{where}: {one_line(e)}", file=sys.stderr, flush=True)
+        comm.Abort(130 if isinstance(e, KeyboardInterrupt) else 2)
+        raise
 
 
 def _load(cfg, out):
@@ -64,7 +104,7 @@ def _load(cfg, out):
         return load_data(cfg["fallback"], **{**load, "labels": None})
 
 
-def new(args, out) -> int:
+def new(args, out, comm=None) -> int:
     from steepest.commands import _session
     from steepest.commands._rundir import RunDir, check_writable, default_out
     from steepest.commands._trainconfig import make_schedule, optimizer_kwargs, resolve, to_toml
@@ -73,11 +113,12 @@ def new(args, out) -> int:
     from steepest.loop import steps_per_epoch
 
     cfg = resolve(args)
+    writer = comm is None or comm.Get_rank() == 0  # the other ranks of a data-parallel run write nothing
     # Output first: a read-only or occupied directory is reported before minutes of data loading.
     rundir = RunDir(cfg["out"]) if cfg["out"] else None
-    if rundir is not None:
+    if rundir is not None and writer:
         rundir.check_new(args.force)
-    else:
+    elif writer:
         check_writable("runs")
     ds = _load(cfg, out)
     data = _session.split(ds, cfg)
@@ -91,12 +132,14 @@ def new(args, out) -> int:
         rundir = RunDir(default_out(ds.name))
     cfg["out"] = str(rundir.path)
     out.say(_summary(ds, data, net, cfg, rundir))
+    if not writer:
+        return _session.fit(cfg, net, theta, data, rundir, out, comm=comm)
     rundir.create(force=args.force)
     try:
         rundir.remove_stale_temps()  # of a killed run that --force replaces
         rundir.write_config(_provenance(cfg) + to_toml({k: v for k, v in cfg.items() if k != "out"}))
         rundir.start_metrics(data.columns(), [])
-        return _session.fit(cfg, net, theta, data, rundir, out)
+        return _session.fit(cfg, net, theta, data, rundir, out, comm=comm)
     except BaseException:
         rundir.remove_if_unused()
         raise
@@ -138,7 +181,7 @@ def _summary(ds, data, net, cfg, rundir) -> str:
             f"schedule {cfg['schedule']}\nrun directory {rundir.path}")
 
 
-def resume(args, out) -> int:
+def resume(args, out, comm=None) -> int:
     from steepest.commands import _session
     from steepest.commands._rundir import CHECKPOINT, RunDir, check_writable
     from steepest.commands._trainconfig import BY_NAME, OPTIONS, RESUME_OPTIONS, convert, given
@@ -171,8 +214,10 @@ def resume(args, out) -> int:
             cfg[key] = convert(BY_NAME[key], value)
     for name, value in given(args).items():
         cfg[name] = convert(BY_NAME[name], value)
-    check_writable(rundir.path)
-    stale = rundir.remove_stale_temps()
+    writer = comm is None or comm.Get_rank() == 0  # the other ranks of a data-parallel run write nothing
+    if writer:
+        check_writable(rundir.path)
+    stale = rundir.remove_stale_temps() if writer else 0
     if stale:
         out.say(f"removed {stale} temporary file{'s' * (stale > 1)} left by a write that was cut short")
     ds = _load({**cfg, "fallback": None}, out)
@@ -181,10 +226,11 @@ def resume(args, out) -> int:
         raise ConfigError(f"{cfg['dataset']} no longer fits the checkpoint's network {net.sizes}; "
                           "resume with the data the run started with")
     rundir.columns = data.columns()
-    rundir.start_metrics(data.columns(), state.history.epochs)
+    if writer:
+        rundir.start_metrics(data.columns(), state.history.epochs)
     if finished:  # it stopped, but ended before its model was written: write it now
         out.say(f"{rundir.path} finished training ({state.stop_reason}) but has no model; saving it")
     else:
         out.say(f"resuming {rundir.path} at epoch {state.epoch + 1}, step {state.step} "
                 f"({cfg['dataset']}, {'-'.join(map(str, net.sizes))})")
-    return _session.fit(cfg, net, state.theta, data, rundir, out, state=state)
+    return _session.fit(cfg, net, state.theta, data, rundir, out, state=state, comm=comm)
