@@ -28,6 +28,7 @@ from __future__ import annotations
 import hashlib
 import json
 import os
+import signal
 import socket
 import sys
 import threading
@@ -41,6 +42,8 @@ from .errors import ConfigError, ParallelError
 from .events import Listener, Stop
 
 FAULT_STATUS = 3   # the exit status of a rank that stops because another one ended
+# What the Watchdog's line says to do next (the command line puts its run directory in it).
+resume_hint = "continue from the last checkpoint, with any number of processes"
 _SIZE_VARIABLES = ("OMPI_COMM_WORLD_SIZE", "PMI_SIZE", "PMIX_SIZE", "MPI_LOCALNRANKS")
 
 
@@ -94,7 +97,7 @@ class ShardedBatches(Batches):
             what = (f"the {self.n} training samples" if self.full else f"batches of {self.size} rows"
                     + (f" (the last of each epoch has {smallest})" if smallest < self.size else ""))
             raise ParallelError(f"{size} processes for {what}: each process needs at least one row of every "
-                                f"batch; start at most {smallest} processes (mpiexec -n) or use a larger batch")
+                                f"batch; start at most {smallest} (mpiexec -n {smallest}) or use a larger batch")
         self.rank, self.ranks = rank, size
         lo, hi = bounds(self.n, size, rank)
         self.Xs, self.ys = X[lo:hi], y[lo:hi]
@@ -235,10 +238,12 @@ class ThetaCheck(Listener):
 
 
 class Watchdog(Listener):
-    """While training, a thread checks every ``period`` seconds whether a rank is stuck in a collective
-    call (for more than ``period``) while a peer process on the same host has ended; then it writes one
-    line to stderr and ends this process with status :data:`FAULT_STATUS` — no hang. (MPICH's mpiexec
-    already kills every rank when one dies; this covers launchers that do not.)"""
+    """A rank whose peer has died ends with one line on stderr and status :data:`FAULT_STATUS` — no hang.
+
+    While training, a thread checks every ``period`` seconds whether this rank is stuck in a collective
+    call (for more than ``period``) while a peer process on the same host has ended; and the signals by
+    which launchers tell the survivors (SIGUSR1 from MPICH's ``mpiexec -disable-auto-cleanup``, SIGTERM
+    from Open MPI) do the same. (MPICH's ``mpiexec`` by default SIGKILLs every rank when one dies.)"""
 
     def __init__(self, reducer, peers, period=1.0):
         self.reducer, self.peers, self.period = reducer, peers, period
@@ -259,18 +264,28 @@ class Watchdog(Listener):
                 continue
             dead = self.dead_peer()
             if dead is not None:
-                sys.stderr.write(f"steepest: error: rank {r.comm.Get_rank()} of {r.comm.Get_size()}: process "
-                                 f"{dead[1]} (rank {dead[0]}) has ended, so this one stops too; its last "
-                                 "checkpoint is intact: continue with `mpiexec -n K steepest train --resume "
-                                 "RUN_DIR` (any K)\n")
-                sys.stderr.flush()
-                os._exit(FAULT_STATUS)
+                self.fault(f"process {dead[1]} (rank {dead[0]}) has ended")
+
+    def fault(self, what: str):
+        """One line on stderr, and this process ends with :data:`FAULT_STATUS`."""
+        r = self.reducer.comm
+        os.write(2, f"steepest: error: rank {r.Get_rank()} of {r.Get_size()}: {what}, so this one stops too; "
+                    f"{resume_hint}\n".encode())
+        os._exit(FAULT_STATUS)
+
+    def _signalled(self, signum, frame):
+        self.fault(f"the launcher sent {signal.Signals(signum).name} (another process of the run failed)")
 
     def on_train_begin(self, run):
         threading.Thread(target=self.watch, name="steepest-watchdog", daemon=True).start()
+        # How launchers tell the survivors: MPICH's mpiexec (without auto-cleanup) SIGUSR1, Open MPI SIGTERM.
+        if threading.current_thread() is threading.main_thread():
+            self.old = {s: signal.signal(s, self._signalled) for s in (signal.SIGUSR1, signal.SIGTERM)}
 
     def on_train_end(self, run, stop):
         self.done.set()
+        for s, handler in getattr(self, "old", {}).items():
+            signal.signal(s, handler)
 
 
 def _alive(pid: int) -> bool:
@@ -327,10 +342,11 @@ class DataParallel:
     def attach(self, step, fp: str) -> Watchdog:
         """Make the step's gradient the reduction buffer; check every rank was started alike."""
         step.g = self.reducer.g
+        fp = f"{fp} {len(self.reducer.wish)}"  # the buffers' lengths: each rank the same agreed rules
         seen = self.reducer.allgather((fp, socket.gethostname(), os.getpid()))
         odd = [r for r, (f, _, _) in enumerate(seen) if f != seen[0][0]]
         if odd:
             raise ParallelError(f"the {self.size} processes were not started alike: rank(s) "
-                                f"{', '.join(map(str, odd))} have another configuration, starting θ or data than "
-                                "rank 0; start every process with the same command, options and data")
+                                f"{', '.join(map(str, odd))} have another configuration, starting θ, data or callback "
+                                "than rank 0; start every process with the same command, options and data")
         return Watchdog(self.reducer, [(h, pid) for _, h, pid in seen])

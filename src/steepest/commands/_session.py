@@ -195,8 +195,11 @@ def _loop(cfg, net, theta, data: Data, saver, out, state, opt, schedule, spe, co
     listeners = [interrupt, metrics, show,
                  Checkpointer(save, cfg.get("checkpoint_every"), cfg.get("checkpoint_seconds", 5.0), at_begin=False)]
     if comm is not None:  # data-parallel: Ctrl-C is agreed by every rank; rank 0 alone writes and shows
+        from steepest import parallel
         from steepest.parallel import Agreed
 
+        parallel.resume_hint = (f"its last checkpoint is intact: continue with `mpiexec -n K steepest train "
+                                f"--resume {saver.rundir.path}` (any K)")
         listeners = [Agreed(interrupt)] + (listeners[1:] if comm.Get_rank() == 0 else [])
     try:
         with blas_threads(cfg["threads"]), interrupt:  # the checkpoints record the thread count of the training
