@@ -241,10 +241,14 @@ def _rules(net, *, epochs, max_steps, time_budget, eps, grad_norm_every, patienc
     return rules, gn
 
 
-def _data_parallel(comm, net):
+def _batches(comm, net, X, y, batch_size, seed):
+    """``(None, Batches)`` for one process; ``(DataParallel, ShardedBatches)`` over the ranks of ``comm``."""
+    if comm is None:
+        return None, Batches(X, y, batch_size, seed)
     from .parallel import DataParallel
 
-    return DataParallel(comm, net)
+    dp = DataParallel(comm, net)
+    return dp, dp.batches(X, y, batch_size, seed)
 
 
 def _fingerprint(net, state, X, y, opt, lr, *settings):
@@ -277,16 +281,14 @@ def train(net: MLP, theta, X, y, *, optimizer="sgd", lr=0.1, batch_size=32, epoc
     :class:`~steepest.events.Listener` s. ``state``: continue a run (:attr:`TrainResult.state`, or a
     checkpoint) instead of starting anew. A run also stops as ``"diverged"`` when its loss becomes
     non-finite or blows up (:class:`~steepest.stopping.Divergence`). ``comm``: an MPI communicator
-    (``mpi4py.MPI.COMM_WORLD``) to train data-parallel over its processes, each computing the gradient
-    of its shard of every batch (:mod:`steepest.parallel`); all end on the same θ.
+    (``MPI.COMM_WORLD``): train data-parallel over its processes, to the same θ (:mod:`steepest.parallel`).
     """
     check_inputs(net, X, y)
     sets = {"val": val} if val is not None else {}
     sets.update(evals or {})
     for name, (Xe, ye) in sets.items():
         check_inputs(net, Xe, ye, name="validation" if name == "val" else name)
-    dp = None if comm is None else _data_parallel(comm, net)
-    batches = Batches(X, y, batch_size, seed) if dp is None else dp.batches(X, y, batch_size, seed)
+    dp, batches = _batches(comm, net, X, y, batch_size, seed)
     opt = make_optimizer(optimizer) if isinstance(optimizer, str) else optimizer
     if not isinstance(opt, Optimizer):
         raise ConfigError(f"optimizer must be a name or an Optimizer, got {optimizer!r}")
@@ -307,13 +309,11 @@ def train(net: MLP, theta, X, y, *, optimizer="sgd", lr=0.1, batch_size=32, epoc
     step = Step(net, state.theta, opt, as_schedule(lr), chain(*ts) if ts else None, checks)
     calls = (StepCallback(callback), EvaluationCallback(callback)) if callback is not None else (None, None)
     everyone = [l for l in (Recorder(), calls[0], *listeners, *rules, calls[1]) if l is not None]
-    if dp is not None:  # the rules that read this process's clock or a callback are agreed by all ranks
-        everyone = dp.listeners(everyone, local=[*calls, *(r for r in rules if isinstance(r, TimeBudget))])
-        everyone.append(dp.attach(step, _fingerprint(net, state, X, y, opt, lr, batch_size, seed, epochs,
-                                                     max_steps, eps, patience, monitor, clip_norm, eval_every)))
+    if dp is not None:
+        everyone = dp.parts(everyone, calls, rules, step, _fingerprint(net, state, X, y, opt, lr, batch_size, seed,
+                            epochs, max_steps, eps, patience, monitor, clip_norm, eval_every))
     loop = Loop(net, state, batches, step, guard, everyone, evals=sets, monitor=monitor or gn is not None,
-                eval_every=None if eval_every is None else int(eval_every), chunk=chunk,
-                reduce=None if dp is None else dp.reduce)
+                eval_every=None if eval_every is None else int(eval_every), chunk=chunk, reduce=dp and dp.reduce)
     stop = loop.run()
     state.wall = state.elapsed()
     state._t0 = time.perf_counter()

@@ -330,6 +330,14 @@ class DataParallel:
     def batches(self, X, y, batch_size, seed) -> ShardedBatches:
         return ShardedBatches(X, y, batch_size, seed, self.rank, self.size)
 
+    def parts(self, listeners, calls, rules, step, fp: str) -> list:
+        """The run's listeners with the data-parallel ones: the callbacks and the time budget agreed (they
+        read this process's clock), the θ check, the watchdog; the step's gradient in the buffer."""
+        from .stopping import TimeBudget
+
+        out = self.listeners(listeners, local=[*calls, *(r for r in rules if isinstance(r, TimeBudget))])
+        return out + [self.attach(step, fp)]
+
     def listeners(self, listeners, local) -> list:
         """``listeners`` with those in ``local`` wrapped in :class:`Agreed`, the θ check and the watchdog."""
         out = [Agreed(l) if (l in local and not isinstance(l, Agreed)) else l for l in listeners]
