@@ -258,7 +258,10 @@ class Watchdog(Listener):
 
     def watch(self):
         r = self.reducer
-        while not self.done.wait(self.period):
+        while not self.done.is_set():
+            got = signal.sigtimedwait(_TOLD, self.period) if self.told else self.done.wait(self.period)
+            if self.told and got is not None:
+                self.fault(f"the launcher sent {signal.Signals(got.si_signo).name} (another process failed)")
             since = r.waiting_since
             if since is None or time.monotonic() - since < self.period:
                 continue
@@ -273,19 +276,22 @@ class Watchdog(Listener):
                     f"{resume_hint}\n".encode())
         os._exit(FAULT_STATUS)
 
-    def _signalled(self, signum, frame):
-        self.fault(f"the launcher sent {signal.Signals(signum).name} (another process of the run failed)")
-
     def on_train_begin(self, run):
-        threading.Thread(target=self.watch, name="steepest-watchdog", daemon=True).start()
         # How launchers tell the survivors: MPICH's mpiexec (without auto-cleanup) SIGUSR1, Open MPI SIGTERM.
-        if threading.current_thread() is threading.main_thread():
-            self.old = {s: signal.signal(s, self._signalled) for s in (signal.SIGUSR1, signal.SIGTERM)}
+        # Blocked here, they are taken by the watchdog thread (sigtimedwait) even while this thread waits
+        # inside MPI, where a Python signal handler would not run.
+        self.told = threading.current_thread() is threading.main_thread() and hasattr(signal, "sigtimedwait")
+        if self.told:
+            self.mask = signal.pthread_sigmask(signal.SIG_BLOCK, _TOLD)
+        threading.Thread(target=self.watch, name="steepest-watchdog", daemon=True).start()
 
     def on_train_end(self, run, stop):
         self.done.set()
-        for s, handler in getattr(self, "old", {}).items():
-            signal.signal(s, handler)
+        if self.told:
+            signal.pthread_sigmask(signal.SIG_SETMASK, self.mask)
+
+
+_TOLD = {signal.SIGUSR1, signal.SIGTERM}
 
 
 def _alive(pid: int) -> bool:
