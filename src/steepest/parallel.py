@@ -281,7 +281,8 @@ class Watchdog(Listener):
         # Blocked here, they are taken by the watchdog thread (sigtimedwait) even while this thread waits
         # inside MPI, where a Python signal handler would not run.
         self.told = threading.current_thread() is threading.main_thread() and hasattr(signal, "sigtimedwait")
-        if self.told:
+        if self.told:  # (threads started earlier, BLAS's, may still take them: a handler, not death, then)
+            self.old = {s: signal.signal(s, self._signalled) for s in _TOLD}
             self.mask = signal.pthread_sigmask(signal.SIG_BLOCK, _TOLD)
         threading.Thread(target=self.watch, name="steepest-watchdog", daemon=True).start()
 
@@ -289,6 +290,11 @@ class Watchdog(Listener):
         self.done.set()
         if self.told:
             signal.pthread_sigmask(signal.SIG_SETMASK, self.mask)
+            for s, handler in self.old.items():
+                signal.signal(s, handler)
+
+    def _signalled(self, signum, frame):
+        self.fault(f"the launcher sent {signal.Signals(signum).name} (another process failed)")
 
 
 _TOLD = {signal.SIGUSR1, signal.SIGTERM}
