@@ -65,6 +65,11 @@ class Batches:
             self._Xbuf = np.empty((self.size,) + X.shape[1:], dtype=X.dtype)
             self._ybuf = np.empty(self.size, dtype=y.dtype)
 
+    def whole(self) -> tuple[np.ndarray, np.ndarray]:
+        """The rows of the whole training set this process computes gradients on: all of them (a process
+        of a data-parallel run has its shard, :class:`steepest.parallel.ShardedBatches`)."""
+        return self.X, self.y
+
     def order(self, epoch: int) -> np.ndarray:
         """The order in which epoch ``epoch`` (0-based) visits the rows."""
         if self._perm_epoch != epoch:

@@ -54,3 +54,8 @@ class ShapeError(DataError):
     """Arrays do not match the network (wrong number of inputs, labels out of range, ...)."""
 
     hint = "give data of the shape the model or the other files have"
+
+
+class ParallelError(SteepestError):
+    """The processes of a data-parallel run cannot work together: started unalike, too many for the batch,
+    or θ no longer the same on all. Raised on every process alike, at the same point of the run."""

@@ -140,27 +140,33 @@ class Loop:
     """
 
     def __init__(self, net, state, batches, step, guard, listeners, *, evals=None, monitor=True,
-                 eval_every=None, chunk=8192):
+                 eval_every=None, chunk=8192, reduce=None):
         self.net, self.state, self.batches, self.step = net, state, batches, step
         self.theta = state.theta
         self.listeners = Listeners(listeners)
         self.evals, self.monitor, self.eval_every, self.chunk = dict(evals or {}), monitor, eval_every, chunk
         self.guard = guard        # restores the last finite θ on a divergence
         self.eta = float("nan")   # the learning rate of the current step
+        self.reduce = reduce      # (loss, correct, rows) of this process → of all (g summed in place), or None
 
     def full_gradient(self):
         """Loss, accuracy, ‖∇L‖ and the layers' gradient norms on the whole training set (counted in
         grad_evals). In full-batch descent it is the next step's gradient, which reuses it."""
-        st, X, y, g = self.state, self.batches.X, self.batches.y, self.step.g
+        st, g = self.state, self.step.g
+        X, y = self.batches.whole()
         if self.batches.full:  # the same call as a full-batch step, so the next step can reuse it
             t = time.perf_counter()
             loss, _, correct = self.net.loss_grad_correct(self.theta, X, y, grad=g, same_input=True)
-            self.step.cached = (loss, correct, time.perf_counter() - t)  # its time counts as the step's
         else:
             loss, _, correct = self.net.loss_grad_correct(self.theta, X, y, grad=g, chunk=self.chunk)
-        st.grad_evals += len(y)
+        rows = len(y)
+        if self.reduce is not None:  # data-parallel: the gradient of the whole set, over all processes
+            loss, correct, rows = self.reduce(loss, correct, rows)
+        if self.batches.full:  # with the time it took, which counts as the step's
+            self.step.cached = (loss, correct, rows, time.perf_counter() - t)
+        st.grad_evals += rows
         g64 = g.astype(np.float64)
-        return loss, correct / len(y), float(np.sqrt(np.dot(g64, g64))), self.net.layer_norms(g)
+        return loss, correct / rows, float(np.sqrt(np.dot(g64, g64))), self.net.layer_norms(g)
 
     def record(self) -> dict:
         """The evaluation record of the current θ; resets the running sums."""
@@ -236,10 +242,27 @@ def _rules(net, *, epochs, max_steps, time_budget, eps, grad_norm_every, patienc
     return rules, gn
 
 
+def _batches(comm, net, X, y, batch_size, seed):
+    """``(None, Batches)`` for one process; ``(DataParallel, ShardedBatches)`` over the ranks of ``comm``."""
+    if comm is None:
+        return None, Batches(X, y, batch_size, seed)
+    from .parallel import DataParallel
+
+    dp = DataParallel(comm, net)
+    return dp, dp.batches(X, y, batch_size, seed)
+
+
+def _fingerprint(net, state, X, y, opt, lr, *settings):
+    from .parallel import fingerprint
+
+    schedule = lr.config() if hasattr(lr, "config") else lr
+    return fingerprint(net, state, X, y, {"optimizer": opt.config(), "lr": schedule, "settings": settings})
+
+
 def train(net: MLP, theta, X, y, *, optimizer="sgd", lr=0.1, batch_size=32, epochs=None,
           max_steps=None, eps=None, grad_norm_every=None, time_budget=None, patience=None,
           min_delta=0.0, val=None, evals=None, seed=0, monitor=True, clip_norm=None, eval_every=None,
-          chunk=8192, callback=None, listeners=(), transforms=(), state=None) -> TrainResult:
+          chunk=8192, callback=None, listeners=(), transforms=(), state=None, comm=None) -> TrainResult:
     """Train ``net`` from ``theta`` by (stochastic) gradient descent.
 
     ``theta (p,)`` is the starting point (not modified); ``X (n, n_0)``, ``y (n,)`` int the training data.
@@ -258,14 +281,15 @@ def train(net: MLP, theta, X, y, *, optimizer="sgd", lr=0.1, batch_size=32, epoc
     evaluation); a true value stops with reason ``"interrupted"``. ``listeners``: more
     :class:`~steepest.events.Listener` s. ``state``: continue a run (:attr:`TrainResult.state`, or a
     checkpoint) instead of starting anew. A run also stops as ``"diverged"`` when its loss becomes
-    non-finite or blows up (:class:`~steepest.stopping.Divergence`).
+    non-finite or blows up (:class:`~steepest.stopping.Divergence`). ``comm``: an MPI communicator
+    (``MPI.COMM_WORLD``): train data-parallel over its processes, to the same θ (:mod:`steepest.parallel`).
     """
     check_inputs(net, X, y)
     sets = {"val": val} if val is not None else {}
     sets.update(evals or {})
     for name, (Xe, ye) in sets.items():
         check_inputs(net, Xe, ye, name="validation" if name == "val" else name)
-    batches = Batches(X, y, batch_size, seed)
+    dp, batches = _batches(comm, net, X, y, batch_size, seed)
     opt = make_optimizer(optimizer) if isinstance(optimizer, str) else optimizer
     if not isinstance(opt, Optimizer):
         raise ConfigError(f"optimizer must be a name or an Optimizer, got {optimizer!r}")
@@ -274,7 +298,7 @@ def train(net: MLP, theta, X, y, *, optimizer="sgd", lr=0.1, batch_size=32, epoc
         raise ConfigError(f"eval_every must be a positive integer, got {eval_every!r}")
     rules, gn = _rules(net, epochs=epochs, max_steps=max_steps, time_budget=time_budget, eps=eps,
                        grad_norm_every=grad_norm_every, patience=patience, min_delta=min_delta, val=val)
-    ts = ([clip_by_global_norm(clip_norm)] if clip_norm is not None else []) + list(transforms)
+    ts = ([dp] if dp else []) + ([clip_by_global_norm(clip_norm)] if clip_norm is not None else []) + list(transforms)
     if state is None:
         net.check_theta(theta)
         state = TrainState(theta=theta.copy(), opt_state=opt.init(theta))
@@ -286,8 +310,11 @@ def train(net: MLP, theta, X, y, *, optimizer="sgd", lr=0.1, batch_size=32, epoc
     step = Step(net, state.theta, opt, as_schedule(lr), chain(*ts) if ts else None, checks)
     calls = (StepCallback(callback), EvaluationCallback(callback)) if callback is not None else (None, None)
     everyone = [l for l in (Recorder(), calls[0], *listeners, *rules, calls[1]) if l is not None]
+    if dp is not None:
+        everyone = dp.parts(everyone, calls, rules, step, _fingerprint(net, state, X, y, opt, lr, batch_size, seed,
+                            epochs, max_steps, eps, patience, monitor, clip_norm, eval_every))
     loop = Loop(net, state, batches, step, guard, everyone, evals=sets, monitor=monitor or gn is not None,
-                eval_every=None if eval_every is None else int(eval_every), chunk=chunk)
+                eval_every=None if eval_every is None else int(eval_every), chunk=chunk, reduce=dp and dp.reduce)
     stop = loop.run()
     state.wall = state.elapsed()
     state._t0 = time.perf_counter()

@@ -32,6 +32,7 @@ class Gradient:
     rows: int
     gg: float
     norm: float
+    cached: bool = False   # reused from an evaluation's full gradient: complete already (summed over processes)
 
 
 def clip_by_global_norm(max_norm: float):
@@ -111,15 +112,18 @@ class Step:
         self.reused_seconds = 0.0
 
     def gradient(self, run, batch) -> Gradient:
+        """The batch's gradient in ``g``; its rows are counted in ``grad_evals`` after the transforms (which
+        may sum it over processes) unless it is ``cached`` (counted by the evaluation that computed it)."""
         self.reused_seconds = 0.0
-        if self.cached is not None:  # (loss, correct, seconds it took): the step's work, done earlier
-            (loss, correct, self.reused_seconds), self.cached = self.cached, None
+        cached = self.cached is not None
+        if cached:  # (loss, correct, rows, seconds it took): the step's work, done by the evaluation before
+            (loss, correct, rows, self.reused_seconds), self.cached = self.cached, None
         else:
             loss, _, correct = self.net.loss_grad_correct(run.theta, batch.X, batch.y, grad=self.g,
                                                           same_input=batch.same_input)
-            run.state.grad_evals += len(batch.y)
+            rows = len(batch.y)
         gg = float(np.dot(self.g, self.g))
-        return Gradient(self.g, loss, correct, len(batch.y), gg, float(np.sqrt(gg)))
+        return Gradient(self.g, loss, correct, rows, gg, float(np.sqrt(gg)), cached)
 
     def __call__(self, run, batch, t0: float) -> StepRecord | Stop:
         st = run.state
@@ -127,6 +131,8 @@ class Step:
         grad = self.gradient(run, batch)
         if self.transform is not None:
             self.transform(grad)
+        if not grad.cached:
+            st.grad_evals += grad.rows
         for check in self.checks:
             stop = check(run, grad)
             if stop is not None:

@@ -42,6 +42,20 @@ class Output:
         print(json.dumps(clean(obj), ensure_ascii=False), flush=True)
 
 
+class Silent(Output):
+    """The output of the other processes of a data-parallel run: rank 0 alone speaks."""
+
+    def __init__(self):
+        super().__init__(False, True)
+        self.bars = False
+
+    def note(self, text: str = "") -> None:
+        pass
+
+    def emit(self, obj: dict) -> None:
+        pass
+
+
 def add_json_flag(parser) -> None:
     parser.add_argument("--json", action="store_true", help="print results as JSON on stdout")
 

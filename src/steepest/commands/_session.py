@@ -112,7 +112,7 @@ class Saver:
             save_model(self.rundir.model, self.net, theta, metadata)
 
 
-def fit(cfg, net, theta, data: Data, rundir, out, state=None) -> int:
+def fit(cfg, net, theta, data: Data, rundir, out, state=None, comm=None) -> int:
     """Train, checkpointing as :func:`_loop` says; save the model; report. Returns the exit code.
 
     A ``state`` that has already stopped (its model was not saved: the process ended in
@@ -131,11 +131,15 @@ def fit(cfg, net, theta, data: Data, rundir, out, state=None) -> int:
                           f"not belong to --optimizer {cfg['optimizer']}; the run directory is inconsistent")
     saver = Saver(rundir, net, cfg, None if state is None else state.step)
     if state is not None and state.stop_reason not in (None, "interrupted"):
+        if comm is not None and comm.Get_rank() != 0:
+            return 0
         stop = Stop(state.stop_reason, state.stop_message, state.stop_hint)
         result = TrainResult(state.theta, state.history, stop.reason, stop.sentence(), state, stop)
     else:
-        result = _loop(cfg, net, theta, data, saver, out, state, opt, schedule, spe)
+        result = _loop(cfg, net, theta, data, saver, out, state, opt, schedule, spe, comm)
         st = result.state
+        if comm is not None and comm.Get_rank() != 0:  # rank 0 alone saves and reports
+            return {"interrupted": 130, "diverged": 1}.get(result.stop_reason, 0)
         if result.stop_reason == "interrupted":
             out.note(f"interrupted at step {st.step} (epoch {st.epoch + 1 if st.batch else st.epoch}); "
                      f"checkpoint saved to {rundir.checkpoint}")
@@ -171,7 +175,7 @@ class MetricsWriter(Listener):
         self.pending.clear()
 
 
-def _loop(cfg, net, theta, data: Data, saver, out, state, opt, schedule, spe):
+def _loop(cfg, net, theta, data: Data, saver, out, state, opt, schedule, spe, comm=None):
     """``train()`` with the terminal's listeners: Ctrl-C, checkpoints, metrics files, progress."""
     from steepest.commands._common import blas_threads
     from steepest.commands._progress import Interrupt, JsonLines, Progress
@@ -190,6 +194,13 @@ def _loop(cfg, net, theta, data: Data, saver, out, state, opt, schedule, spe):
                                                                            else (0, 0)), at_steps=k is not None)
     listeners = [interrupt, metrics, show,
                  Checkpointer(save, cfg.get("checkpoint_every"), cfg.get("checkpoint_seconds", 5.0), at_begin=False)]
+    if comm is not None:  # data-parallel: Ctrl-C is agreed by every rank; rank 0 alone writes and shows
+        from steepest import parallel
+        from steepest.parallel import Agreed
+
+        parallel.resume_hint = (f"its last checkpoint is intact: continue with `mpiexec -n K steepest train "
+                                f"--resume {saver.rundir.path}` (any K)")
+        listeners = [Agreed(interrupt)] + (listeners[1:] if comm.Get_rank() == 0 else [])
     try:
         with blas_threads(cfg["threads"]), interrupt:  # the checkpoints record the thread count of the training
             return train(net, theta, data.X, data.y, optimizer=opt, lr=schedule,
@@ -197,9 +208,9 @@ def _loop(cfg, net, theta, data: Data, saver, out, state, opt, schedule, spe):
                          epochs=cfg["epochs"], max_steps=cfg["max_steps"], eps=cfg["eps"],
                          time_budget=cfg["time_budget"], patience=cfg["patience"], val=data.val,
                          evals=data.evals, seed=cfg["seed"], clip_norm=cfg["clip_norm"], eval_every=k,
-                         listeners=listeners, state=state)
+                         listeners=listeners, state=state, comm=comm)
     finally:
-        if isinstance(show, Progress):
+        if isinstance(show, Progress) and (comm is None or comm.Get_rank() == 0):
             show.close()
 
 

@@ -42,12 +42,51 @@ def add_parser(subparsers):
 
 def run(args) -> int:
     from steepest.commands._rundir import release_locks
+    from steepest.parallel import world
 
+    comm = world()  # imports mpi4py only when an MPI launcher started several processes
+    if comm is not None:
+        return ranked(args, comm)
     out = Output(args.json, args.quiet)
     try:
         return resume(args, out) if args.resume else new(args, out)
     finally:
         release_locks()  # the process may go on (tests call the command in-process)
+
+
+def ranked(args, comm) -> int:
+    """One process of ``mpiexec -n K steepest train …``: rank 0 writes the run directory and speaks.
+
+    An error raised on every rank alike (:class:`~steepest.errors.ParallelError`) ends each with status
+    2, rank 0 saying it; any other error may be this rank's alone, and the others would wait for it in
+    their next collective call: this rank says it (unless rank 0 does first) and aborts them all.
+    """
+    import sys
+    import time
+
+    from steepest.commands._common import Silent
+    from steepest.errors import ParallelError, SteepestError
+
+    rank = comm.Get_rank()
+    out = Output(args.json, args.quiet) if rank == 0 else Silent()
+    try:
+        return resume(args, out, comm) if args.resume else new(args, out, comm)
+    except ParallelError:
+        if rank == 0:
+            raise
+        return 2
+    except (SteepestError, OSError, KeyboardInterrupt) as e:
+        if rank != 0:
+            time.sleep(2.0)  # the same error on rank 0 is said by rank 0 (and its abort ends this one)
+        if isinstance(e, KeyboardInterrupt):
+            print("steepest: interrupted", file=sys.stderr, flush=True)
+        else:
+            from steepest.cli import one_line
+
+            where = f" (rank {rank} of {comm.Get_size()})" if rank else ""
+            print(f"steepest: error{where}: {one_line(e)}", file=sys.stderr, flush=True)
+        comm.Abort(130 if isinstance(e, KeyboardInterrupt) else 2)
+        raise
 
 
 def _load(cfg, out):
@@ -69,7 +108,7 @@ def _load(cfg, out):
         return load_data(cfg["fallback"], **{**load, "labels": None})
 
 
-def new(args, out) -> int:
+def new(args, out, comm=None) -> int:
     from steepest.commands import _session
     from steepest.commands._limits import check_network
     from steepest.commands._rundir import RunDir, check_writable, default_out
@@ -79,13 +118,14 @@ def new(args, out) -> int:
     from steepest.loop import steps_per_epoch
 
     cfg = resolve(args)
+    writer = comm is None or comm.Get_rank() == 0  # the other ranks of a data-parallel run write nothing
     # Output first: a read-only or occupied directory is reported before minutes of data loading.
     rundir = RunDir(cfg["out"]) if cfg["out"] else None
-    if rundir is not None:
+    if rundir is not None and writer:
         rundir.check_new(args.force)
         if rundir.restart:
             out.note(f"note: {rundir.path} holds a run that stopped before its first checkpoint; starting it again")
-    else:
+    elif writer:
         check_writable("runs")
     ds = _load(cfg, out)
     data = _session.split(ds, cfg)
@@ -100,12 +140,14 @@ def new(args, out) -> int:
         rundir = RunDir(default_out(ds.name))
     cfg["out"] = str(rundir.path)
     out.say(_summary(ds, data, net, cfg, rundir))
+    if not writer:
+        return _session.fit(cfg, net, theta, data, rundir, out, comm=comm)
     rundir.create(force=args.force)
     try:
         rundir.remove_stale_temps()  # of a killed run that --force replaces
         rundir.write_config(_provenance(cfg) + to_toml({k: v for k, v in cfg.items() if k != "out"}))
         rundir.start_metrics(data.columns(), [])
-        return _session.fit(cfg, net, theta, data, rundir, out)
+        return _session.fit(cfg, net, theta, data, rundir, out, comm=comm)
     except BaseException:
         rundir.remove_if_unused()
         raise
@@ -148,7 +190,7 @@ def _summary(ds, data, net, cfg, rundir) -> str:
             f"schedule {cfg['schedule']}\nrun directory {rundir.path}")
 
 
-def resume(args, out) -> int:
+def resume(args, out, comm=None) -> int:
     from steepest.commands import _session
     from steepest.commands._rundir import RunDir, check_writable, lock_dir
     from steepest.commands._trainconfig import BY_NAME, OPTIONS, RESUME_OPTIONS, convert, given
@@ -165,8 +207,9 @@ def resume(args, out) -> int:
         raise ConfigError(f"--resume {rundir.path}: no such run directory; give the --out directory of an "
                           "earlier `steepest train`")
     if not rundir.checkpoint.is_file():
-        return _restart(args, out, rundir)
-    lock_dir(rundir.path)
+        return _restart(args, out, rundir, comm)
+    if comm is None or comm.Get_rank() == 0:  # the run directory is rank 0's (the others only read it)
+        lock_dir(rundir.path)
     net, state, cfg = load_checkpoint(rundir.checkpoint)
     finished = state.stop_reason not in (None, "interrupted")
     if finished and rundir.model.exists():
@@ -182,8 +225,10 @@ def resume(args, out) -> int:
             cfg[key] = convert(BY_NAME[key], value)
     for name, value in given(args).items():
         cfg[name] = convert(BY_NAME[name], value)
-    check_writable(rundir.path)
-    stale = rundir.remove_stale_temps()
+    writer = comm is None or comm.Get_rank() == 0  # the other ranks of a data-parallel run write nothing
+    if writer:
+        check_writable(rundir.path)
+    stale = rundir.remove_stale_temps() if writer else 0
     if stale:
         out.say(f"removed {stale} temporary file{'s' * (stale > 1)} left by a write that was cut short")
     ds = _load({**cfg, "fallback": None}, out)
@@ -192,16 +237,17 @@ def resume(args, out) -> int:
         raise ConfigError(f"{cfg['dataset']} no longer fits the checkpoint's network {net.sizes}; "
                           "resume with the data the run started with")
     rundir.columns = data.columns()
-    rundir.start_metrics(data.columns(), state.history.epochs)
+    if writer:
+        rundir.start_metrics(data.columns(), state.history.epochs)
     if finished:  # it stopped, but ended before its model was written: write it now
         out.say(f"{rundir.path} finished training ({state.stop_reason}) but has no model; saving it")
     else:
         out.say(f"resuming {rundir.path} at epoch {state.epoch + 1}, step {state.step} "
                 f"({cfg['dataset']}, {'-'.join(map(str, net.sizes))})")
-    return _session.fit(cfg, net, state.theta, data, rundir, out, state=state)
+    return _session.fit(cfg, net, state.theta, data, rundir, out, state=state, comm=comm)
 
 
-def _restart(args, out, rundir) -> int:
+def _restart(args, out, rundir, comm=None) -> int:
     """``--resume`` of a run killed before its first checkpoint: start it again from its config.toml.
 
     Nothing was saved to continue from, and a run started again from step 0 with the same
@@ -216,4 +262,4 @@ def _restart(args, out, rundir) -> int:
                           "from; nothing to resume, start a new run with --out")
     out.note(f"note: {rundir.path} stopped before its first checkpoint; starting it again from its config.toml")
     args.config, args.out, args.resume = str(rundir.config), str(rundir.path), None
-    return new(args, out)
+    return new(args, out, comm)
