@@ -33,6 +33,7 @@ from .network import MLP
 from .optim import Optimizer, make_optimizer
 from .records import STEP_COLUMNS
 from .schedules import as_schedule
+from .regularise import training_parts
 from .step import Guard, Step, chain, clip_by_global_norm
 from .stopping import Divergence, GradNorm, MaxEpochs, MaxSteps, Patience, TimeBudget
 
@@ -238,7 +239,7 @@ def _rules(net, *, epochs, max_steps, time_budget, eps, grad_norm_every, patienc
 def train(net: MLP, theta, X, y, *, optimizer="sgd", lr=0.1, batch_size=32, epochs=None,
           max_steps=None, eps=None, grad_norm_every=None, time_budget=None, patience=None,
           min_delta=0.0, val=None, evals=None, seed=0, monitor=True, clip_norm=None, eval_every=None,
-          chunk=8192, callback=None, listeners=(), transforms=(), state=None) -> TrainResult:
+          chunk=8192, callback=None, listeners=(), transforms=(), constraints=(), state=None) -> TrainResult:
     """Train ``net`` from ``theta`` by (stochastic) gradient descent.
 
     ``theta (p,)`` is the starting point (not modified); ``X (n, n_0)``, ``y (n,)`` int the training data.
@@ -252,6 +253,8 @@ def train(net: MLP, theta, X, y, *, optimizer="sgd", lr=0.1, batch_size=32, epoc
     sets evaluated. ``seed`` seeds the per-epoch shuffles. ``monitor``: evaluations measure the full
     training set (off: running means, faster). ``clip_norm``: rescale each step's gradient to at most
     this global norm; ``transforms``: more gradient transforms after it (:mod:`steepest.step`).
+    The network's ``dropout`` and ``max_norm`` act here (:mod:`steepest.regularise`; masks keyed by
+    ``(seed, step)``); ``constraints``: more projections ``c(theta)`` applied after each update.
     ``eval_every``: evaluate every k steps instead of at each epoch's end. ``chunk``: rows per chunk
     when evaluating whole datasets. ``callback(event, state)``: event ``"step"`` or ``"epoch"`` (each
     evaluation); a true value stops with reason ``"interrupted"``. ``listeners``: more
@@ -282,7 +285,8 @@ def train(net: MLP, theta, X, y, *, optimizer="sgd", lr=0.1, batch_size=32, epoc
         state._t0 = time.perf_counter()  # wall time of earlier runs is already in state.wall
     guard = Guard(net, state.theta)
     checks = [guard.before_update] + ([gn.before_update] if gn is not None and batches.full else [])
-    step = Step(net, state.theta, opt, as_schedule(lr), chain(*ts) if ts else None, checks)
+    dropout, projections = training_parts(net, seed, constraints)
+    step = Step(net, state.theta, opt, as_schedule(lr), chain(*ts) if ts else None, checks, dropout, projections)
     calls = (StepCallback(callback), EvaluationCallback(callback)) if callback is not None else (None, None)
     everyone = [l for l in (Recorder(), calls[0], *listeners, *rules, calls[1]) if l is not None]
     loop = Loop(net, state, batches, step, guard, everyone, evals=sets, monitor=monitor or gn is not None,

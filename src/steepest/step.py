@@ -99,21 +99,28 @@ class Step:
     """θ ← update(θ, transforms(∇L_batch(θ))), with the counters of ``run.state`` advanced.
 
     ``cached``: the full-batch gradient at the current θ, already in ``g`` — set by an evaluation that
-    computed it, so that the next full-batch step does not compute it again.
+    computed it, so that the next full-batch step does not compute it again (not with dropout, whose
+    gradient is that of the masked network).
+
+    ``dropout``: a :class:`~steepest.regularise.Dropout` giving each step its masks, keyed by the step
+    counter; ``constraints``: callables ``c(theta)`` projecting θ in place after each update (max-norm).
     """
 
-    def __init__(self, net, theta, optimizer, schedule, transform=None, checks=()):
+    def __init__(self, net, theta, optimizer, schedule, transform=None, checks=(), dropout=None, constraints=()):
         self.net, self.opt, self.schedule, self.transform = net, optimizer, schedule, transform
         self.g = np.empty_like(theta)
         self.checks = list(checks)
         self.cached = None
+        self.dropout, self.constraints = dropout, list(constraints)
 
     def gradient(self, run, batch) -> Gradient:
-        if self.cached is not None:
-            (loss, correct), self.cached = self.cached, None
+        cached, self.cached = self.cached, None
+        if cached is not None and self.dropout is None:
+            loss, correct = cached
         else:
+            masks = None if self.dropout is None else self.dropout.masks(run.state.step, len(batch.y))
             loss, _, correct = self.net.loss_grad_correct(run.theta, batch.X, batch.y, grad=self.g,
-                                                          same_input=batch.same_input)
+                                                          same_input=batch.same_input, masks=masks)
             run.state.grad_evals += len(batch.y)
         gg = float(np.dot(self.g, self.g))
         return Gradient(self.g, loss, correct, len(batch.y), gg, float(np.sqrt(gg)))
@@ -129,6 +136,8 @@ class Step:
             if stop is not None:
                 return stop
         self.opt.update(run.theta, grad.g, st.opt_state, eta)
+        for constrain in self.constraints:
+            constrain(run.theta)
         st.step += 1
         st.batch += 1
         st.samples += grad.rows

@@ -82,7 +82,7 @@ def new(args, out) -> int:
     ds = _load(cfg, out)
     data = _session.split(ds, cfg)
     net = MLP([ds.n_features, *cfg["hidden"], ds.n_classes], activation=cfg["activation"],
-              dtype=cfg["dtype"], input_scale=ds.input_scale, l2=cfg["l2"])
+              dtype=cfg["dtype"], input_scale=ds.input_scale, l2=cfg["l2"], **_regularisation(cfg, data))
     _session.check_batch(cfg, len(data.y))
     make_optimizer(cfg["optimizer"], **optimizer_kwargs(cfg))   # every option checked before any write
     make_schedule(cfg, steps_per_epoch(len(data.y), cfg["batch_size"]))
@@ -100,6 +100,17 @@ def new(args, out) -> int:
     except BaseException:
         rundir.remove_if_unused()
         raise
+
+
+def _regularisation(cfg, data) -> dict:
+    """The network's training-time options; standardisation statistics from the training split only."""
+    from steepest.network import standardisation
+
+    kw = {"dropout": cfg.get("dropout"), "max_norm": cfg.get("max_norm"),
+          "label_smoothing": cfg.get("label_smoothing") or 0.0}
+    if cfg.get("standardize"):
+        kw["input_mean"], kw["input_std"] = standardisation(data.X, data.ds.input_scale)
+    return kw
 
 
 def _provenance(cfg) -> str:
