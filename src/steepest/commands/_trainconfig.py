@@ -279,10 +279,27 @@ def read_toml(path) -> dict:
     return out
 
 
+def read_recipe(name) -> dict:
+    """The ``[options]`` of the named recipe (:mod:`steepest.recipes`), checked like a ``--config`` file."""
+    from steepest import recipes
+
+    try:
+        options = recipes.load(name).get("options", {})
+    except KeyError:
+        raise ConfigError(f"--recipe {name}: no such recipe; `steepest recipes` lists them "
+                          f"({', '.join(recipes.names())})") from None
+    unknown = sorted(k for k in options if k.replace("-", "_") not in BY_NAME)
+    if unknown:
+        raise ConfigError(f"--recipe {name}: unknown option(s) {', '.join(unknown)}; the recipe file is broken")
+    return {k.replace("-", "_"): v for k, v in options.items()}
+
+
 def resolve(args) -> dict:
-    """The run's configuration: defaults, then ``--config`` TOML, then the command line; all checked."""
+    """The run's configuration: defaults, then ``--recipe``, then ``--config`` TOML, then the command line;
+    all checked."""
     cfg = {o.name: o.default for o in OPTIONS}
-    sources = [read_toml(args.config)] if getattr(args, "config", None) else []
+    sources = [read_recipe(args.recipe)] if getattr(args, "recipe", None) else []
+    sources += [read_toml(args.config)] if getattr(args, "config", None) else []
     sources.append(given(args))
     for source in sources:
         for name, value in source.items():
