@@ -255,3 +255,17 @@ def test_recipe_smoke_one_epoch_on_a_subset(name, real_data_dir, tmp_path):
     end = lines[-1]
     assert end["test_acc"] > 0.5, end  # one epoch on 1,080 images is already far above chance
     assert "val_acc" in json.dumps(lines)
+
+
+def test_compare_races_with_and_without_dropout():
+    from steepest.viz.compare import RunSpec, compare_optimizers
+
+    spec = RunSpec.parse("momentum:batch=16,dropout=0.2/0.5,max_norm=2")
+    assert spec.dropout == (0.2, 0.5) and spec.max_norm == 2.0 and spec.label == "momentum B=16 dropout max-norm 2"
+    X, y = _data(n=120, d=6, k=3, seed=2)
+    net = MLP([6, 12, 3])
+    comp = compare_optimizers(net, net.init(0), X, y, ["momentum:batch=16", spec], epochs=2, n_samples=None)
+    a, b = comp.runs
+    assert a.theta.tobytes() != b.theta.tobytes()
+    assert b.summary["dropout"] == [0.2, 0.5]
+    assert np.linalg.norm(b.theta[net.layers[0].w].reshape(6, 12), axis=0).max() <= 2 * (1 + 1e-5)
