@@ -76,6 +76,29 @@ def run_steepest(name, seed, epochs, data_dir, runs_dir) -> dict:
             "wall": wall, "run_dir": str(out)}
 
 
+#: options that say where data and output go or how often checkpoints are written, never the arithmetic
+_RUN_ONLY = {"seed", "epochs", "out", "data_dir", "download", "fallback", "threads", "checkpoint_every",
+             "checkpoint_seconds"}
+
+
+def from_run(name, run_dir) -> dict:
+    """A finished ``steepest train`` run directory as one seed of recipe ``name``: its config.toml must
+    hold the recipe's options (seed and epochs aside). Wall time: config.toml written → model written."""
+    import tomllib
+
+    run_dir = Path(run_dir)
+    cfg = tomllib.loads((run_dir / "config.toml").read_text(encoding="utf-8"))
+    want = _recipe_config(name, cfg.get("seed", 0), cfg.get("epochs"))
+    differ = sorted(k for k in set(cfg) | {k for k, v in want.items() if v is not None}
+                    if k not in _RUN_ONLY and cfg.get(k) != want.get(k))
+    if differ:
+        raise SystemExit(f"{run_dir} is not a run of recipe {name}: {', '.join(differ)} differ")
+    last = json.loads((run_dir / "metrics.jsonl").read_text(encoding="utf-8").splitlines()[-1])
+    wall = (run_dir / "model.safetensors").stat().st_mtime - (run_dir / "config.toml").stat().st_mtime
+    return {"seed": cfg.get("seed", 0), "test_acc": last["test_acc"], "val_acc": last.get("val_acc"),
+            "epochs": last["epoch"], "wall": wall, "run_dir": str(run_dir)}
+
+
 def _recipe_config(name, seed, epochs):
     from steepest.commands._trainconfig import BY_NAME, OPTIONS, check, convert, read_recipe
 
@@ -223,27 +246,34 @@ def main(argv=None) -> int:
     p.add_argument("--data-dir", default=None, help="where mnist/ and fashion-mnist/ are (default $STEEPEST_DATA)")
     p.add_argument("--runs-dir", default="runs/accuracy")
     p.add_argument("--out", default=str(ROOT / "benchmarks" / "ACCURACY.md"))
+    p.add_argument("--from-runs", nargs="+", metavar="NAME=RUN_DIR", help="summarise finished run directories "
+                   "of recipe NAME instead of training (their config must be the recipe's)")
     p.add_argument("--no-measured", action="store_true", help="do not update src/steepest/recipes/measured.toml")
     args = p.parse_args(argv)
     names = args.recipes or recipes.names()
+    given = {}
+    for item in args.from_runs or []:
+        name, _, run_dir = item.partition("=")
+        given.setdefault(name, []).append(from_run(name, run_dir))
+    names = list(given) if given else names
     results = {}
     for name in names:
-        runs = []
-        for seed in range(args.seeds):
+        runs = given.get(name, [])
+        for seed in range(0 if given else args.seeds):
             runs.append(run_steepest(name, seed, args.epochs, args.data_dir, args.runs_dir))
             print(f"{name} seed {seed}: test {100 * runs[-1]['test_acc']:.2f}% in {runs[-1]['wall'] / 60:.1f} min",
                   flush=True)
         full = recipes.load(name)["options"].get("epochs")
         results[name] = {"runs": runs, "summary": summary(runs),
-                         "shortened": args.epochs is not None and args.epochs != full}
+                         "shortened": any(r["epochs"] != full for r in runs)}
         try:
             import torch  # noqa: F401
             have_torch = True
         except ImportError:
             have_torch = False
         if have_torch and not args.no_torch:
-            results[name]["torch"] = run_torch(name, 0, args.epochs, args.data_dir)
-            print(f"{name} PyTorch seed 0: test {100 * results[name]['torch']['test_acc']:.2f}%", flush=True)
+            results[name]["torch"] = run_torch(name, runs[0]["seed"], runs[0]["epochs"], args.data_dir)
+            print(f"{name} PyTorch seed {runs[0]['seed']}: test {100 * results[name]['torch']['test_acc']:.2f}%", flush=True)
     where = machine()
     Path(args.out).write_text(markdown(results, where, argv if argv is not None else sys.argv[1:]), encoding="utf-8")
     if not args.no_measured:
