@@ -10,7 +10,7 @@ STAMP  := $(VENV)/.installed-$(subst $(comma),-,$(EXTRAS))
 # Unset, steepest looks in its cache and system locations, then downloads.
 export STEEPEST_DATA
 
-.PHONY: install run test bench clean
+.PHONY: install run test bench accuracy clean
 
 $(STAMP): pyproject.toml
 	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
@@ -36,6 +36,11 @@ BENCH_ARGS ?= --unset-openblas-env --wait-quiet 300
 bench:
 	$(MAKE) install EXTRAS=bench
 	$(BIN)/python benchmarks/run.py $(BENCH_ARGS)
+
+## The recipes' test accuracy for SEEDS seeds (hours on 2 cores): writes benchmarks/ACCURACY.md.
+SEEDS ?= 3
+accuracy: $(STAMP)
+	$(BIN)/python benchmarks/accuracy.py --seeds $(SEEDS) $(ACCURACY_ARGS)
 
 clean:
 	rm -rf $(VENV) build dist src/*.egg-info .pytest_cache

@@ -31,3 +31,9 @@ def test_the_core_imports_nothing_from_the_shell():
                                              "steepest.data.fetch", "steepest.lab", "matplotlib", "tqdm",
                                              "starlette", "uvicorn", "mpi4py", "sklearn", "onnx"))]
     assert shell == []
+
+
+def test_train_is_a_thin_wrapper_over_the_loop_parts():
+    tree = ast.parse((SRC / "loop.py").read_text())
+    (fn,) = [n for n in tree.body if isinstance(n, ast.FunctionDef) and n.name == "train"]
+    assert fn.end_lineno - fn.lineno + 1 <= 60

@@ -60,7 +60,8 @@ def test_parameters_are_the_options_of_steepest_train():
     the same default; the rest are about files, data and the screen."""
     from steepest.commands._trainconfig import OPTIONS
 
-    not_model = {"dataset", "labels", "data_dir", "download", "fallback", "out", "checkpoint_every"}
+    not_model = {"dataset", "labels", "data_dir", "download", "fallback", "out", "checkpoint_every",
+                 "checkpoint_seconds", "recipe"}
     params = MLPClassifier().get_params()
     for opt in OPTIONS:
         if opt.name in not_model:

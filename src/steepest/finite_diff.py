@@ -46,7 +46,8 @@ def _rel(a, b) -> float:
     return float(np.linalg.norm(a - b) / denom)
 
 
-def gradcheck(net: MLP, theta, X, y, h=1e-6, max_per_block=None, seed=0, threshold=1e-6) -> GradCheckResult:
+def gradcheck(net: MLP, theta, X, y, h=1e-6, max_per_block=None, seed=0, threshold=1e-6,
+              masks=None) -> GradCheckResult:
     """Compare ``net.loss_and_grad`` with central finite differences, in float64.
 
     Parameters
@@ -62,6 +63,10 @@ def gradcheck(net: MLP, theta, X, y, h=1e-6, max_per_block=None, seed=0, thresho
         fine for small networks; pass e.g. 50 for a 784-input network).
     seed : int
         Chooses the sampled coordinates.
+    masks : list, optional
+        Fixed dropout masks, one ``(n, n_l)`` array or None per layer (e.g.
+        ``Dropout(net, seed).masks(0, n)``): both sides are then the loss of the masked network,
+        ``L(θ; M)``. Label smoothing, max-norm-free θ and L2 are checked as the network has them.
 
     Returns
     -------
@@ -71,7 +76,16 @@ def gradcheck(net: MLP, theta, X, y, h=1e-6, max_per_block=None, seed=0, thresho
     net64 = net.astype("float64")
     theta = np.asarray(theta, dtype=np.float64).copy()
     X = np.asarray(X, dtype=np.float64)
-    _, g = net64.loss_and_grad(theta, X, y)
+    if masks is not None:
+        masks = [None if m is None else np.asarray(m, dtype=np.float64) for m in masks]
+        _, g, _ = net64.loss_grad_correct(theta, X, y, masks=masks)
+        work = np.empty_like(theta)
+
+        def loss(t, X, y):
+            return net64.loss_grad_correct(t, X, y, grad=work, masks=masks)[0]
+    else:
+        _, g = net64.loss_and_grad(theta, X, y)
+        loss = net64.loss
     rng = np.random.default_rng(seed)
     result = GradCheckResult(threshold=threshold)
     all_a, all_n = [], []
@@ -84,9 +98,9 @@ def gradcheck(net: MLP, theta, X, y, h=1e-6, max_per_block=None, seed=0, thresho
             for k, i in enumerate(idx):
                 old = theta[i]
                 theta[i] = old + h
-                lp = net64.loss(theta, X, y)
+                lp = loss(theta, X, y)
                 theta[i] = old - h
-                lm = net64.loss(theta, X, y)
+                lm = loss(theta, X, y)
                 theta[i] = old
                 num[k] = (lp - lm) / (2 * h)
             result.errors[f"{name}.{part}"] = _rel(g[idx], num)

@@ -33,6 +33,7 @@ from .network import MLP
 from .optim import Optimizer, make_optimizer
 from .records import STEP_COLUMNS
 from .schedules import as_schedule
+from .regularise import training_parts
 from .step import Guard, Step, chain, clip_by_global_norm
 from .stopping import Divergence, GradNorm, MaxEpochs, MaxSteps, Patience, TimeBudget
 
@@ -226,6 +227,17 @@ class Loop:
         return stop
 
 
+def _checked(optimizer, eval_every):
+    """The optimizer object, and ``eval_every`` as an int (or None); a :class:`ConfigError` if either is wrong."""
+    opt = make_optimizer(optimizer) if isinstance(optimizer, str) else optimizer
+    if not isinstance(opt, Optimizer):
+        raise ConfigError(f"optimizer must be a name or an Optimizer, got {optimizer!r}")
+    if eval_every is not None and (isinstance(eval_every, bool) or not isinstance(eval_every, (int, np.integer))
+                                   or eval_every < 1):
+        raise ConfigError(f"eval_every must be a positive integer, got {eval_every!r}")
+    return opt, None if eval_every is None else int(eval_every)
+
+
 def _rules(net, *, epochs, max_steps, time_budget, eps, grad_norm_every, patience, min_delta, val):
     if epochs is None and max_steps is None and time_budget is None:
         epochs = 10
@@ -262,7 +274,8 @@ def _fingerprint(net, state, X, y, opt, lr, *settings):
 def train(net: MLP, theta, X, y, *, optimizer="sgd", lr=0.1, batch_size=32, epochs=None,
           max_steps=None, eps=None, grad_norm_every=None, time_budget=None, patience=None,
           min_delta=0.0, val=None, evals=None, seed=0, monitor=True, clip_norm=None, eval_every=None,
-          chunk=8192, callback=None, listeners=(), transforms=(), state=None, comm=None) -> TrainResult:
+          chunk=8192, callback=None, listeners=(), transforms=(), constraints=(), state=None,
+          comm=None) -> TrainResult:
     """Train ``net`` from ``theta`` by (stochastic) gradient descent.
 
     ``theta (p,)`` is the starting point (not modified); ``X (n, n_0)``, ``y (n,)`` int the training data.
@@ -276,6 +289,8 @@ def train(net: MLP, theta, X, y, *, optimizer="sgd", lr=0.1, batch_size=32, epoc
     sets evaluated. ``seed`` seeds the per-epoch shuffles. ``monitor``: evaluations measure the full
     training set (off: running means, faster). ``clip_norm``: rescale each step's gradient to at most
     this global norm; ``transforms``: more gradient transforms after it (:mod:`steepest.step`).
+    The network's ``dropout`` and ``max_norm`` act here (:mod:`steepest.regularise`; masks keyed by
+    ``(seed, step)``); ``constraints``: more projections ``c(theta)`` applied after each update.
     ``eval_every``: evaluate every k steps instead of at each epoch's end. ``chunk``: rows per chunk
     when evaluating whole datasets. ``callback(event, state)``: event ``"step"`` or ``"epoch"`` (each
     evaluation); a true value stops with reason ``"interrupted"``. ``listeners``: more
@@ -290,12 +305,7 @@ def train(net: MLP, theta, X, y, *, optimizer="sgd", lr=0.1, batch_size=32, epoc
     for name, (Xe, ye) in sets.items():
         check_inputs(net, Xe, ye, name="validation" if name == "val" else name)
     dp, batches = _batches(comm, net, X, y, batch_size, seed)
-    opt = make_optimizer(optimizer) if isinstance(optimizer, str) else optimizer
-    if not isinstance(opt, Optimizer):
-        raise ConfigError(f"optimizer must be a name or an Optimizer, got {optimizer!r}")
-    if eval_every is not None and (isinstance(eval_every, bool) or not isinstance(eval_every, (int, np.integer))
-                                   or eval_every < 1):
-        raise ConfigError(f"eval_every must be a positive integer, got {eval_every!r}")
+    opt, eval_every = _checked(optimizer, eval_every)
     rules, gn = _rules(net, epochs=epochs, max_steps=max_steps, time_budget=time_budget, eps=eps,
                        grad_norm_every=grad_norm_every, patience=patience, min_delta=min_delta, val=val)
     ts = ([dp] if dp else []) + ([clip_by_global_norm(clip_norm)] if clip_norm is not None else []) + list(transforms)
@@ -307,14 +317,15 @@ def train(net: MLP, theta, X, y, *, optimizer="sgd", lr=0.1, batch_size=32, epoc
         state._t0 = time.perf_counter()  # wall time of earlier runs is already in state.wall
     guard = Guard(net, state.theta)
     checks = [guard.before_update] + ([gn.before_update] if gn is not None and batches.full else [])
-    step = Step(net, state.theta, opt, as_schedule(lr), chain(*ts) if ts else None, checks)
+    dropout, projections = training_parts(net, seed, constraints)
+    step = Step(net, state.theta, opt, as_schedule(lr), chain(*ts) if ts else None, checks, dropout, projections)
     calls = (StepCallback(callback), EvaluationCallback(callback)) if callback is not None else (None, None)
     everyone = [l for l in (Recorder(), calls[0], *listeners, *rules, calls[1]) if l is not None]
     if dp is not None:
         everyone = dp.parts(everyone, calls, rules, step, _fingerprint(net, state, X, y, opt, lr, batch_size, seed,
                             epochs, max_steps, eps, patience, monitor, clip_norm, eval_every))
     loop = Loop(net, state, batches, step, guard, everyone, evals=sets, monitor=monitor or gn is not None,
-                eval_every=None if eval_every is None else int(eval_every), chunk=chunk, reduce=dp and dp.reduce)
+                eval_every=eval_every, chunk=chunk, reduce=dp and dp.reduce)
     stop = loop.run()
     state.wall = state.elapsed()
     state._t0 = time.perf_counter()

@@ -31,7 +31,7 @@ def evaluate(net, theta, X, y, chunk=8192) -> Metrics:
         raise ValueError("cannot evaluate on an empty dataset")
     Z = net.logits(theta, X, chunk)
     correct = int(np.count_nonzero(Z.argmax(axis=1) == y))
-    loss, _ = softmax_cross_entropy(Z, y, grad=False)
+    loss, _ = softmax_cross_entropy(Z, y, grad=False, smoothing=getattr(net, "label_smoothing", 0.0))
     loss = float(loss + l2_penalty([W for W, _ in net.unpack(theta)], net.l2))
     return Metrics(loss, correct / len(y), correct, len(y))
 

@@ -20,6 +20,16 @@ Backprop, as the four equations (Nielsen, ch. 2), for softmax + cross-entropy on
     ∂L/∂b_l = Σ_batch δ_l
 
 An optional L2 term ``(λ/2) Σ ‖W_l‖²`` adds ``λ W_l`` to each weight gradient (biases are not decayed).
+
+Regularisation that only acts while training (see :mod:`steepest.regularise`): ``dropout`` rates, one for
+the input and one per hidden layer, used by the training step, which passes each batch its masks ``M_l``
+(entries 0 or 1/(1−p_l): *inverted* dropout, so evaluation uses the network as it is); with masks
+
+    Ã_l = A_l ⊙ M_l   feeds layer l+1,        δ_l = (δ_{l+1} W_{l+1}ᵀ) ⊙ M_l ⊙ f'(Z_l),     ∂L/∂W_{l+1} = Ã_lᵀ δ_{l+1}
+
+``max_norm`` c: after each update every hidden unit's incoming weight vector is kept at ‖W_l[:, j]‖ ≤ c;
+``label_smoothing`` ε: the cross-entropy is taken against (1−ε)·onehot(y) + ε/k (:mod:`steepest.losses`).
+``input_mean`` μ, ``input_std`` σ (n_0,): a standardisation of the scaled input, A_0 = (X·s − μ) ⊙ 1/σ.
 """
 
 from __future__ import annotations
@@ -32,6 +42,8 @@ from . import activations as _act
 from .errors import ConfigError, ShapeError
 from .init import BIASES, default_scheme, init_layer
 from .losses import l2_penalty, softmax_cross_entropy
+
+_TRAINING_ONLY = ("dropout", "max_norm", "label_smoothing")
 
 
 @dataclass(frozen=True)
@@ -72,6 +84,16 @@ class MLP:
         uint8), so data can stay compact in memory and be converted one batch at a time.
     l2 : float
         Weight-decay coefficient λ of the loss term ``(λ/2) Σ‖W‖²``.
+    dropout : sequence of float, optional
+        Drop rates ``p`` for the input and each hidden layer (``len(sizes) − 1`` values, each in [0, 1)),
+        applied by :func:`steepest.train` only; ``None``: no dropout.
+    max_norm : float, optional
+        Bound c on each hidden unit's incoming weight norm, enforced by :func:`steepest.train` after each update.
+    label_smoothing : float
+        ε in [0, 1): the loss is the cross-entropy against (1−ε)·onehot + ε/k.
+    input_mean, input_std : sequence of float, optional
+        Standardisation of the scaled input (μ, σ per feature of ``X·input_scale``, σ > 0):
+        ``A_0 = (X·input_scale − μ) ⊙ 1/σ`` (:func:`standardisation` computes them).
 
     Examples
     --------
@@ -83,7 +105,8 @@ class MLP:
     True
     """
 
-    def __init__(self, sizes, activation="relu", dtype="float32", input_scale=1.0, l2=0.0):
+    def __init__(self, sizes, activation="relu", dtype="float32", input_scale=1.0, l2=0.0, dropout=None,
+                 max_norm=None, label_smoothing=0.0, input_mean=None, input_std=None):
         sizes = [int(s) for s in sizes]
         if len(sizes) < 2 or any(s < 1 for s in sizes):
             raise ConfigError(f"layer sizes must be at least two positive integers (inputs … classes), got {sizes}")
@@ -107,6 +130,8 @@ class MLP:
         self.dtype = np.dtype(dtype)
         self.input_scale = float(input_scale)
         self.l2 = float(l2)
+        self._regularisation(dropout, max_norm, label_smoothing)
+        self._standardisation(input_mean, input_std)
         layers, pos = [], 0
         for i, (n_in, n_out) in enumerate(zip(sizes[:-1], sizes[1:])):
             w = slice(pos, pos + n_in * n_out)
@@ -117,6 +142,36 @@ class MLP:
         self.n_params = pos
         self._work = {}  # batch size → preallocated activation/delta buffers
 
+    def _regularisation(self, dropout, max_norm, label_smoothing):
+        n = len(self.sizes) - 1
+        if dropout is not None:
+            dropout = [float(p) for p in dropout]
+            if len(dropout) != n or not all(0 <= p < 1 for p in dropout):
+                raise ConfigError(f"dropout needs {n} rates in [0, 1) (the input and each hidden layer), "
+                                  f"got {dropout}")
+            dropout = None if not any(dropout) else tuple(dropout)
+        if max_norm is not None and not (np.isfinite(max_norm) and max_norm > 0):
+            raise ConfigError(f"max_norm must be a positive number, got {max_norm!r}")
+        if not (np.isfinite(label_smoothing) and 0 <= label_smoothing < 1):
+            raise ConfigError(f"label_smoothing must be in [0, 1), got {label_smoothing!r}")
+        self.dropout = dropout
+        self.max_norm = None if max_norm is None else float(max_norm)
+        self.label_smoothing = float(label_smoothing)
+
+    def _standardisation(self, mean, std):
+        self.input_mean = self.input_std = None
+        if mean is None and std is None:
+            return
+        d = self.sizes[0]
+        mean = np.zeros(d) if mean is None else np.asarray(mean, dtype=np.float64).reshape(-1)
+        std = np.ones(d) if std is None else np.asarray(std, dtype=np.float64).reshape(-1)
+        if mean.shape != (d,) or std.shape != (d,) or not np.isfinite(mean).all() or not (
+                np.isfinite(std).all() and (std > 0).all()):
+            raise ConfigError(f"input_mean and input_std must be {d} finite numbers each, σ > 0")
+        self.input_mean, self.input_std = mean, std
+        self._shift = mean.astype(self.dtype)                         # μ, subtracted from X·s
+        self._inv = (1.0 / std).astype(self.dtype)                     # then ⊙ 1/σ
+
     # ----------------------------------------------------------------- description
     @property
     def activation(self) -> str:
@@ -125,8 +180,13 @@ class MLP:
 
     def config(self) -> dict:
         """Plain-value description, enough to rebuild the network: ``MLP(**net.config())``."""
-        return {"sizes": list(self.sizes), "activation": list(self.activations),
-                "dtype": str(self.dtype), "input_scale": self.input_scale, "l2": self.l2}
+        cfg = {"sizes": list(self.sizes), "activation": list(self.activations),
+               "dtype": str(self.dtype), "input_scale": self.input_scale, "l2": self.l2}
+        extra = {"dropout": list(self.dropout) if self.dropout else None, "max_norm": self.max_norm,
+                 "label_smoothing": self.label_smoothing or None,
+                 "input_mean": None if self.input_mean is None else self.input_mean.tolist(),
+                 "input_std": None if self.input_std is None else self.input_std.tolist()}
+        return {**cfg, **{k: v for k, v in extra.items() if v is not None}}  # unchanged when unused
 
     def astype(self, dtype) -> "MLP":
         """The same architecture in another precision."""
@@ -221,11 +281,13 @@ class MLP:
             work = self._work[n] = {"A": A, "D": D, "ones": ones, "src": None}
         return work
 
-    def _forward(self, params, X, work, same_input=False):
+    def _forward(self, params, X, work, same_input=False, masks=None):
         """Fill ``A[0..L]``; ``A[L]`` holds the logits. ``X`` is raw input, scaled into ``A[0]``.
 
         ``same_input=True`` promises that ``X`` has not changed since it was last scaled into this
         buffer (full-batch training: the whole dataset every step); the conversion is then skipped.
+        ``masks``: one dropout mask (or None) per layer, multiplying that layer's input; the masked
+        inputs go to ``work["in"]``, which backprop reads.
         """
         A = work["A"]
         if not (same_input and work["src"] is X):
@@ -233,37 +295,54 @@ class MLP:
                 A[0] = X
             else:
                 np.multiply(X, self.dtype.type(self.input_scale), out=A[0], casting="unsafe")
+            if self.input_mean is not None:
+                A[0] -= self._shift   # (X·s − μ) ⊙ 1/σ
+                A[0] *= self._inv
         work["src"] = X if same_input else None
+        ins = work["in"] = list(A[:-1])
         for l, (W, b) in enumerate(params):
-            np.matmul(A[l], W, out=A[l + 1])
+            if masks is not None and masks[l] is not None:
+                ins[l] = np.multiply(A[l], masks[l], out=self._masked(work, l))   # Ã_l = A_l ⊙ M_l
+            np.matmul(ins[l], W, out=A[l + 1])
             A[l + 1] += b
             if l < len(params) - 1:
                 _act.forward(self.activations[l], A[l + 1])
         return A[-1]
 
-    def _loss_and_grad(self, theta, X, y, grad, scale=None, same_input=False):
+    @staticmethod
+    def _masked(work, l):
+        M = work.setdefault("M", {})
+        if l not in M:
+            M[l] = np.empty_like(work["A"][l])
+        return M[l]
+
+    def _loss_and_grad(self, theta, X, y, grad, scale=None, same_input=False, masks=None):
         """Loss, ∂L/∂θ written into ``grad``, and the number of correct predictions.
 
-        ``scale`` replaces the ``1/n`` of the mean (used to accumulate a gradient over chunks).
+        ``scale`` replaces the ``1/n`` of the mean (used to accumulate a gradient over chunks);
+        ``masks`` are dropout masks (see :meth:`_forward` and the module docstring).
         """
         n = X.shape[0]
         work = self._buffers(n)
         A, D, ones = work["A"], work["D"], work["ones"]
         params = self.unpack(theta)
         grads = self.unpack(grad)
-        logits = self._forward(params, X, work, same_input)
+        logits = self._forward(params, X, work, same_input, masks)
+        ins = work["in"]
         correct = int(np.count_nonzero(logits.argmax(axis=1) == y))
-        loss, delta = softmax_cross_entropy(logits, y)  # delta = (softmax − onehot)/n, in place
+        loss, delta = softmax_cross_entropy(logits, y, smoothing=self.label_smoothing)  # (softmax − q)/n
         if scale is not None:
             delta *= self.dtype.type(scale * n)
         for l in range(len(params) - 1, -1, -1):
             dW, db = grads[l]
-            np.matmul(A[l].T, delta, out=dW)   # ∂L/∂W_l = A_{l−1}ᵀ δ_l
+            np.matmul(ins[l].T, delta, out=dW)   # ∂L/∂W_l = A_{l−1}ᵀ δ_l (Ã: masked, with dropout)
             np.matmul(ones, delta, out=db)     # ∂L/∂b_l = Σ_batch δ_l  (1ᵀδ: a GEMV beats np.sum here)
             if l > 0:
                 W = params[l][0]
                 prev = D[l - 1]
                 np.matmul(delta, W.T, out=prev)                    # δ_{l+1} W_{l+1}ᵀ …
+                if masks is not None and masks[l] is not None:
+                    prev *= masks[l]                               # … ⊙ M_l …
                 delta = _act.backward(self.activations[l - 1], A[l], prev)  # … ⊙ f'(Z_l)
         return loss, correct
 
@@ -299,11 +378,13 @@ class MLP:
         loss, grad, _ = self.loss_grad_correct(theta, X, y, grad, chunk)
         return loss, grad
 
-    def loss_grad_correct(self, theta, X, y, grad=None, chunk=None, same_input=False):
+    def loss_grad_correct(self, theta, X, y, grad=None, chunk=None, same_input=False, masks=None):
         """:meth:`loss_and_grad` that also returns how many rows were classified correctly.
 
         ``same_input=True`` (unchunked only) lets repeated calls on the very same, unchanged ``X``
-        skip converting it again — what full-batch descent does every step.
+        skip converting it again — what full-batch descent does every step. ``masks`` (unchunked
+        only): a dropout mask ``(n, n_l)`` or None for each layer's input, l = 0 … L−1 (training only;
+        see :class:`steepest.regularise.Dropout`).
         """
         self.check_theta(theta)
         self.check_data(X, y)
@@ -313,8 +394,10 @@ class MLP:
             grad = np.empty_like(theta)
         n = X.shape[0]
         if chunk is None or n <= chunk:
-            loss, correct = self._loss_and_grad(theta, X, y, grad, same_input=same_input)
+            loss, correct = self._loss_and_grad(theta, X, y, grad, same_input=same_input, masks=masks)
         else:
+            if masks is not None:
+                raise ConfigError("dropout masks cannot be combined with chunk; compute the batch whole")
             part = np.empty_like(grad)
             grad[:] = 0
             loss, correct = 0.0, 0
@@ -351,5 +434,27 @@ class MLP:
         """Mean softmax cross-entropy (plus the L2 term) without computing a gradient."""
         self.check_data(X, y)
         Z = self.logits(theta, X, chunk)
-        loss, _ = softmax_cross_entropy(Z, y, grad=False)
+        loss, _ = softmax_cross_entropy(Z, y, grad=False, smoothing=self.label_smoothing)
         return loss + l2_penalty([W for W, _ in self.unpack(theta)], self.l2)
+
+
+def standardisation(X: np.ndarray, input_scale: float = 1.0, chunk: int = 8192):
+    """Per-feature mean μ and spread σ of the scaled inputs ``x = X·input_scale``, ``X (n, n_0)``, for
+    ``MLP(input_mean=μ, input_std=σ)``.
+
+    ``μ_j = (1/n) Σ_i x_ij`` and ``σ_j = max(√((1/n) Σ_i (x_ij − μ_j)²), σ̄/10)`` with σ̄ the mean σ over
+    features: a feature (nearly) constant in training — MNIST's border pixels — is divided by σ̄/10
+    rather than by ~0, so an unusual value at test time stays bounded. Computed in float64, chunked.
+    """
+    n = X.shape[0]
+    s1 = np.zeros(X.shape[1])
+    for i in range(0, n, chunk):
+        s1 += X[i:i + chunk].sum(axis=0, dtype=np.float64) * input_scale
+    mean = s1 / n
+    s2 = np.zeros(X.shape[1])
+    for i in range(0, n, chunk):
+        d = X[i:i + chunk].astype(np.float64) * input_scale - mean
+        s2 += np.einsum("ij,ij->j", d, d)
+    std = np.sqrt(s2 / n)
+    floor = std.mean() / 10 if std.mean() > 0 else 1.0
+    return mean, np.maximum(std, floor)

@@ -139,6 +139,9 @@ def to_onnx(net, theta, *, labels=None, mean=None, std=None, dtype=None, metadat
                           f"exportable: {', '.join(ACTIVATION_OPS)}")
     elem = TensorProto.FLOAT if dtype == np.float32 else TensorProto.DOUBLE
     d, k = net.sizes[0], net.sizes[-1]
+    if mean is None and std is None and getattr(net, "input_mean", None) is not None:
+        # the network's own standardisation, A_0 = (x·s − μ)/σ = (x − μ/s)·s/σ
+        mean, std = net.input_mean / net.input_scale, net.input_std
     inits, nodes, logits = _nodes(net, theta, dtype, mean, std)
     nodes.append(helper.make_node("Softmax", [logits], ["probabilities"], name="softmax", axis=1))
     index = "class" if labels is None else "class_index"

@@ -61,6 +61,18 @@ def evaluation_columns(sets=()) -> list[str]:
     return [*HEAD_COLUMNS, *(f"{s}_{m}" for s in sets for m in ("loss", "acc")), *TAIL_COLUMNS]
 
 
+#: full-batch descent makes one step per epoch: by default it is evaluated every this many steps
+FULL_BATCH_EVAL_EVERY = 10
+
+
+def default_eval_every(batch_size, eval_every=None):
+    """Steps between evaluations: ``eval_every`` if given, else None (each epoch's end) — or
+    :data:`FULL_BATCH_EVAL_EVERY` for full-batch descent (``batch_size`` None or ``"full"``)."""
+    if eval_every is not None:
+        return eval_every
+    return FULL_BATCH_EVAL_EVERY if batch_size in (None, "full") else None
+
+
 # The keys of each ``--json`` evaluation line (scripts and benchmarks rely on them), in order.
 JSON_COLUMNS = ("epoch", "train_loss", "train_acc", "val_acc", "test_acc", "grad_norm", "lr", "samples",
                 "seconds")

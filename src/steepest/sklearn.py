@@ -60,6 +60,14 @@ class MLPClassifier(ClassifierMixin, BaseEstimator):
         digits): what ``steepest train`` takes from the dataset.
     l2 : float, default 0.0
         The loss term ``(λ/2) Σ‖W‖²``.
+    dropout : list of float, optional
+        Inverted dropout rates of the input and each hidden layer (training only; ``--dropout``).
+    max_norm : float, optional
+        Each hidden unit's incoming weights kept at norm ≤ c after each update (``--max-norm``).
+    label_smoothing : float, optional
+        ε of the cross-entropy against (1−ε)·onehot + ε/k (``--label-smoothing``).
+    standardize : bool, optional
+        Standardise each feature with the mean and σ of the training split (``--standardize``).
     optimizer : {"gd", "sgd", "momentum", "nesterov", "adam", "rmsprop"}, default "momentum"
     lr : float, default 0.05
         Learning rate η (the peak for ``onecycle``).
@@ -83,6 +91,9 @@ class MLPClassifier(ClassifierMixin, BaseEstimator):
         Seeds the initial θ, the shuffles and the validation split.
     threads : int, optional
         BLAS threads while fitting and predicting.
+    eval_every : int, optional
+        Evaluate every this many steps (default: each epoch's end; every 10 steps for full batch), as
+        ``steepest train --eval-every``; patience counts evaluations.
 
     Attributes
     ----------
@@ -97,12 +108,11 @@ class MLPClassifier(ClassifierMixin, BaseEstimator):
     """
 
     def __init__(self, hidden=(128, 64), activation="relu", init="he", bias="zero", dtype="float32",
-                 input_scale=1.0, l2=0.0,
-                 # dropout and the other regularisers `steepest train` gains later go here, same names
+                 input_scale=1.0, l2=0.0, dropout=None, max_norm=None, label_smoothing=None, standardize=None,
                  optimizer="momentum", lr=0.05, momentum=None, beta1=None, beta2=None, weight_decay=None,
                  clip_norm=None, schedule="constant", step_size=None, gamma=None, warmup_steps=None,
                  lr_min=None, pct_start=None, batch_size=128, epochs=5, max_steps=None, time_budget=None,
-                 eps=None, patience=None, val_split=None, seed=0, threads=None):
+                 eps=None, patience=None, val_split=None, seed=0, threads=None, eval_every=None):
         self.hidden = hidden
         self.activation = activation
         self.init = init
@@ -110,6 +120,10 @@ class MLPClassifier(ClassifierMixin, BaseEstimator):
         self.dtype = dtype
         self.input_scale = input_scale
         self.l2 = l2
+        self.dropout = dropout
+        self.max_norm = max_norm
+        self.label_smoothing = label_smoothing
+        self.standardize = standardize
         self.optimizer = optimizer
         self.lr = lr
         self.momentum = momentum
@@ -117,6 +131,7 @@ class MLPClassifier(ClassifierMixin, BaseEstimator):
         self.beta2 = beta2
         self.weight_decay = weight_decay
         self.clip_norm = clip_norm
+        self.eval_every = eval_every
         self.schedule = schedule
         self.step_size = step_size
         self.gamma = gamma
@@ -246,13 +261,20 @@ class MLPClassifier(ClassifierMixin, BaseEstimator):
         if len(self.classes_) < 2:
             raise DataError(f"the classifier needs at least 2 classes to learn, got 1 class "
                             f"({self.classes_.tolist()})")
+        reg = {"dropout": self.dropout, "max_norm": self.max_norm, "label_smoothing": self.label_smoothing or 0.0}
+        if self.standardize:  # the statistics of the rows fit trains on, the validation split held out
+            from .network import standardisation
+
+            rows = self._split(X, np.zeros(len(X)))[0]
+            reg["input_mean"], reg["input_std"] = standardisation(rows, self.input_scale)
         self.net_ = MLP([X.shape[1], *hidden, len(self.classes_)], activation=activation, dtype=self.dtype,
-                        input_scale=self.input_scale, l2=self.l2)
+                        input_scale=self.input_scale, l2=self.l2, **reg)
         self.theta_ = self.net_.init(self.seed, scheme=self.init, bias=self.bias)
         self._state = None
 
     def _run(self, X, y, epochs, max_steps, time_budget, split):
         from .loop import train
+        from .records import default_eval_every
 
         X, y, val = self._split(X, y) if split else (X, y, None)
         opt, schedule, B = self._pieces(len(y))
@@ -260,7 +282,8 @@ class MLPClassifier(ClassifierMixin, BaseEstimator):
             result = train(self.net_, self.theta_, X, y, optimizer=opt, lr=schedule, batch_size=B,
                            epochs=epochs, max_steps=max_steps, time_budget=time_budget, eps=self.eps,
                            patience=self.patience if split else None, val=val, seed=self.seed,
-                           clip_norm=self.clip_norm, monitor=False, state=self._state)
+                           clip_norm=self.clip_norm, monitor=False, state=self._state,
+                           eval_every=default_eval_every(B, self.eval_every))
         self._state = result.state
         self.theta_ = result.theta
         self.history_ = result.history

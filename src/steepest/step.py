@@ -100,30 +100,37 @@ class Step:
     """θ ← update(θ, transforms(∇L_batch(θ))), with the counters of ``run.state`` advanced.
 
     ``cached``: the full-batch gradient at the current θ, already in ``g`` — set by an evaluation that
-    computed it, so that the next full-batch step does not compute it again; the time it took is
-    counted in the step's ``seconds``, so full-batch steps are not timed as free.
+    computed it, so that the next full-batch step does not compute it again (not with dropout, whose
+    gradient is that of the masked network); the time it took is counted in the step's ``seconds``, so
+    full-batch steps are not timed as free.
+
+    ``dropout``: a :class:`~steepest.regularise.Dropout` giving each step its masks, keyed by the step
+    counter; ``constraints``: callables ``c(theta)`` projecting θ in place after each update (max-norm).
     """
 
-    def __init__(self, net, theta, optimizer, schedule, transform=None, checks=()):
+    def __init__(self, net, theta, optimizer, schedule, transform=None, checks=(), dropout=None, constraints=()):
         self.net, self.opt, self.schedule, self.transform = net, optimizer, schedule, transform
         self.g = np.empty_like(theta)
         self.checks = list(checks)
         self.cached = None
         self.reused_seconds = 0.0
+        self.dropout, self.constraints = dropout, list(constraints)
 
     def gradient(self, run, batch) -> Gradient:
         """The batch's gradient in ``g``; its rows are counted in ``grad_evals`` after the transforms (which
         may sum it over processes) unless it is ``cached`` (counted by the evaluation that computed it)."""
         self.reused_seconds = 0.0
-        cached = self.cached is not None
-        if cached:  # (loss, correct, rows, seconds it took): the step's work, done by the evaluation before
-            (loss, correct, rows, self.reused_seconds), self.cached = self.cached, None
+        cached, self.cached = self.cached, None
+        reused = cached is not None and self.dropout is None  # with dropout: the masked network's gradient
+        if reused:  # (loss, correct, rows, seconds it took): the step's work, done by the evaluation before
+            loss, correct, rows, self.reused_seconds = cached
         else:
+            masks = None if self.dropout is None else self.dropout.masks(run.state.step, len(batch.y))
             loss, _, correct = self.net.loss_grad_correct(run.theta, batch.X, batch.y, grad=self.g,
-                                                          same_input=batch.same_input)
+                                                          same_input=batch.same_input, masks=masks)
             rows = len(batch.y)
         gg = float(np.dot(self.g, self.g))
-        return Gradient(self.g, loss, correct, rows, gg, float(np.sqrt(gg)), cached)
+        return Gradient(self.g, loss, correct, rows, gg, float(np.sqrt(gg)), reused)
 
     def __call__(self, run, batch, t0: float) -> StepRecord | Stop:
         st = run.state
@@ -138,6 +145,8 @@ class Step:
             if stop is not None:
                 return stop
         self.opt.update(run.theta, grad.g, st.opt_state, eta)
+        for constrain in self.constraints:
+            constrain(run.theta)
         st.step += 1
         st.batch += 1
         st.samples += grad.rows

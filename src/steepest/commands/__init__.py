@@ -8,4 +8,4 @@ inside ``run`` so that ``steepest --help`` is fast.
 
 #: Subcommand modules, in the order ``steepest --help`` lists them.
 COMMANDS = ("train", "evaluate", "predict", "export", "gradcheck", "datasets", "compare", "landscape", "explain", "report",
-            "lab")
+            "recipes", "lab")

@@ -161,7 +161,12 @@ def load_model_and_dataset(args):
 
 def describe_net(net) -> str:
     acts = net.activation
-    return f"{'-'.join(map(str, net.sizes))} {acts}, {net.n_params:,} parameters, {net.dtype}"
+    extra = [f"dropout {'/'.join(f'{p:g}' for p in net.dropout)}" if getattr(net, "dropout", None) else "",
+             f"max-norm {net.max_norm:g}" if getattr(net, "max_norm", None) else "",
+             f"label smoothing {net.label_smoothing:g}" if getattr(net, "label_smoothing", 0) else "",
+             "standardised inputs" if getattr(net, "input_mean", None) is not None else ""]
+    extra = "".join(f", {e}" for e in extra if e)
+    return f"{'-'.join(map(str, net.sizes))} {acts}, {net.n_params:,} parameters, {net.dtype}{extra}"
 
 
 def class_label(i: int, class_names) -> str:

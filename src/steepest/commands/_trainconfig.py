@@ -62,6 +62,13 @@ OPTIONS = (
     Opt("bias", "choice", "zero", "initial biases: zero, or random N(0, 0.01²)", choices=BIASES),
     Opt("dtype", "choice", "float32", "precision of θ and of all computations", choices=("float32", "float64")),
     Opt("l2", "nonneg", 0.0, "L2 term (λ/2)·Σ‖W‖² added to the loss (weights only)", metavar="λ", hi=1e6),
+    Opt("dropout", "rates", None, "inverted dropout: the drop rate of the input and of each hidden layer, "
+        "e.g. 0.2 0.5 0.5 (training only; masks keyed by seed and step)", metavar="P"),
+    Opt("max_norm", "positive", None, "after each update, rescale each hidden unit's incoming weights to "
+        "norm ≤ C", metavar="C", hi=1e6),
+    Opt("label_smoothing", "smoothing", None, "cross-entropy against (1−ε)·onehot + ε/k", metavar="ε"),
+    Opt("standardize", "flag", None, "standardise each input feature with the mean and σ of the training "
+        "split (stored in the model file; evaluate and predict apply it)"),
     # optimizer
     Opt("optimizer", "choice", "momentum", "update rule", choices=OPTIMIZERS),
     Opt("lr", "positive", 0.05, "learning rate η (the peak rate for onecycle)", metavar="η", hi=1e6),
@@ -149,10 +156,23 @@ def convert(opt: Opt, value):
         if not isinstance(value, str) or not value:
             raise _bad(opt, value, "a non-empty string")
         return value
-    if k == "bool":
+    if k in ("bool", "flag"):
         if isinstance(value, bool):
             return value
         raise _bad(opt, value, "true or false")
+    if k == "rates":
+        values = [value] if isinstance(value, (int, float, str)) else value
+        if not isinstance(values, list) or not values:
+            raise _bad(opt, value, "a list of rates, one for the input and one per hidden layer")
+        rates = [_number(opt, v) for v in values]
+        if any(not 0 <= p < 1 for p in rates):
+            raise _bad(opt, value, "rates in [0, 1)")
+        return rates
+    if k == "smoothing":
+        x = _number(opt, value)
+        if not 0 <= x < 1:
+            raise _bad(opt, value, "a number in [0, 1), e.g. 0.1")
+        return x
     if k == "choice":
         if value not in opt.choices:
             raise _bad(opt, value, "one of " + ", ".join(opt.choices))
@@ -212,6 +232,10 @@ def add_arguments(parser) -> None:
         if opt.name in starts:
             group = groups.setdefault(opt.name, parser.add_argument_group(starts[opt.name]))
         default = "" if opt.default is None else f" (default: {_show(opt.default)})".replace("%", "%%")
+        if opt.kind == "flag":
+            group.add_argument(opt.flag, dest=opt.name, action="store_const", const=True, default=None,
+                               help=opt.help)
+            continue
         if opt.kind == "bool":
             group.add_argument("--no-" + opt.name.replace("_", "-"), dest=opt.name, action="store_const",
                                const=False, default=None, help=f"do not {opt.help}")
@@ -223,7 +247,7 @@ def add_arguments(parser) -> None:
             kwargs["metavar"] = opt.metavar
         if opt.kind == "hidden":
             kwargs["nargs"] = "*"
-        elif opt.kind == "activation":
+        elif opt.kind in ("activation", "rates"):
             kwargs["nargs"] = "+"
         group.add_argument(opt.flag, **kwargs)
 
@@ -263,10 +287,27 @@ def read_toml(path) -> dict:
     return out
 
 
+def read_recipe(name) -> dict:
+    """The ``[options]`` of the named recipe (:mod:`steepest.recipes`), checked like a ``--config`` file."""
+    from steepest import recipes
+
+    try:
+        options = recipes.load(name).get("options", {})
+    except KeyError:
+        raise ConfigError(f"--recipe {name}: no such recipe; `steepest recipes` lists them "
+                          f"({', '.join(recipes.names())})") from None
+    unknown = sorted(k for k in options if k.replace("-", "_") not in BY_NAME)
+    if unknown:
+        raise ConfigError(f"--recipe {name}: unknown option(s) {', '.join(unknown)}; the recipe file is broken")
+    return {k.replace("-", "_"): v for k, v in options.items()}
+
+
 def resolve(args) -> dict:
-    """The run's configuration: defaults, then ``--config`` TOML, then the command line; all checked."""
+    """The run's configuration: defaults, then ``--recipe``, then ``--config`` TOML, then the command line;
+    all checked."""
     cfg = {o.name: o.default for o in OPTIONS}
-    sources = [read_toml(args.config)] if getattr(args, "config", None) else []
+    sources = [read_recipe(args.recipe)] if getattr(args, "recipe", None) else []
+    sources += [read_toml(args.config)] if getattr(args, "config", None) else []
     sources.append(given(args))
     for source in sources:
         for name, value in source.items():
@@ -284,6 +325,9 @@ def check(cfg: dict) -> None:
     if isinstance(acts, list) and len(acts) != len(hidden):
         raise ConfigError(f"--activation lists {len(acts)} names for {len(hidden)} hidden layers; give one name, "
                           "or one per --hidden layer")
+    if cfg.get("dropout") is not None and len(cfg["dropout"]) != len(hidden) + 1:
+        raise ConfigError(f"--dropout lists {len(cfg['dropout'])} rates for the input and {len(hidden)} hidden "
+                          f"layers; give {len(hidden) + 1}")
     if cfg["patience"] is not None and cfg["val_split"] is None:
         raise ConfigError("--patience needs a validation set; add --val-split 0.1")
     for name, kw in SCHEDULE_FLAGS.items():
@@ -308,14 +352,11 @@ def to_toml(cfg: dict) -> str:
 
 # ---------------------------------------------------------------- building the pieces
 
-#: full-batch descent makes one step per epoch: by default it is evaluated every this many steps
-FULL_BATCH_EVAL_EVERY = 10
-
-
 def eval_every(cfg: dict):
-    """Steps between evaluations (None: at each epoch's end)."""
-    k = cfg.get("eval_every")
-    return FULL_BATCH_EVAL_EVERY if k is None and cfg["batch_size"] == "full" else k
+    """Steps between evaluations (None: at each epoch's end; full batch: every few steps)."""
+    from steepest.records import default_eval_every
+
+    return default_eval_every(cfg["batch_size"], cfg.get("eval_every"))
 
 
 def optimizer_kwargs(cfg: dict) -> dict:

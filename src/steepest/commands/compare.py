@@ -13,9 +13,11 @@ examples:
   steepest compare --dataset digits --tune --out runs/compare-digits-tuned
   steepest compare --dataset mnist --samples 120000 --hidden 128 64 --out runs/compare-mnist
   steepest compare --dataset digits --seconds 2 --runs gd sgd:batch=32 adam:batch=32,lr=0.003
+  steepest compare --dataset digits --epochs 20 --runs momentum:batch=32 momentum:batch=32,dropout=0.2/0.5/0.5
 
 A run is NAME[:key=value,...]: NAME one of gd, sgd, momentum, nesterov, adam, rmsprop; keys lr,
-batch (an integer or full), label, and the optimizer's options (momentum=0.8, beta1=0.9, ...).
+batch (an integer or full), label, dropout (rates of the input and each hidden layer joined by /),
+max_norm, and the optimizer's options (momentum=0.8, beta1=0.9, ...).
 Default runs: gd, sgd:batch=16,lr=0.05, sgd:batch=128, momentum:batch=128, nesterov:batch=128,
 adam:batch=128. The default budget is 20 epochs for every run: the same samples for each, and
 20 steps for full-batch GD (one step per pass). --tune tries each run's lr × 0.25, 0.5, 1, 2, 4

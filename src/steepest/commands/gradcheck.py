@@ -11,6 +11,7 @@ EPILOG = """\
 examples:
   steepest gradcheck --hidden 16 8 --activation tanh
   steepest gradcheck --hidden 32 --activation relu --inputs 50 --classes 10 --l2 0.01 --json
+  steepest gradcheck --hidden 16 8 --dropout 0.2 0.5 0.5 --label-smoothing 0.1   # through a fixed mask
 
 Exit status 1 when any relative error is at or above --threshold.
 """
@@ -27,6 +28,10 @@ def add_parser(subparsers):
     p.add_argument("--classes", type=L.Count(1, 10_000), default=5, metavar="K", help="number of classes (default 5)")
     p.add_argument("--samples", type=L.Count(1, 10_000), default=8, metavar="N", help="random samples (default 8)")
     p.add_argument("--l2", type=L.Real(0, 1e6), default=0.0, metavar="λ", help="L2 coefficient (default 0)")
+    p.add_argument("--dropout", type=L.Real(0, 0.99), nargs="+", metavar="P", help="drop rates of the input and "
+                   "each hidden layer; backprop is checked through one fixed mask")
+    p.add_argument("--label-smoothing", type=L.Real(0, 0.99), default=0.0, metavar="ε",
+                   help="label smoothing (default 0)")
     p.add_argument("--h", type=L.Real(0, 1, open_lo=True), default=1e-6, help="finite-difference step (default 1e-6)")
     p.add_argument("--max-per-block", type=L.Count(1, L.MAX_SEED), metavar="N", help="check at most N coordinates of each W and b")
     p.add_argument("--threshold", type=L.Real(0, 1e6, open_lo=True), default=1e-6, help="largest relative error allowed (default 1e-6)")
@@ -53,13 +58,16 @@ def run(args) -> int:
         raise ConfigError(f"--max-per-block must be a positive integer, got {args.max_per_block}")
     act = args.activation[0] if len(args.activation) == 1 else args.activation
     _check_cost([args.inputs, *args.hidden, args.classes], args.samples, args.max_per_block)
-    net = MLP([args.inputs, *args.hidden, args.classes], activation=act, dtype="float64", l2=args.l2)
+    net = MLP([args.inputs, *args.hidden, args.classes], activation=act, dtype="float64", l2=args.l2,
+              dropout=args.dropout, label_smoothing=args.label_smoothing)
     rng = np.random.default_rng(args.seed)
     theta = net.init(rng, bias="random")  # random biases: their gradients are checked too
     X = rng.normal(size=(args.samples, args.inputs))
     y = rng.integers(0, args.classes, args.samples)
+    from steepest.regularise import Dropout
+    masks = Dropout(net, args.seed).masks(0, args.samples) if net.dropout else None
     r = gradcheck(net, theta, X, y, h=args.h, max_per_block=args.max_per_block, seed=args.seed,
-                  threshold=args.threshold)
+                  threshold=args.threshold, masks=masks)
     out = Output(args.json)
     if args.json:
         out.emit({"network": list(net.sizes), "activation": list(net.activations), "errors": r.errors,

@@ -16,6 +16,8 @@ examples:
   steepest train --dataset mine.npz --hidden 32 --schedule cosine --warmup-steps 100 --json
   steepest train --config run.toml --lr 0.1      # options from the file, the command line overrides
   steepest train --resume runs/mnist             # continue after Ctrl-C, bit for bit
+  steepest train --recipe mnist-record           # a named recipe (`steepest recipes` lists them)
+  steepest train --recipe mnist-dropout --epochs 1 --seed 3   # … with options overridden
 
 Run directory: config.toml, metrics.csv, metrics.jsonl, model.safetensors,
 checkpoints/checkpoint.safetensors (each epoch, every --checkpoint-every steps, on Ctrl-C).
@@ -33,6 +35,8 @@ def add_parser(subparsers):
     g = p.add_argument_group("run")
     g.add_argument("--config", metavar="FILE.toml", help="read options from a TOML file (keys as the flags, "
                    "e.g. batch_size = 128); command-line values override it")
+    g.add_argument("--recipe", metavar="NAME", help="start from a named recipe shipped with steepest "
+                   "(`steepest recipes` lists them); --config and the command line override it")
     g.add_argument("--resume", metavar="RUN_DIR", help="continue the run in RUN_DIR from its checkpoint")
     g.add_argument("--force", action="store_true", help="start over in an --out directory that holds a run")
     g.add_argument("--quiet", action="store_true", help="no progress bars or epoch lines")
@@ -131,7 +135,7 @@ def new(args, out, comm=None) -> int:
     data = _session.split(ds, cfg)
     check_network([ds.n_features, *cfg["hidden"], ds.n_classes])
     net = MLP([ds.n_features, *cfg["hidden"], ds.n_classes], activation=cfg["activation"],
-              dtype=cfg["dtype"], input_scale=ds.input_scale, l2=cfg["l2"])
+              dtype=cfg["dtype"], input_scale=ds.input_scale, l2=cfg["l2"], **_regularisation(cfg, data))
     _session.check_batch(cfg, len(data.y))
     make_optimizer(cfg["optimizer"], **optimizer_kwargs(cfg))   # every option checked before any write
     make_schedule(cfg, steps_per_epoch(len(data.y), cfg["batch_size"]))
@@ -145,12 +149,24 @@ def new(args, out, comm=None) -> int:
     rundir.create(force=args.force)
     try:
         rundir.remove_stale_temps()  # of a killed run that --force replaces
-        rundir.write_config(_provenance(cfg) + to_toml({k: v for k, v in cfg.items() if k != "out"}))
+        recipe = f"# from recipe {args.recipe} (steepest recipes --show {args.recipe})\n" if args.recipe else ""
+        rundir.write_config(_provenance(cfg) + recipe + to_toml({k: v for k, v in cfg.items() if k != "out"}))
         rundir.start_metrics(data.columns(), [])
         return _session.fit(cfg, net, theta, data, rundir, out, comm=comm)
     except BaseException:
         rundir.remove_if_unused()
         raise
+
+
+def _regularisation(cfg, data) -> dict:
+    """The network's training-time options; standardisation statistics from the training split only."""
+    from steepest.network import standardisation
+
+    kw = {"dropout": cfg.get("dropout"), "max_norm": cfg.get("max_norm"),
+          "label_smoothing": cfg.get("label_smoothing") or 0.0}
+    if cfg.get("standardize"):
+        kw["input_mean"], kw["input_std"] = standardisation(data.X, data.ds.input_scale)
+    return kw
 
 
 def _provenance(cfg) -> str:
@@ -198,7 +214,7 @@ def resume(args, out, comm=None) -> int:
     from steepest.io import load_checkpoint
 
     extra = [BY_NAME[k].flag for k in given(args) if k not in RESUME_OPTIONS]
-    extra += [f for f, on in (("--config", args.config), ("--force", args.force)) if on]
+    extra += [f for f, on in (("--config", args.config), ("--recipe", args.recipe), ("--force", args.force)) if on]
     if extra:
         raise ConfigError(f"{', '.join(extra)} cannot be combined with --resume (the run continues as it "
                           "was configured); start a new run with --out to change them")

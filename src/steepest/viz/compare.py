@@ -49,6 +49,8 @@ class RunSpec:
     batch_size: int | str = "full"
     options: dict = field(default_factory=dict)
     label: str | None = None
+    dropout: tuple | None = None     # rates of the input and each hidden layer (training only)
+    max_norm: float | None = None
 
     def __post_init__(self):
         make_optimizer(self.optimizer, **self.options)  # validates name and options now
@@ -56,10 +58,21 @@ class RunSpec:
             b = "full batch" if self.batch_size == "full" else f"B={self.batch_size}"
             name = "SGD" if self.optimizer == "sgd" else self.optimizer
             self.label = "GD" if self.optimizer == "gd" else f"{name} {b}"
+            self.label += " dropout" if self.dropout else ""
+            self.label += f" max-norm {self.max_norm:g}" if self.max_norm else ""
+
+    def network(self, net):
+        """``net`` with this run's dropout and max-norm (the same architecture and θ layout)."""
+        if not self.dropout and not self.max_norm:
+            return net
+        from steepest.network import MLP
+
+        return MLP(**{**net.config(), "dropout": self.dropout, "max_norm": self.max_norm})
 
     @classmethod
     def parse(cls, text: str) -> "RunSpec":
-        """``"name[:key=value,...]"``, keys ``lr``, ``batch`` (int or ``full``), ``label`` and the
+        """``"name[:key=value,...]"``, keys ``lr``, ``batch`` (int or ``full``), ``label``, ``dropout`` (rates
+        of the input and each hidden layer joined by ``/``, e.g. ``0.2/0.5/0.5``), ``max_norm`` and the
         optimizer's own options, e.g. ``"sgd:batch=16,lr=0.05"``, ``"momentum:batch=128,momentum=0.8"``."""
         name, _, rest = text.strip().partition(":")
         kw = {}
@@ -73,10 +86,12 @@ class RunSpec:
             batch = kw.pop("batch", "full" if name == "gd" else "128")
             batch = "full" if batch == "full" else int(batch)
             label = kw.pop("label", None)
+            dropout = tuple(float(p) for p in kw.pop("dropout").split("/")) if "dropout" in kw else None
+            max_norm = float(kw.pop("max_norm")) if "max_norm" in kw else None
             opts = {k: (v.lower() == "true" if v.lower() in ("true", "false") else float(v)) for k, v in kw.items()}
             if not 0 < lr <= 1e6 or (batch != "full" and not 1 <= batch <= 2**31):
                 raise ConfigError("lr must be a finite number in (0, 1e6] and batch an integer in 1 … 2**31 or full")
-            return cls(name, lr, batch, opts, label)
+            return cls(name, lr, batch, opts, label, dropout, max_norm)
         except (ValueError, ConfigError) as e:  # ConfigError is a ValueError too
             raise ConfigError(f"run spec {text!r}: {e}; write NAME[:key=value,...], "
                               "e.g. sgd:batch=16,lr=0.05") from None
@@ -99,8 +114,10 @@ class RunSpec:
         return f"{self.label} ({', '.join(parts)})"
 
     def config(self) -> dict:
+        extra = {k: v for k, v in (("dropout", list(self.dropout) if self.dropout else None),
+                                   ("max_norm", self.max_norm)) if v is not None}
         return {"label": self.label, "optimizer": self.optimizer, "lr": self.lr,
-                "batch_size": self.batch_size, "momentum": self.momentum, **self.options}
+                "batch_size": self.batch_size, "momentum": self.momentum, **self.options, **extra}
 
 
 def parse_runs(specs) -> list[RunSpec]:
@@ -252,7 +269,7 @@ def _run_one(net, theta0, X, y, spec, budget, evals, eps, seed, sample, start, e
         return False
 
     t0 = time.perf_counter()
-    res = train(net, theta0, X, y, optimizer=spec.make_optimizer(), lr=spec.lr, batch_size=spec.batch_size,
+    res = train(spec.network(net), theta0, X, y, optimizer=spec.make_optimizer(), lr=spec.lr, batch_size=spec.batch_size,
                 eps=eps, evals=evals, seed=seed, callback=callback, **_budget(n, spec.batch_size, **_kw(budget)))
     wall = time.perf_counter() - t0
     st = res.state
@@ -300,7 +317,7 @@ def tune_lr(net, theta0, X, y, spec, budget, factors=TUNE_FACTORS, val_fraction=
     grid = sorted({float(spec.lr * f) for f in factors})
     scores = []
     for lr in grid:
-        res = train(net, theta0, Xf, yf, optimizer=spec.make_optimizer(), lr=lr, batch_size=batch, seed=seed,
+        res = train(spec.network(net), theta0, Xf, yf, optimizer=spec.make_optimizer(), lr=lr, batch_size=batch, seed=seed,
                     monitor=False, **_budget(len(fit), batch, **_kw(budget)))
         with np.errstate(over="ignore", invalid="ignore"):
             loss = net.loss(res.theta, Xv, yv) if res.stop_reason != "diverged" else math.inf

@@ -1,0 +1,286 @@
+"""Run the named recipes for N seeds and write benchmarks/ACCURACY.md: the published anchors beside
+steepest's measured test accuracy (mean ± spread over seeds), epochs, wall time and the machine.
+
+    python benchmarks/accuracy.py                                   # every recipe, 3 seeds (hours)
+    python benchmarks/accuracy.py --recipes mnist-record --seeds 1 --epochs 4 --no-torch   # shortened
+    make accuracy SEEDS=3
+
+Each seed is one real ``steepest train --recipe NAME --seed S`` in a subprocess (the recipe holds out
+its validation split from the training data; the test split is only measured, never chosen on). With
+PyTorch installed, the same recipe is also trained in PyTorch from the same θ₀, the same batch order and
+the same learning-rate schedule for the first seed (``--no-torch`` skips it): its own dropout masks, its
+own kernels. A run shortened with ``--epochs`` is marked so in the table and in ``measured.toml``.
+The results also go to ``src/steepest/recipes/measured.toml``, which ``steepest recipes`` shows.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import platform
+import statistics
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parent.parent
+MEASURED = ROOT / "src" / "steepest" / "recipes" / "measured.toml"
+
+ANCHORS = [
+    ("LeCun's MNIST table, 500+300 HU, softmax CE, weight decay", "98.47%", "yann.lecun.com/exdb/mnist"),
+    ("Keras `mnist_mlp` example, 512-512, dropout 0.2, RMSprop, 20 epochs", "98.40%", "keras examples"),
+    ("Srivastava et al. 2014 (JMLR, Table 2), dropout + max-norm, ReLU, 2×4096", "98.99%",
+     "\"Dropout: a simple way…\""),
+    ("Fashion-MNIST benchmark table, best MLP row (256-128-100)", "88.33%", "zalandoresearch/fashion-mnist README"),
+]
+
+
+def machine() -> str:
+    """CPU model, core count, BLAS kernel and the load average: what the times were measured on."""
+    model = platform.processor() or "?"
+    try:
+        for line in subprocess.run(["lscpu"], capture_output=True, text=True).stdout.splitlines():
+            if line.startswith("Model name"):
+                model = line.split(":", 1)[1].strip()
+    except OSError:
+        pass
+    blas = "?"
+    try:
+        import numpy  # noqa: F401  (loads the BLAS threadpoolctl reports)
+        from threadpoolctl import threadpool_info
+
+        blas = ", ".join(f"{i.get('internal_api')} {i.get('version')} {i.get('architecture')}"
+                         for i in threadpool_info() if i.get("user_api") == "blas")
+    except ImportError:
+        pass
+    load = ", ".join(f"{x:.1f}" for x in os.getloadavg())
+    return f"{model}, {os.cpu_count()} cores, BLAS {blas}; load average {load} at the end"
+
+
+def run_steepest(name, seed, epochs, data_dir, runs_dir) -> dict:
+    """One ``steepest train --recipe`` run; its final JSON line plus the wall time."""
+    out = Path(runs_dir) / f"{name}-seed{seed}"
+    cmd = [sys.executable, "-m", "steepest", "train", "--recipe", name, "--seed", str(seed), "--json",
+           "--out", str(out), "--force", "--no-download"]
+    cmd += ["--epochs", str(epochs)] if epochs else []
+    cmd += ["--data-dir", str(data_dir)] if data_dir else []
+    t0 = time.perf_counter()
+    r = subprocess.run(cmd, capture_output=True, text=True)
+    wall = time.perf_counter() - t0
+    if r.returncode != 0:
+        raise SystemExit(f"{' '.join(cmd)} failed ({r.returncode}): {r.stderr.strip()}")
+    end = [json.loads(l) for l in r.stdout.splitlines() if l.startswith("{")][-1]
+    return {"seed": seed, "test_acc": end["test_acc"], "val_acc": end.get("val_acc"), "epochs": end["epochs"],
+            "wall": wall, "run_dir": str(out)}
+
+
+#: options that say where data and output go or how often checkpoints are written, never the arithmetic
+_RUN_ONLY = {"seed", "epochs", "out", "data_dir", "download", "fallback", "threads", "checkpoint_every",
+             "checkpoint_seconds"}
+
+
+def from_run(name, run_dir) -> dict:
+    """A finished ``steepest train`` run directory as one seed of recipe ``name``: its config.toml must
+    hold the recipe's options (seed and epochs aside). Wall time: config.toml written → model written."""
+    import tomllib
+
+    run_dir = Path(run_dir)
+    cfg = tomllib.loads((run_dir / "config.toml").read_text(encoding="utf-8"))
+    want = _recipe_config(name, cfg.get("seed", 0), cfg.get("epochs"))
+    differ = sorted(k for k in set(cfg) | {k for k, v in want.items() if v is not None}
+                    if k not in _RUN_ONLY and cfg.get(k) != want.get(k))
+    if differ:
+        raise SystemExit(f"{run_dir} is not a run of recipe {name}: {', '.join(differ)} differ")
+    last = json.loads((run_dir / "metrics.jsonl").read_text(encoding="utf-8").splitlines()[-1])
+    wall = (run_dir / "model.safetensors").stat().st_mtime - (run_dir / "config.toml").stat().st_mtime
+    return {"seed": cfg.get("seed", 0), "test_acc": last["test_acc"], "val_acc": last.get("val_acc"),
+            "epochs": last["epoch"], "wall": wall, "run_dir": str(run_dir)}
+
+
+def _recipe_config(name, seed, epochs):
+    from steepest.commands._trainconfig import BY_NAME, OPTIONS, check, convert, read_recipe
+
+    cfg = {o.name: o.default for o in OPTIONS}
+    cfg.update({k: convert(BY_NAME[k], v) for k, v in read_recipe(name).items()})
+    cfg["seed"] = seed
+    if epochs:
+        cfg["epochs"] = epochs
+    check(cfg)
+    return cfg
+
+
+def run_torch(name, seed, epochs, data_dir) -> dict:
+    """The recipe in PyTorch: same θ₀, batches and schedule as steepest's; PyTorch's own dropout masks."""
+    import numpy as np
+    import torch
+
+    from steepest.batches import Batches, steps_per_epoch
+    from steepest.commands._session import split
+    from steepest.commands._trainconfig import make_schedule
+    from steepest.data import load_dataset
+    from steepest.network import MLP, standardisation
+
+    cfg = _recipe_config(name, seed, epochs)
+    ds = load_dataset(cfg["dataset"], data_dir=data_dir, download=False)
+    data = split(ds, cfg)
+    net = MLP([ds.n_features, *cfg["hidden"], ds.n_classes], activation=cfg["activation"])
+    theta0 = net.init(seed, scheme=cfg["init"], bias=cfg["bias"])
+    mean, std = standardisation(data.X, ds.input_scale) if cfg.get("standardize") else (0.0, 1.0)
+
+    def prep(X):
+        return torch.from_numpy(((X * ds.input_scale - mean) / std).astype(np.float32))
+
+    layers = [torch.nn.Linear(a, b) for a, b in zip(net.sizes[:-1], net.sizes[1:])]
+    with torch.no_grad():
+        for lin, (W, b) in zip(layers, net.unpack(theta0)):
+            lin.weight.copy_(torch.from_numpy(W.T.copy()))
+            lin.bias.copy_(torch.from_numpy(b.copy()))
+    params = [p for lin in layers for p in lin.parameters()]
+    opt = torch.optim.SGD(params, lr=cfg["lr"], momentum=cfg["momentum"] or 0.9)
+    schedule = make_schedule(cfg, steps_per_epoch(len(data.y), cfg["batch_size"]))
+    rates = cfg.get("dropout") or [0.0] * len(layers)
+    loss_fn = torch.nn.CrossEntropyLoss(label_smoothing=cfg.get("label_smoothing") or 0.0)
+    torch.manual_seed(seed)
+    X, y = prep(data.X), torch.from_numpy(data.y.astype(np.int64))
+
+    def forward(a, train):
+        for l, lin in enumerate(layers):
+            a = torch.nn.functional.dropout(a, rates[l], training=train) if train and rates[l] else a
+            a = lin(a)
+            a = torch.relu(a) if l < len(layers) - 1 else a
+        return a
+
+    batches, step, t0 = Batches(data.X, data.y, cfg["batch_size"], seed), 0, time.perf_counter()
+    for epoch in range(cfg["epochs"]):
+        order = torch.from_numpy(batches.order(epoch).astype(np.int64))
+        for i in range(batches.per_epoch):
+            rows = order[i * batches.size:(i + 1) * batches.size]
+            for g in opt.param_groups:
+                g["lr"] = float(schedule(step))
+            opt.zero_grad()
+            loss_fn(forward(X[rows], True), y[rows]).backward()
+            opt.step()
+            step += 1
+            if cfg.get("max_norm"):
+                with torch.no_grad():  # each hidden unit's incoming weights: a row of torch's weight
+                    for lin in layers[:-1]:
+                        lin.weight.copy_(torch.renorm(lin.weight, 2, 0, cfg["max_norm"]))
+    wall = time.perf_counter() - t0
+    with torch.no_grad():
+        pred = forward(prep(ds.X_test), False).argmax(1).numpy()
+    return {"seed": seed, "test_acc": float((pred == ds.y_test).mean()), "epochs": cfg["epochs"], "wall": wall}
+
+
+def summary(runs) -> dict:
+    accs = [r["test_acc"] for r in runs]
+    return {"seeds": len(runs), "mean": statistics.fmean(accs),
+            "spread": (max(accs) - min(accs)) / 2 if len(accs) > 1 else 0.0,
+            "epochs": runs[0]["epochs"], "minutes": statistics.fmean(r["wall"] for r in runs) / 60}
+
+
+def _pct(s) -> str:
+    return f"{100 * s['mean']:.2f}%" + (f" ± {100 * s['spread']:.2f}" if s["seeds"] > 1 else " (1 seed)")
+
+
+def markdown(results, where, argv) -> str:
+    from steepest import recipes
+
+    L = ["# Test accuracy of the recipes", "",
+         f"Written by `python benchmarks/accuracy.py {' '.join(argv)}`; machine: {where}.", "",
+         "Two hidden fully-connected layers, no augmentation, a single model. Each steepest row is one "
+         "`steepest train --recipe NAME --seed S` per seed; ± is half the range over seeds. Every recipe holds "
+         "out a seeded 10% validation split of the training data (reported below); the test split is only "
+         "measured. Time is wall time per seed, evaluation included, on this shared machine.", "",
+         "| result | test accuracy | source |", "|---|---|---|"]
+    L += [f"| {a} | {b} | {c} |" for a, b, c in ANCHORS]
+    for name, res in results.items():
+        r = recipes.load(name)["recipe"]
+        s, short = res["summary"], res["shortened"]
+        tag = " — **shortened**" if short else ""
+        L.append(f"| steepest `{name}`: {r['title']}{tag}, {s['epochs']} epochs, {s['minutes']:.1f} min/seed "
+                 f"| {_pct(s)} | benchmarks/accuracy.py |")
+        if res.get("torch"):
+            t = res["torch"]
+            L.append(f"| PyTorch, same recipe, same θ₀ (seed {t['seed']}), {t['epochs']} epochs, "
+                     f"{t['wall'] / 60:.1f} min of training | {100 * t['test_acc']:.2f}% | benchmarks/accuracy.py |")
+    L += ["", "## Runs", "", "| recipe | target | seed | epochs | validation acc | test acc | minutes |",
+          "|---|---|---|---|---|---|---|"]
+    for name, res in results.items():
+        target = recipes.load(name)["recipe"]["target"]
+        for r in res["runs"]:
+            val = f"{100 * r['val_acc']:.2f}%" if r.get("val_acc") is not None else "–"
+            L.append(f"| {name} | ≥ {100 * target:.1f}% | {r['seed']} | {r['epochs']} | {val} | "
+                     f"{100 * r['test_acc']:.2f}% | {r['wall'] / 60:.1f} |")
+    return "\n".join(L) + "\n"
+
+
+def write_measured(results, where) -> None:
+    """Merge this run's summaries into src/steepest/recipes/measured.toml."""
+    import tomli_w
+
+    from steepest import recipes
+
+    table = recipes.measured()
+    for name, res in results.items():
+        s = dict(res["summary"])
+        s["machine"] = where.split(";")[0]
+        s["date"] = time.strftime("%Y-%m-%d")
+        if res["shortened"]:
+            s["note"] = f"shortened to {s['epochs']} epochs, not the full recipe"
+        table[name] = s
+    MEASURED.write_text("# Written by benchmarks/accuracy.py; shown by `steepest recipes`.\n" + tomli_w.dumps(table),
+                        encoding="utf-8")
+
+
+def main(argv=None) -> int:
+    from steepest import recipes
+
+    p = argparse.ArgumentParser(description=__doc__.split("\n\n")[0],
+                                formatter_class=argparse.RawDescriptionHelpFormatter)
+    p.add_argument("--recipes", nargs="+", default=None, metavar="NAME", help="default: all")
+    p.add_argument("--seeds", type=int, default=3)
+    p.add_argument("--epochs", type=int, default=None, help="shorten every recipe to this many epochs (marked)")
+    p.add_argument("--no-torch", action="store_true", help="skip the PyTorch row")
+    p.add_argument("--data-dir", default=None, help="where mnist/ and fashion-mnist/ are (default $STEEPEST_DATA)")
+    p.add_argument("--runs-dir", default="runs/accuracy")
+    p.add_argument("--out", default=str(ROOT / "benchmarks" / "ACCURACY.md"))
+    p.add_argument("--from-runs", nargs="+", metavar="NAME=RUN_DIR", help="summarise finished run directories "
+                   "of recipe NAME instead of training (their config must be the recipe's)")
+    p.add_argument("--no-measured", action="store_true", help="do not update src/steepest/recipes/measured.toml")
+    args = p.parse_args(argv)
+    names = args.recipes or recipes.names()
+    given = {}
+    for item in args.from_runs or []:
+        name, _, run_dir = item.partition("=")
+        given.setdefault(name, []).append(from_run(name, run_dir))
+    names = list(given) if given else names
+    results = {}
+    for name in names:
+        runs = given.get(name, [])
+        for seed in range(0 if given else args.seeds):
+            runs.append(run_steepest(name, seed, args.epochs, args.data_dir, args.runs_dir))
+            print(f"{name} seed {seed}: test {100 * runs[-1]['test_acc']:.2f}% in {runs[-1]['wall'] / 60:.1f} min",
+                  flush=True)
+        full = recipes.load(name)["options"].get("epochs")
+        results[name] = {"runs": runs, "summary": summary(runs),
+                         "shortened": any(r["epochs"] != full for r in runs)}
+        try:
+            import torch  # noqa: F401
+            have_torch = True
+        except ImportError:
+            have_torch = False
+        if have_torch and not args.no_torch:
+            results[name]["torch"] = run_torch(name, runs[0]["seed"], runs[0]["epochs"], args.data_dir)
+            print(f"{name} PyTorch seed {runs[0]['seed']}: test {100 * results[name]['torch']['test_acc']:.2f}%", flush=True)
+    where = machine()
+    Path(args.out).write_text(markdown(results, where, argv if argv is not None else sys.argv[1:]), encoding="utf-8")
+    if not args.no_measured:
+        write_measured(results, where)
+    print(f"wrote {args.out}")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

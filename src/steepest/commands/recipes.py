@@ -1,0 +1,65 @@
+"""``steepest recipes``: the named training recipes, their targets and what was measured."""
+
+from __future__ import annotations
+
+import argparse
+
+from steepest.commands._common import Output, add_json_flag
+
+HELP = "list the named training recipes and their measured results"
+EPILOG = """\
+examples:
+  steepest recipes
+  steepest recipes --json
+  steepest train --recipe mnist-record
+
+Measured results come from `python benchmarks/accuracy.py` (benchmarks/ACCURACY.md); a recipe
+nobody has measured on full runs says so.
+"""
+
+
+def add_parser(subparsers):
+    p = subparsers.add_parser("recipes", help=HELP, description=HELP + ".", epilog=EPILOG,
+                              formatter_class=argparse.RawDescriptionHelpFormatter)
+    p.add_argument("--show", metavar="NAME", help="print one recipe's TOML options")
+    add_json_flag(p)
+    return p
+
+
+def _result(m: dict) -> str:
+    if not m:
+        return "not measured yet"
+    acc = f"{100 * m['mean']:.2f}%" + (f" ± {100 * m['spread']:.2f}" if m.get("seeds", 1) > 1 else "")
+    return (f"{acc} test accuracy over {m['seeds']} seed{'s' * (m['seeds'] != 1)}, {m['epochs']} epochs, "
+            f"{m['minutes']:.0f} min/seed on {m['machine']}" + (f" ({m['note']})" if m.get("note") else ""))
+
+
+def run(args) -> int:
+    from steepest import recipes
+    from steepest.commands._trainconfig import read_recipe, to_toml
+    from steepest.errors import ConfigError
+
+    out = Output(args.json)
+    if args.show:
+        options = read_recipe(args.show)
+        if args.json:
+            out.emit({"name": args.show, **recipes.load(args.show)})
+        else:
+            print(to_toml(options), end="")
+        return 0
+    measured = recipes.measured()
+    rows = []
+    for name in recipes.names():
+        r = recipes.load(name).get("recipe", {})
+        if "title" not in r or "target" not in r:
+            raise ConfigError(f"recipe {name} has no title or target; the recipe file is broken")
+        rows.append({"name": name, **r, "measured": measured.get(name)})
+    if args.json:
+        out.emit({"recipes": rows})
+        return 0
+    for row in rows:
+        print(f"{row['name']}: {row['title']} — target ≥ {100 * row['target']:.1f}% "
+              f"(anchor: {row.get('anchor', '?')})")
+        print(f"    measured: {_result(row['measured'] or {})}")
+    print("train one: steepest train --recipe NAME   (options: steepest recipes --show NAME)")
+    return 0

@@ -1,0 +1,74 @@
+"""Regularisation that acts while training only: dropout masks and the max-norm constraint.
+
+Both are parts of the training :class:`~steepest.step.Step`, built by :func:`steepest.train` from the
+network's ``dropout`` and ``max_norm`` (see :class:`~steepest.network.MLP`); evaluation never sees them.
+
+**Inverted dropout.** Layer l's input ``A_l`` (l = 0 the input, l ≥ 1 the hidden layers) is multiplied by a
+mask ``M_l`` whose entries are, independently, ``1/(1−p_l)`` with probability ``1−p_l`` and 0 otherwise, so
+``E[A_l ⊙ M_l] = A_l``: the trained network is used as it is at evaluation, nothing rescaled.
+The masks of step t are drawn from a generator keyed by ``(seed, t, l)`` — not from one generator advanced
+step by step — so a run resumed at any step draws the very same masks: the same θ, bit for bit.
+
+**Max-norm** (Srivastava et al. 2014, §5.1): after each update, every hidden unit j of every hidden layer l
+has its incoming weight vector ``w = W_l[:, j]`` projected onto the ball of radius c,
+
+    w ← w · min(1, c / ‖w‖₂)
+
+(the output layer and the biases are left free).
+"""
+
+from __future__ import annotations
+
+import numpy as np
+
+from .errors import ConfigError
+
+#: the first word of every dropout key: keeps its streams apart from the batches' (seed, epoch) shuffles
+_DROPOUT_STREAM = 0xD509
+
+
+class Dropout:
+    """The masks of each training step: ``masks(step, n)`` → one ``(n, n_l)`` array (or None) per layer."""
+
+    def __init__(self, net, seed=0):
+        if not net.dropout:
+            raise ConfigError("this network has no dropout rates; build it with MLP(..., dropout=[…])")
+        self.rates, self.widths, self.dtype = net.dropout, net.sizes[:-1], net.dtype
+        self.seed = int(seed)
+
+    def masks(self, step: int, n: int) -> list:
+        """Masks for the ``n`` rows of step ``step``: entries 0 or 1/(1−p), drawn from key (seed, step, l)."""
+        out = []
+        for l, (p, width) in enumerate(zip(self.rates, self.widths)):
+            if not p:
+                out.append(None)
+                continue
+            rng = np.random.default_rng([_DROPOUT_STREAM, self.seed, int(step), l])
+            keep = rng.random((n, width), dtype=np.float32) >= np.float32(p)
+            out.append(np.multiply(keep, self.dtype.type(1.0 / (1.0 - p)), dtype=self.dtype))
+        return out
+
+
+def max_norm(net, c: float):
+    """The constraint ``W_l[:, j] ← W_l[:, j] · min(1, c/‖W_l[:, j]‖)`` on each hidden layer, as a
+    callable ``constraint(theta)`` applied in place after each update."""
+    c = float(c) if not isinstance(c, bool) else float("nan")
+    if not np.isfinite(c) or c <= 0:
+        raise ConfigError(f"max_norm must be a positive number, got {c!r}")
+    hidden = net.layers[:-1]
+
+    def constrain(theta: np.ndarray) -> None:
+        for layer in hidden:
+            W = theta[layer.w].reshape(layer.shape)
+            sq = np.einsum("ij,ij->j", W, W, dtype=np.float64)   # ‖W[:, j]‖² per hidden unit
+            over = sq > c * c
+            if over.any():
+                W[:, over] *= (c / np.sqrt(sq[over])).astype(W.dtype)
+    return constrain
+
+
+def training_parts(net, seed=0, constraints=()):
+    """``(dropout, constraints)`` for a :class:`~steepest.step.Step` from the network's settings."""
+    dropout = Dropout(net, seed) if net.dropout else None
+    extra = [max_norm(net, net.max_norm)] if net.max_norm is not None else []
+    return dropout, extra + list(constraints)

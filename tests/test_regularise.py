@@ -1,0 +1,271 @@
+"""Dropout, max-norm, label smoothing, input standardisation and the named recipes."""
+
+import json
+
+import numpy as np
+import pytest
+
+import steepest
+from steepest.finite_diff import gradcheck
+from steepest.losses import softmax, softmax_cross_entropy
+from steepest.network import MLP, standardisation
+from steepest.regularise import Dropout, max_norm
+
+from clirun import steepest as cli
+
+
+def _data(n=9, d=5, k=3, seed=0):
+    rng = np.random.default_rng(seed)
+    return rng.normal(size=(n, d)), rng.integers(0, k, n)
+
+
+# ---------------------------------------------------------------- gradients
+
+@pytest.mark.parametrize("act", ["relu", "tanh", "sigmoid", "leaky_relu"])
+def test_backprop_through_a_fixed_dropout_mask(act):
+    X, y = _data()
+    net = MLP([5, 7, 6, 3], activation=act, dtype="float64", dropout=[0.2, 0.5, 0.4])
+    theta = net.init(1, bias="random")  # random biases: no unit sits exactly on ReLU's kink
+    masks = Dropout(net, seed=4).masks(3, len(y))
+    assert all(m is not None for m in masks)
+    r = gradcheck(net, theta, X, y, masks=masks)
+    assert r.ok, str(r)
+    # the masks matter: the masked gradient is not the plain one
+    g_plain = net.loss_and_grad(theta, X, y)[1]
+    g_mask = net.loss_grad_correct(theta, X, y, masks=masks)[1]
+    assert np.abs(g_plain - g_mask).max() > 1e-3
+
+
+def test_a_wrong_mask_in_backprop_is_caught():
+    """The check can fail: a gradient computed with one mask and a loss with another disagree."""
+    X, y = _data()
+    net = MLP([5, 7, 3], activation="tanh", dtype="float64", dropout=[0.3, 0.5])
+    theta = net.init(0, bias="random")
+    m1, m2 = Dropout(net, 1).masks(0, len(y)), Dropout(net, 2).masks(0, len(y))
+    g = net.loss_grad_correct(theta, X, y, masks=m1)[1]
+    i, h = 3, 1e-6
+    tp, tm = theta.copy(), theta.copy()
+    tp[i] += h
+    tm[i] -= h
+    num = (net.loss_grad_correct(tp, X, y, masks=m2)[0] - net.loss_grad_correct(tm, X, y, masks=m2)[0]) / (2 * h)
+    assert abs(num - g[i]) > 1e-4
+
+
+@pytest.mark.parametrize("eps", [0.1, 0.3])
+def test_label_smoothing_loss_and_gradient(eps):
+    X, y = _data(k=4)
+    net = MLP([5, 6, 4], activation="tanh", dtype="float64", label_smoothing=eps, l2=0.01)
+    theta = net.init(2, bias="random")
+    assert gradcheck(net, theta, X, y).ok
+    Z = net.logits(theta, X)
+    q = np.full(Z.shape, eps / 4)
+    q[np.arange(len(y)), y] += 1 - eps
+    want = float(np.mean(-(q * np.log(softmax(Z))).sum(axis=1)))
+    loss, dZ = softmax_cross_entropy(Z.copy(), y, smoothing=eps)
+    assert loss == pytest.approx(want, rel=1e-12)
+    np.testing.assert_allclose(dZ, (softmax(Z) - q) / len(y), atol=1e-15)
+
+
+def test_label_smoothing_zero_is_the_plain_loss_bit_for_bit():
+    Z = np.random.default_rng(0).normal(size=(16, 10)).astype(np.float32)
+    y = np.arange(16) % 10
+    a, ga = softmax_cross_entropy(Z.copy(), y)
+    b, gb = softmax_cross_entropy(Z.copy(), y, smoothing=0.0)
+    assert a == b and ga.tobytes() == gb.tobytes()
+
+
+def test_cli_gradcheck_with_dropout_and_smoothing():
+    r = cli("gradcheck", "--hidden", "12", "8", "--activation", "relu", "--dropout", "0.2", "0.5", "0.5",
+            "--label-smoothing", "0.1", "--json")
+    assert r.returncode == 0, r.stderr
+    assert json.loads(r.stdout)["ok"]
+
+
+# ---------------------------------------------------------------- dropout masks
+
+def test_masks_are_keyed_by_seed_and_step_and_inverted():
+    net = MLP([50, 40, 3], dropout=[0.2, 0.5])
+    d = Dropout(net, seed=7)
+    a, b = d.masks(11, 400), d.masks(11, 400)
+    assert all(x.tobytes() == z.tobytes() for x, z in zip(a, b))
+    assert a[1].tobytes() != d.masks(12, 400)[1].tobytes()
+    assert a[1].tobytes() != Dropout(net, seed=8).masks(11, 400)[1].tobytes()
+    for m, p in zip(a, (0.2, 0.5)):
+        assert set(np.unique(m)) <= {0.0, np.float32(1 / (1 - p))}
+        assert abs((m == 0).mean() - p) < 0.02
+        assert abs(m.mean() - 1) < 0.03       # E[M] = 1: nothing to rescale at evaluation
+
+
+def test_dropout_has_no_effect_at_evaluation():
+    X, y = _data(n=50)
+    plain, dropped = MLP([5, 8, 3]), MLP([5, 8, 3], dropout=[0.2, 0.5])
+    theta = plain.init(0)
+    assert plain.logits(theta, X).tobytes() == dropped.logits(theta, X).tobytes()
+    assert steepest.evaluate(plain, theta, X, y) == steepest.evaluate(dropped, theta, X, y)
+
+
+def test_dropout_changes_training_and_resumes_bit_for_bit():
+    X, y = _data(n=300, d=10, k=4, seed=3)
+    net = MLP([10, 32, 16, 4], dropout=[0.2, 0.5, 0.5], max_norm=1.5)
+    theta = net.init(0)
+    kw = dict(optimizer="momentum", lr=0.1, batch_size=32, epochs=3, seed=5)
+    whole = steepest.train(net, theta, X, y, **kw)
+    part = steepest.train(net, theta, X, y, max_steps=13, **kw)       # stops mid-epoch
+    assert part.state.step == 13
+    rest = steepest.train(net, theta, X, y, state=part.state, **kw)
+    assert rest.theta.tobytes() == whole.theta.tobytes()
+    plain = steepest.train(MLP([10, 32, 16, 4]), theta, X, y, **kw)
+    assert plain.theta.tobytes() != whole.theta.tobytes()
+
+
+def test_full_batch_with_dropout_does_not_reuse_the_unmasked_gradient():
+    X, y = _data(n=60, d=6, k=3)
+    net = MLP([6, 16, 3], dropout=[0.0, 0.5], dtype="float64")
+    theta = net.init(0)
+    r = steepest.train(net, theta, X, y, optimizer="gd", lr=0.5, batch_size="full", epochs=3, eval_every=1)
+    # replay by hand: θ ← θ − η ∇L(θ; M_t) with the masks of step t
+    t, d = theta.copy(), Dropout(net, 0)
+    for step in range(3):
+        t -= 0.5 * net.loss_grad_correct(t, X, y, masks=d.masks(step, len(y)))[1]
+    np.testing.assert_array_equal(r.theta, t)
+
+
+# ---------------------------------------------------------------- max-norm
+
+def test_max_norm_projects_hidden_units_only():
+    net = MLP([6, 5, 4, 3])
+    theta = net.init(0) * 10
+    before = theta.copy()
+    max_norm(net, 1.0)(theta)
+    for layer in net.layers[:-1]:
+        W, W0 = theta[layer.w].reshape(layer.shape), before[layer.w].reshape(layer.shape)
+        n0 = np.linalg.norm(W0, axis=0)
+        np.testing.assert_allclose(np.linalg.norm(W, axis=0), np.minimum(n0, 1.0), rtol=1e-5)
+        np.testing.assert_allclose(W / np.linalg.norm(W, axis=0), W0 / n0, rtol=1e-5)  # directions kept
+    out = net.layers[-1]
+    assert theta[out.span].tobytes() == before[out.span].tobytes()
+    assert all(theta[l.b].tobytes() == before[l.b].tobytes() for l in net.layers)
+
+
+def test_training_with_max_norm_keeps_every_norm_bounded():
+    X, y = _data(n=200, d=8, k=3, seed=1)
+    net = MLP([8, 20, 3], max_norm=0.5)
+    r = steepest.train(net, net.init(0), X, y, optimizer="sgd", lr=1.0, batch_size=20, epochs=3)
+    W = r.theta[net.layers[0].w].reshape(net.layers[0].shape)
+    assert np.linalg.norm(W, axis=0).max() <= 0.5 * (1 + 1e-5)
+    free = steepest.train(MLP([8, 20, 3]), net.init(0), X, y, optimizer="sgd", lr=1.0, batch_size=20, epochs=3)
+    assert np.linalg.norm(free.theta[net.layers[0].w].reshape(8, 20), axis=0).max() > 0.5
+
+
+def test_bad_regularisation_settings_are_config_errors():
+    from steepest.errors import ConfigError
+
+    for kw in ({"dropout": [0.5]}, {"dropout": [0.2, 1.0]}, {"max_norm": 0}, {"label_smoothing": 1.0}):
+        with pytest.raises(ConfigError):
+            MLP([4, 5, 3], **kw)
+    r = cli("train", "--dataset", "digits", "--hidden", "8", "--dropout", "0.2", "--epochs", "1")
+    assert r.returncode == 2 and "--dropout lists 1 rates" in r.stderr
+
+
+# ---------------------------------------------------------------- standardisation
+
+def test_standardisation_statistics_and_forward():
+    rng = np.random.default_rng(0)
+    X = rng.integers(0, 256, size=(500, 6)).astype(np.uint8)
+    X[:, 0] = 0  # constant feature: floored σ, not a division by zero
+    mean, std = standardisation(X, 1 / 255)
+    x = X / 255
+    np.testing.assert_allclose(mean, x.mean(axis=0))
+    np.testing.assert_allclose(std[1:], x.std(axis=0)[1:])
+    assert std[0] == pytest.approx(x.std(axis=0).mean() / 10)
+    a = MLP([6, 4, 3], input_scale=1 / 255, input_mean=mean, input_std=std, dtype="float64")
+    b = MLP([6, 4, 3], dtype="float64")
+    theta = a.init(0)
+    np.testing.assert_allclose(a.logits(theta, X), b.logits(theta, (x - mean) / std), atol=1e-12)
+
+
+def test_standardisation_is_stored_in_the_model_and_applied_by_evaluate(tmp_path):
+    from steepest.io import load_model
+
+    out = tmp_path / "run"
+    r = cli("train", "--dataset", "digits", "--hidden", "16", "--standardize", "--val-split", "0.2",
+            "--epochs", "2", "--out", out, "--quiet")
+    assert r.returncode == 0, r.stderr
+    net, theta, _ = load_model(out / "model.safetensors")
+    assert net.input_mean is not None and net.input_std is not None
+    from steepest.data import load_digits
+
+    ds = load_digits()
+    perm = np.random.default_rng([0, 1]).permutation(len(ds.y_train))  # the split of --seed 0
+    train_rows = np.sort(perm[round(len(ds.y_train) * 0.2):])
+    mean, std = standardisation(ds.X_train[train_rows], ds.input_scale)
+    np.testing.assert_allclose(net.input_mean, mean)   # the training split's statistics, not all data
+    np.testing.assert_allclose(net.input_std, std)
+    ev = cli("evaluate", out / "model.safetensors", "--dataset", "digits", "--json")
+    assert ev.returncode == 0, ev.stderr
+    m = steepest.evaluate(net, theta, ds.X_test, ds.y_test)
+    assert json.loads(ev.stdout)["accuracy"] == pytest.approx(m.accuracy)
+    raw = MLP(**{k: v for k, v in net.config().items() if k not in ("input_mean", "input_std")})
+    assert steepest.evaluate(raw, theta, ds.X_test, ds.y_test).accuracy != m.accuracy
+
+
+# ---------------------------------------------------------------- recipes
+
+def test_recipes_list_and_resolve():
+    from steepest import recipes
+    from steepest.commands._trainconfig import check, convert, BY_NAME, OPTIONS, read_recipe
+
+    names = recipes.names()
+    assert {"mnist-record", "mnist-dropout", "fashion-record"} <= set(names)
+    for name in names:
+        cfg = {o.name: o.default for o in OPTIONS}
+        cfg.update({k: convert(BY_NAME[k], v) for k, v in read_recipe(name).items()})
+        check(cfg)
+        assert cfg["val_split"], f"{name} must choose on a validation split, never on test"
+    r = cli("recipes", "--json")
+    assert r.returncode == 0, r.stderr
+    assert {row["name"] for row in json.loads(r.stdout)["recipes"]} == set(names)
+    bad = cli("train", "--recipe", "no-such-recipe")
+    assert bad.returncode == 2 and "steepest recipes" in bad.stderr
+
+
+def _subset(real, name, tmp_path, n_train=1200, n_test=300):
+    from steepest.data.idx import read_idx, write_idx
+
+    src, dst = real / name, tmp_path / name
+    if not src.is_dir():
+        pytest.skip(f"{name} not in STEEPEST_DATA")
+    dst.mkdir(parents=True)
+    for stem, n in (("train-images-idx3-ubyte", n_train), ("train-labels-idx1-ubyte", n_train),
+                    ("t10k-images-idx3-ubyte", n_test), ("t10k-labels-idx1-ubyte", n_test)):
+        write_idx(dst / (stem + ".gz"), read_idx(src / (stem + ".gz"))[:n], gzip=True)
+    return tmp_path
+
+
+@pytest.mark.parametrize("name", ["mnist-record", "mnist-dropout", "fashion-record"])
+def test_recipe_smoke_one_epoch_on_a_subset(name, real_data_dir, tmp_path):
+    from steepest import recipes
+
+    dataset = recipes.load(name)["options"]["dataset"]
+    data = _subset(real_data_dir, dataset, tmp_path)
+    r = cli("train", "--recipe", name, "--epochs", "1", "--data-dir", data, "--no-download",
+            "--out", tmp_path / "run", "--json", env={"STEEPEST_DATA": None})
+    assert r.returncode == 0, r.stderr
+    lines = [json.loads(l) for l in r.stdout.splitlines() if l.startswith("{")]
+    end = lines[-1]
+    assert end["test_acc"] > 0.5, end  # one epoch on 1,080 images is already far above chance
+    assert "val_acc" in json.dumps(lines)
+
+
+def test_compare_races_with_and_without_dropout():
+    from steepest.viz.compare import RunSpec, compare_optimizers
+
+    spec = RunSpec.parse("momentum:batch=16,dropout=0.2/0.5,max_norm=2")
+    assert spec.dropout == (0.2, 0.5) and spec.max_norm == 2.0 and spec.label == "momentum B=16 dropout max-norm 2"
+    X, y = _data(n=120, d=6, k=3, seed=2)
+    net = MLP([6, 12, 3])
+    comp = compare_optimizers(net, net.init(0), X, y, ["momentum:batch=16", spec], epochs=2, n_samples=None)
+    a, b = comp.runs
+    assert a.theta.tobytes() != b.theta.tobytes()
+    assert b.summary["dropout"] == [0.2, 0.5]
+    assert np.linalg.norm(b.theta[net.layers[0].w].reshape(6, 12), axis=0).max() <= 2 * (1 + 1e-5)
