@@ -107,6 +107,7 @@ def base_commands(ws: Path, out: Path) -> dict[str, list[str]]:
         "report": [model, "--out", str(out / "report.html")],
         "export": [model, "-o", str(out / "model.onnx")],
         "lab": ["--dataset", "moons", "--hidden", "4", "--no-browser", "--dry-run", "--runs-dir", str(out)],
+        "recipes": [],
     }
 
 
