@@ -37,7 +37,8 @@ import tempfile
 import time
 from pathlib import Path
 
-import numpy as np
+sys.path.insert(0, str(Path(__file__).resolve().parent))  # run as a script or imported by the tests
+import kill_harness  # noqa: E402  (its synthetic data)
 
 HERE = Path(__file__).resolve().parent
 TRAIN = ["--hidden", "64", "--batch-size", "4", "--lr", "0.01", "--optimizer", "momentum", "--epochs", "4",
@@ -56,11 +57,8 @@ def popen(*args, **kw) -> subprocess.Popen:
 
 
 def write_data(path, n=600, d=16, k=4, seed=0):
-    rng = np.random.default_rng(seed)
-    W = rng.normal(size=(d, k))
-    X, Xt = rng.normal(size=(n, d)).astype(np.float32), rng.normal(size=(n // 5, d)).astype(np.float32)
-    np.savez(path, X=X, y=(X @ W).argmax(1), X_test=Xt, y_test=(Xt @ W).argmax(1))
-    return path
+    """The kill harness's synthetic problem (a linear teacher), smaller."""
+    return kill_harness.write_data(path, n=n, d=d, k=k, seed=seed)
 
 
 def theta(run: Path) -> bytes:
