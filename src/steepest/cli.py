@@ -69,7 +69,11 @@ def one_line(message: str) -> str:
 
 def main(argv=None) -> int:
     """Run one command; return its exit status. Ctrl-C at any moment, imports included, is 130."""
+    import signal
+
+    old = signal.getsignal(signal.SIGINT)
     try:
+        _defer_interrupts_in_imports()
         import warnings
 
         with warnings.catch_warnings():
@@ -79,6 +83,51 @@ def main(argv=None) -> int:
     except KeyboardInterrupt:
         print("steepest: interrupted", file=sys.stderr)
         return 130
+    finally:
+        if old is not None and signal.getsignal(signal.SIGINT) is not old:
+            try:
+                signal.signal(signal.SIGINT, old)
+            except ValueError:  # not the main thread: nothing was changed
+                pass
+
+
+def _defer_interrupts_in_imports():
+    """Ctrl-C raises KeyboardInterrupt, but never inside an import: it is asked again 20 ms later.
+
+    A KeyboardInterrupt raised while a compiled extension initialises comes out as an unrelated
+    ImportError (NumPy: "PyCapsule_Import could not import module datetime"), or leaves the
+    interpreter flagged so that it kills itself by SIGINT after our own exit. Deferring the
+    interrupt to the end of the import makes every Ctrl-C the one line ``steepest: interrupted``.
+    Nothing changes where Ctrl-C is ignored (``nohup``, background jobs) or already handled.
+    """
+    import signal
+    import threading
+
+    if threading.current_thread() is not threading.main_thread() or \
+            signal.getsignal(signal.SIGINT) is not signal.default_int_handler:
+        return
+
+    def interrupt(signum, frame):
+        if _importing(frame):
+            timer = threading.Timer(0.02, signal.raise_signal, (signal.SIGINT,))
+            timer.daemon = True
+            timer.start()
+            return
+        raise KeyboardInterrupt
+
+    signal.signal(signal.SIGINT, interrupt)
+
+
+_IMPORT_MACHINERY = {"importlib._bootstrap", "importlib._bootstrap_external", "_frozen_importlib",
+                     "_frozen_importlib_external"}
+
+
+def _importing(frame) -> bool:
+    while frame is not None:
+        if frame.f_globals.get("__name__") in _IMPORT_MACHINERY:
+            return True
+        frame = frame.f_back
+    return False
 
 
 def _main(argv) -> int:
