@@ -28,6 +28,7 @@ from __future__ import annotations
 import hashlib
 import json
 import os
+import select
 import signal
 import socket
 import threading
@@ -256,11 +257,23 @@ class Watchdog(Listener):
         return None
 
     def watch(self):
+        try:
+            self._watch()
+        finally:
+            for end in self.told or ():
+                end.close()
+
+    def _watch(self):
         r = self.reducer
         while not self.done.is_set():
-            got = signal.sigtimedwait(_TOLD, self.period) if self.told else self.done.wait(self.period)
-            if self.told and got is not None:
-                self.fault(f"the launcher sent {signal.Signals(got.si_signo).name} (another process failed)")
+            if self.told is not None:
+                ready, _, _ = select.select([self.told[0]], [], [], self.period)
+                if ready:
+                    got = [n for n in self.told[0].recv(512) if n in _TOLD]
+                    if got:
+                        self.fault(f"the launcher sent {signal.Signals(got[0]).name} (another process failed)")
+            else:
+                self.done.wait(self.period)
             since = r.waiting_since
             if since is None or time.monotonic() - since < self.period:
                 continue
@@ -277,20 +290,24 @@ class Watchdog(Listener):
 
     def on_train_begin(self, run):
         # How launchers tell the survivors: MPICH's mpiexec (without auto-cleanup) SIGUSR1, Open MPI SIGTERM.
-        # Blocked here, they are taken by the watchdog thread (sigtimedwait) even while this thread waits
-        # inside MPI, where a Python signal handler would not run.
-        self.told = threading.current_thread() is threading.main_thread() and hasattr(signal, "sigtimedwait")
-        if self.told:  # (threads started earlier, BLAS's, may still take them: a handler, not death, then)
+        # The signal may land on any thread (OpenBLAS's included), and this one may be inside MPI, where a
+        # Python handler never runs; but the interpreter's C handler writes the signal's number to the
+        # wakeup fd from whichever thread took it, and the watchdog thread reads that at once.
+        self.told = None
+        if threading.current_thread() is threading.main_thread():
+            self.told = socket.socketpair()
+            for end in self.told:
+                end.setblocking(False)
             self.old = {s: signal.signal(s, self._signalled) for s in _TOLD}
-            self.mask = signal.pthread_sigmask(signal.SIG_BLOCK, _TOLD)
+            self.old_fd = signal.set_wakeup_fd(self.told[1].fileno(), warn_on_full_buffer=False)
         threading.Thread(target=self.watch, name="steepest-watchdog", daemon=True).start()
 
     def on_train_end(self, run, stop):
-        self.done.set()
-        if self.told:
-            signal.pthread_sigmask(signal.SIG_SETMASK, self.mask)
+        if self.told is not None:  # first untie the fd from the signals, then let the thread close it
+            signal.set_wakeup_fd(self.old_fd)
             for s, handler in self.old.items():
                 signal.signal(s, handler)
+        self.done.set()
 
     def _signalled(self, signum, frame):
         self.fault(f"the launcher sent {signal.Signals(signum).name} (another process failed)")
