@@ -167,6 +167,7 @@ class Tally:
     temporaries_refused: int = 0        # truncated temporary checkpoints: load_checkpoint refused them
     temporaries_complete: int = 0       # written in full, killed before the rename: loadable, never used
     resumes: int = 0
+    before_config: int = 0              # of those, during start-up: no config.toml yet
     restarts: int = 0                   # started again (same command / --resume) after a kill before the first checkpoint
     ran_out: int = 0                    # attempts meant to be killed that finished first
     checks: int = 0
@@ -288,8 +289,12 @@ def run_round(index: int, config: str, data, ref: dict, workdir: Path, quota: in
                 tally.before_first_checkpoint += 1
                 tally.restarts += 1
                 # Nothing to continue from: the same command starts it again, and so does --resume
-                # (alternately, so both ways are tried); --force is not needed.
-                cmd = new if tally.restarts % 2 else ["train", "--resume", str(run), "--quiet"]
+                # (alternately, so both ways are tried); --force is not needed. A kill during start-up,
+                # before config.toml was written, left nothing --resume could start from: only the
+                # same command can (and --resume rightly refuses a directory that holds no run).
+                written = (run / "config.toml").is_file()
+                tally.before_config += not written
+                cmd = new if tally.restarts % 2 or not written else ["train", "--resume", str(run), "--quiet"]
                 continue
             last_step = state.step
             if state.stop_reason not in (None, "interrupted") and (run / "model.safetensors").exists():
@@ -374,6 +379,8 @@ def results_markdown(tally: Tally, argv, seconds: float, per_round: int) -> str:
         f"{tally.temporaries_refused} / {tally.temporaries_complete} |",
         f"| kills during other writes | {other} |",
         f"| kills before the first checkpoint (started again by the same command or `--resume`, no `--force`) | {tally.before_first_checkpoint} |",
+        f"| … of which during start-up, before config.toml was written (started again by the same command) | "
+        f"{tally.before_config} |",
         f"| resumes (`--resume`, each of which could be killed again) | {tally.resumes} |",
         f"| kill moments chosen | {modes} |",
         f"| exact points of `inside` / `end` kills | "
