@@ -12,6 +12,9 @@ ratios steepest/PyTorch and steepest/scikit-learn of the medians. Workloads (wor
   b  one full-batch gradient-descent step over all training samples
   c  training time to 98.0% MNIST test accuracy (one-cycle Nesterov recipe, same in PyTorch)
   d  peak RSS of a fresh training process (a, batch 128) per library; ``import steepest`` time
+  e  the thread count: workload a at batch 128, steepest only, at the count ``steepest train``
+     measures by default and at each fixed count it chooses from — on the machine as it is, and
+     with ``--load K`` again while K other CPU-bound processes run (a laptop or a shared server)
 """
 
 from __future__ import annotations
@@ -19,6 +22,7 @@ from __future__ import annotations
 import argparse
 import os
 import platform
+import subprocess
 import sys
 import time
 
@@ -36,7 +40,10 @@ def parse_args(argv=None):
     p.add_argument("--quick", action="store_true",
                    help="smoke run: batch 128 only, first 10,000 rows, 2 repeats, workloads a,b,d")
     p.add_argument("--batches", help="comma-separated batch sizes for workload a (default 32,128,512)")
-    p.add_argument("--workloads", help="which of a,b,c,d to run (default all; a,b,d with --quick)")
+    p.add_argument("--workloads", help="which of a,b,c,d,e to run (default all; a,b,d with --quick)")
+    p.add_argument("--load", type=int, default=0, metavar="K",
+                   help="workload e also runs while K competing CPU-bound processes do (default 0: only as "
+                        "the machine is)")
     p.add_argument("--libs", default="steepest,PyTorch,scikit-learn",
                    help="libraries to compare (steepest always runs)")
     p.add_argument("--data", help="mnist (default), mnist:N (first N rows) or synthetic:N (random, no files)")
@@ -52,7 +59,7 @@ def parse_args(argv=None):
     a.argv = list(sys.argv[1:] if argv is None else argv)
     a.repeats = a.repeats or (2 if a.quick else 5)
     a.batches = [int(b) for b in (a.batches or ("128" if a.quick else "32,128,512")).split(",")]
-    a.workloads = set((a.workloads or ("a,b,d" if a.quick else "a,b,c,d")).replace(" ", "").split(","))
+    a.workloads = set((a.workloads or ("a,b,d" if a.quick else "a,b,c,d,e")).replace(" ", "").split(","))
     a.data = a.data or ("mnist:10000" if a.quick else "mnist")
     a.libs = [x.strip() for x in a.libs.split(",") if x.strip()]
     return a
@@ -276,6 +283,31 @@ def workload_c(W, data, X01, args, libs, log):
     return out
 
 
+def competing(k):
+    """K CPU-bound processes (pure Python loops) that run until killed: the busy machine of workload e."""
+    return [subprocess.Popen([sys.executable, "-c", "while True: pass"]) for _ in range(k)]
+
+
+def workload_e(W, data, args, log, batch=128):
+    counts = sorted({1, max(1, args.threads // 2), args.threads})
+    out = {"batch": batch, "counts": counts, "loads": {}}
+    for load in ([0, args.load] if args.load else [0]):
+        log(f"  (e) one epoch, batch {batch}: measured thread count vs fixed {counts}, "
+            f"{load} competing process{'es' * (load != 1)}")
+        hogs = competing(load)
+        try:
+            runners = [W.Steepest(data, batch, measured=True, name="measured")]
+            runners += [W.Steepest(data, batch, threads=n, name=f"{n} thread{'s' * (n > 1)}") for n in counts]
+            r = alternate(runners, args.repeats, log)  # no waiting for quiet: the load is the point
+            r["measured"]["policy"] = runners[0].policy.record()
+        finally:
+            for h in hogs:
+                h.kill()
+                h.wait()
+        out["loads"][load] = r
+    return out
+
+
 def workload_d(W, args, libs, log):
     import memory as M
     out = {"rss": {}, "import": {}}
@@ -335,7 +367,8 @@ def main(argv=None, log=print):
     for key, fn, fargs in (("a", workload_a, (W, data, X01, args, libs, log)),
                            ("b", workload_b, (W, data, X01, args, libs, log)),
                            ("c", workload_c, (W, data, X01, args, libs, log)),
-                           ("d", workload_d, (W, args, libs, log))):
+                           ("d", workload_d, (W, args, libs, log)),
+                           ("e", workload_e, (W, data, args, log))):
         if key in args.workloads:
             wait_quiet(args.wait_quiet, log)
             watch = Contention()

@@ -111,24 +111,43 @@ def _steps(n: int, batch: int) -> list[int]:
 
 
 class Steepest:
-    """One epoch = one ``steepest.train(..., epochs=1, monitor=False)`` call, continuing from the last θ."""
+    """One epoch = one ``steepest.train(..., epochs=1, monitor=False)`` call, continuing from the last θ.
 
-    name = "steepest"
+    ``threads=N`` runs it at N BLAS threads; ``measured=True`` lets the thread count be chosen as
+    ``steepest train`` chooses it by default (:class:`steepest.threads.MeasuredThreads`, one policy
+    for all the runner's epochs, each of which begins with a measurement). Otherwise it runs at the
+    process's limit (``--threads``).
+    """
 
-    def __init__(self, data: Data, batch, lr=LR, sizes=SIZES):
+    def __init__(self, data: Data, batch, lr=LR, sizes=SIZES, threads=None, measured=False, name="steepest"):
         from steepest import MLP, SGD, train
         self._train, self._SGD = train, SGD
         self.net = MLP(list(sizes), "relu", input_scale=1 / 255)
         self.theta = self.net.init(seed=SEED)
         self.X, self.y, self.batch, self.lr = data.X, data.y, batch, lr
-        self.epoch = 0
+        self.epoch, self.threads, self.name = 0, threads, name
         self.history_seconds = None   # steepest's own "seconds" of the last epoch (steps only)
+        self.policy = None
+        if measured:
+            from steepest.threads import MeasuredThreads
+            self.policy = MeasuredThreads()
+
+    def _limits(self):
+        import contextlib
+        if self.policy is not None:
+            return self.policy.blas.kept()
+        if self.threads is None:
+            return contextlib.nullcontext()
+        from threadpoolctl import threadpool_limits
+        return threadpool_limits(limits=self.threads, user_api="blas")
 
     def run(self) -> float:
-        t = time.perf_counter()
-        res = self._train(self.net, self.theta, self.X, self.y, optimizer=self._SGD(momentum=MOMENTUM),
-                          lr=self.lr, batch_size=self.batch, epochs=1, monitor=False, seed=self.epoch)
-        dt = time.perf_counter() - t
+        with self._limits():
+            t = time.perf_counter()
+            res = self._train(self.net, self.theta, self.X, self.y, optimizer=self._SGD(momentum=MOMENTUM),
+                              lr=self.lr, batch_size=self.batch, epochs=1, monitor=False, seed=self.epoch,
+                              listeners=[self.policy] if self.policy is not None else [])
+            dt = time.perf_counter() - t
         self.theta, self.epoch = res.theta, self.epoch + 1
         self.history_seconds = res.history.epochs[-1]["seconds"]
         if res.stop_reason != "max_epochs":

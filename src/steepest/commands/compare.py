@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import argparse
+import contextlib
 
 from steepest.commands._common import Output, add_json_flag
 
@@ -32,7 +33,7 @@ def add_parser(subparsers):
 
     p = subparsers.add_parser("compare", help=HELP, description=HELP + ".", epilog=EPILOG,
                               formatter_class=argparse.RawDescriptionHelpFormatter)
-    add_data_args(p, default_help="mnist")
+    add_data_args(p, default_help="mnist", threads_help="measured on the runs' own steps, as in train")
     p.add_argument("--fallback", metavar="NAME", help="dataset to use instead when --dataset cannot be found "
                    "nor downloaded (e.g. --fallback digits); says so on screen")
     p.add_argument("--hidden", type=L.WIDTH, nargs="*", default=[128, 64], metavar="N",
@@ -72,6 +73,7 @@ def run(args) -> int:
     from steepest.commands._rundir import check_writable, default_out
     from steepest.errors import ConfigError
     from steepest.network import MLP
+    from steepest.threads import MeasuredThreads
     from steepest.commands._viewargs import finish, n_samples
     from steepest.viz.common import sample_rows
     from steepest.viz.compare import FEW_STEPS, compare_optimizers, gradient_noise, parse_runs, write_comparison
@@ -97,12 +99,15 @@ def run(args) -> int:
               input_scale=ds.input_scale)
     theta0 = net.init(args.seed, scheme=args.init)
     out.say(f"data {ds.name}: {len(ds.y_train):,} training samples; network {describe_net(net)}")
-    with blas_threads(args.threads):
+    policy = None if args.threads is not None else MeasuredThreads()  # default: the count is measured
+    with blas_threads(args.threads), policy.blas.kept() if policy else contextlib.nullcontext():
         comp = compare_optimizers(net, theta0, ds.X_train, ds.y_train, runs, epochs=args.epochs,  # default 20
                                   samples=args.samples, seconds=args.seconds, X_test=ds.X_test, y_test=ds.y_test,
                                   eps=args.eps, seed=args.seed, n_samples=n_samples(args), tune=args.tune,
                                   val_fraction=args.val_fraction,
-                                  progress=lambda label: out.say(f"training {label} …"))
+                                  progress=lambda label: out.say(f"training {label} …"),
+                                  listeners=[policy] * (policy is not None))
+        comp.threads = policy.record() if policy else {"policy": "fixed", "threads": args.threads}
         Xs, ys, note = sample_rows(ds.X_train, ds.y_train, n_samples(args), args.seed)
         sizes = sorted({b for b in args.noise_batches if 1 <= b < len(ys)} | {len(ys)})
         best = min(comp.runs, key=lambda r: r.summary["train_loss"] if np.isfinite(r.summary["train_loss"]) else np.inf)

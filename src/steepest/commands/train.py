@@ -180,6 +180,8 @@ def _provenance(cfg) -> str:
     blas = "; ".join(f"{b.get('internal_api')} {b.get('version')}, " + ", ".join(
         str(b[k]) for k in ("architecture", "threading_layer") if k in b) +
         f", {b.get('num_threads', '?')} thread{'s' * (b.get('num_threads') != 1)}" for b in env["blas"])
+    if cfg["threads"] is None:
+        blas += " at most; the count is measured while training (the model file records each choice)"
     variables = " ".join(f"{k}={v}" for k, v in env["variables"].items())
     return (f"# steepest {env['steepest']}, NumPy {env['numpy']}{simd}, Python {env['python']}, {env['platform']}\n"
             f"# BLAS: {blas or 'unknown (threadpoolctl not installed)'}{'; ' + variables if variables else ''}\n"

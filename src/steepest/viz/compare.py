@@ -149,6 +149,7 @@ class Comparison:
     eval_note: str         # "on all 1437 training samples"
     eps: float | None
     machine: str = ""      # where the seconds were measured (steepest.io.machine())
+    threads: dict | None = None  # the BLAS thread count's record, when a listener measured it
 
     def table(self) -> list[dict]:
         return [r.summary for r in self.runs]
@@ -182,7 +183,7 @@ def _budget(n, batch, epochs=None, samples=None, seconds=None) -> dict:
 def compare_optimizers(net, theta0, X, y, runs=None, *, epochs=None, samples=None, seconds=None,
                        X_test=None, y_test=None, eps=None, seed=0, n_samples=2000, trace_points=40,
                        record_every=None, progress=None, tune=False, tune_factors=TUNE_FACTORS,
-                       val_fraction=0.1) -> Comparison:
+                       val_fraction=0.1, listeners=()) -> Comparison:
     """Train every run from the same ``theta0`` on ``(X, y)`` with an equal budget.
 
     Parameters
@@ -210,6 +211,8 @@ def compare_optimizers(net, theta0, X, y, runs=None, *, epochs=None, samples=Non
         Before each run, choose its learning rate from ``lr × tune_factors`` by the loss on a seeded
         validation split of ``val_fraction`` of the training rows, each candidate trained under the
         same budget on the rest (see :func:`tune_lr`); the chosen run then trains on all rows.
+    listeners : sequence of Listener
+        Given to every run's :func:`~steepest.loop.train` (e.g. the measured BLAS thread count).
     """
     if sum(b is not None for b in (epochs, samples, seconds)) > 1:
         raise ConfigError("give one budget: epochs, samples or seconds")
@@ -235,11 +238,12 @@ def compare_optimizers(net, theta0, X, y, runs=None, *, epochs=None, samples=Non
         if tune:
             if progress is not None:
                 progress(f"tuning {spec.label} ({len(tune_factors)} learning rates) …")
-            tuned = tune_lr(net, theta0, X, y, spec, budget, tune_factors, val_fraction, seed)
+            tuned = tune_lr(net, theta0, X, y, spec, budget, tune_factors, val_fraction, seed, listeners)
             spec = replace(spec, lr=tuned["lr"])
         if progress is not None:
             progress(spec.legend)
-        run = _run_one(net, theta0, X, y, spec, budget, evals, eps, seed, (Xe, ye), start, every, record_every)
+        run = _run_one(net, theta0, X, y, spec, budget, evals, eps, seed, (Xe, ye), start, every, record_every,
+                       listeners)
         if tuned is not None:
             run.summary["tuned"] = tuned
         results.append(run)
@@ -248,7 +252,8 @@ def compare_optimizers(net, theta0, X, y, runs=None, *, epochs=None, samples=Non
     return Comparison(results, budget, n, note, eps, machine())
 
 
-def _run_one(net, theta0, X, y, spec, budget, evals, eps, seed, sample, start, every, record_every) -> RunResult:
+def _run_one(net, theta0, X, y, spec, budget, evals, eps, seed, sample, start, every, record_every,
+             listeners=()) -> RunResult:
     """One run of :func:`compare_optimizers`: train with the tracing callback, then the summary row."""
     n = X.shape[0]
     Xe, ye = sample
@@ -270,7 +275,8 @@ def _run_one(net, theta0, X, y, spec, budget, evals, eps, seed, sample, start, e
 
     t0 = time.perf_counter()
     res = train(spec.network(net), theta0, X, y, optimizer=spec.make_optimizer(), lr=spec.lr, batch_size=spec.batch_size,
-                eps=eps, evals=evals, seed=seed, callback=callback, **_budget(n, spec.batch_size, **_kw(budget)))
+                eps=eps, evals=evals, seed=seed, callback=callback, listeners=list(listeners),
+                **_budget(n, spec.batch_size, **_kw(budget)))
     wall = time.perf_counter() - t0
     st = res.state
     if trace["samples"][-1] != st.samples:  # the run's end, wherever it fell
@@ -297,7 +303,7 @@ def _kw(budget: dict) -> dict:
     return {"epochs": budget.get("epochs"), "samples": budget.get("samples"), "seconds": budget.get("seconds")}
 
 
-def tune_lr(net, theta0, X, y, spec, budget, factors=TUNE_FACTORS, val_fraction=0.1, seed=0) -> dict:
+def tune_lr(net, theta0, X, y, spec, budget, factors=TUNE_FACTORS, val_fraction=0.1, seed=0, listeners=()) -> dict:
     """The learning rate among ``spec.lr × factors`` whose run ends with the lowest validation loss.
 
     The rows are split once by a permutation seeded with ``seed``: ``val_fraction`` of them for
@@ -318,7 +324,7 @@ def tune_lr(net, theta0, X, y, spec, budget, factors=TUNE_FACTORS, val_fraction=
     scores = []
     for lr in grid:
         res = train(spec.network(net), theta0, Xf, yf, optimizer=spec.make_optimizer(), lr=lr, batch_size=batch, seed=seed,
-                    monitor=False, **_budget(len(fit), batch, **_kw(budget)))
+                    monitor=False, listeners=list(listeners), **_budget(len(fit), batch, **_kw(budget)))
         with np.errstate(over="ignore", invalid="ignore"):
             loss = net.loss(res.theta, Xv, yv) if res.stop_reason != "diverged" else math.inf
         scores.append(float(loss) if np.isfinite(loss) else math.inf)
@@ -383,7 +389,7 @@ def write_comparison(comp: Comparison, out_dir, noise=None) -> list:
              "step_loss": r.history.steps["loss"], "step_lr": r.history.steps["lr"]} for r in comp.runs]
     files.append(write_json(f"{out_dir}/summary.json", {"budget": comp.budget, "n_train": comp.n_train,
                                                          "eval": comp.eval_note, "eps": comp.eps,
-                                                         "machine": comp.machine,
+                                                         "machine": comp.machine, "threads": comp.threads,
                                                          "table": comp.table(), "runs": runs}))
     if noise:
         files.append(write_json(f"{out_dir}/gradient_noise.json", {k: v.as_dict() for k, v in noise.items()}))
