@@ -170,3 +170,40 @@ def test_ctrl_c_at_many_moments_of_start_up_is_one_line():
     # (exit 1) or as a death by SIGINT after the line was printed: a few runs in a hundred, so sweep.
     seen = [ctrl_c_at(0.04 + 0.015 * i) for i in range(24)]
     assert seen.count("interrupted") >= 12, seen
+
+
+def _checkpoint_edited(run, edit):
+    """Rewrite ``run``'s checkpoint with its tensors passed through ``edit`` (metadata kept)."""
+    from safetensors import safe_open
+    from safetensors.numpy import load_file, save_file
+
+    ck = run / "checkpoints" / "checkpoint.safetensors"
+    with safe_open(str(ck), "np") as f:
+        meta = f.metadata()
+    tensors = load_file(str(ck))
+    save_file(edit(tensors), str(ck), metadata=meta)
+
+
+@pytest.mark.parametrize("edit, words", [
+    (lambda t: {k: v for k, v in t.items() if k != "history.acc"}, "lacks the step-history tensors history.acc"),
+    (lambda t: {k: v for k, v in t.items() if not k.startswith("history.")}, "history.loss, history.acc"),
+    (lambda t: {**t, "history.foo": t["history.loss"]}, "unknown ones history.foo"),
+    (lambda t: t, None),  # the control: the same rewrite, nothing changed, resumes
+], ids=["no-history.acc", "no-history-at-all", "unknown-history.foo", "unchanged"])
+def test_a_checkpoint_without_its_step_history_is_refused_on_resume(model, tmp_path, edit, words):
+    """Exactly the step-record columns, or one line and exit 2 — before the metrics files are touched."""
+    import shutil
+
+    run = tmp_path / "run"
+    shutil.copytree(model / "run", run)
+    (run / "model.safetensors").unlink()  # a finished run without its model: --resume reads the checkpoint
+    _checkpoint_edited(run, edit)
+    before = {f: (run / f).read_bytes() for f in ("metrics.csv", "metrics.jsonl")}
+    r = steepest("train", "--resume", run, "--quiet")
+    if words is None:
+        assert r.returncode == 0 and (run / "model.safetensors").is_file(), r.stderr
+        return
+    line = one_line(r)
+    assert words in line and "start the run again" in line
+    assert {f: (run / f).read_bytes() for f in before} == before
+    assert not (run / "model.safetensors").exists()

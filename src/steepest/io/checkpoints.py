@@ -9,6 +9,7 @@ import numpy as np
 
 from ..errors import ModelFileError
 from ..network import MLP
+from ..records import STEP_COLUMNS
 from .environment import environment
 from .models import _corrupt, _net_from
 from .tensors import CHECKPOINT_FORMAT, _encode, _not_ours, _save, read_safetensors
@@ -57,6 +58,20 @@ def _check_memory(path, memory) -> None:
                 raise _corrupt(path, f"the memory {key}.{name} has the invalid value {v!r}")
 
 
+def _check_history(path, steps: dict) -> None:
+    """The step history holds exactly one tensor per :data:`~steepest.records.STEP_COLUMNS` entry (every
+    checkpoint since 0.1 wrote them all): one missing would break the resumed run, one unknown would be
+    dropped without a word."""
+    missing = [k for k in STEP_COLUMNS if k not in steps]
+    unknown = sorted(set(steps) - set(STEP_COLUMNS))
+    if missing or unknown:
+        what = "; ".join(([f"lacks the step-history tensors {', '.join('history.' + k for k in missing)}"]
+                          if missing else [])
+                         + ([f"has unknown ones {', '.join('history.' + k for k in unknown)}"] if unknown else []))
+        raise ModelFileError(f"{path}: the checkpoint {what.replace('; ', ' and ')}, so the run cannot continue "
+                             "from it; start the run again (the same command with --out NEW_DIR, or --force)")
+
+
 def save_checkpoint(path, net: MLP, state, config: dict) -> Path:
     """Write a :class:`~steepest.loop.TrainState` and the run's ``config`` (atomically)."""
     net.check_theta(state.theta)
@@ -95,6 +110,7 @@ def load_checkpoint(path):
         raise _corrupt(path, "the per-epoch history is not a list of records")
     opt_state = {k[4:]: v.copy() for k, v in tensors.items() if k.startswith("opt.")}
     steps = {k[8:]: v.tolist() for k, v in tensors.items() if k.startswith("history.")}
+    _check_history(path, steps)
     arrays = {k[4:]: v.copy() for k, v in tensors.items() if k.startswith("mem.")}
     if legacy or "best_theta" in tensors:  # 0.1 kept the patience rule's memory in the state itself
         scalars.setdefault("memory", {})["patience"] = {"best_loss": legacy.get("best_loss"),
@@ -103,7 +119,7 @@ def load_checkpoint(path):
             arrays["patience.best_theta"] = tensors["best_theta"].copy()
     _check_memory(path, scalars.get("memory", {}))
     state = TrainState(theta=theta, opt_state=opt_state, arrays=arrays,
-                       history=History(steps=steps or History().steps, epochs=epochs), **scalars)
+                       history=History(steps={k: steps[k] for k in STEP_COLUMNS}, epochs=epochs), **scalars)
     config = meta.get("config", {})
     if not isinstance(config, dict):
         raise _corrupt(path, "its configuration is not a JSON object")
