@@ -1,17 +1,22 @@
 """What each process of the library's MPI tests runs: ``mpiexec -n K python mpi_worker.py MODE OUT``.
 
-``same``: full-batch GD (float64, float32) and SGD with momentum (float64, an odd batch, so that the
-ranks' shares are uneven) for 50 steps; rank 0 saves the θs to OUT (.npz). Run with one process it
-gives the reference. ``diverge``: rank 1 alters its gradient after the allreduce, so θ differs after the
+``same``: full-batch GD (float64, float32) and SGD with momentum (float64, float32; an odd batch, so
+that the ranks' shares are uneven) for 50 steps, and the ‖∇L‖ < ε rule stopping full-batch GD and SGD
+(its full gradient measured every 5 steps) before then; rank 0 saves the θs to OUT (.npz), each rank
+its step, stop reason and counters to OUT.rankR. Run with one process it gives the reference. ``diverge``: rank 1 alters its gradient after the allreduce, so θ differs after the
 first epoch. ``fault``: rank 1 leaves at step 20 (os._exit, no MPI call). ``budget``: a time budget only rank 1 reaches; both must stop at the same step.
 """
 
 
 def runs():
     """name → keyword arguments of train() (the data: scikit-learn's digits, 1,797 samples)."""
-    return {"gd64": dict(dtype="float64", optimizer="gd", lr=0.5, batch_size=None),
-            "gd32": dict(dtype="float32", optimizer="gd", lr=0.5, batch_size=None),
-            "sgd64": dict(dtype="float64", optimizer="momentum", lr=0.05, batch_size=101)}
+    gd, sgd = dict(optimizer="gd", lr=0.5, batch_size=None), dict(optimizer="momentum", lr=0.05, batch_size=101)
+    # ε between ‖∇L‖ at neighbouring checks (one process: GD crosses 0.2 at step 27, SGD 0.25 at step 40),
+    # far from ties that rounding could flip
+    return {"gd64": dict(dtype="float64", **gd), "gd32": dict(dtype="float32", **gd),
+            "sgd64": dict(dtype="float64", **sgd), "sgd32": dict(dtype="float32", **sgd),
+            "gd_eps64": dict(dtype="float64", eps=0.2, **gd),
+            "sgd_eps64": dict(dtype="float64", eps=0.25, grad_norm_every=5, **sgd)}
 
 
 def digits(dtype):

@@ -3,6 +3,7 @@
 Skipped, with the reason, where mpi4py or an ``mpiexec`` is not installed (``pip install 'steepest[mpi]'``).
 """
 
+import ast
 import json
 import os
 import shutil
@@ -40,20 +41,28 @@ def rel(a, b):
 
 
 def test_two_ranks_end_on_the_theta_of_one_process(tmp_path):
-    """Full-batch GD in float64 and SGD (uneven shares) to 1e-12 after 50 steps; float32 to its rounding."""
+    """Full-batch GD and SGD (uneven shares) in float64 to 1e-12 after 50 steps, in float32 to its rounding;
+    the ‖∇L‖ < ε rule (full-batch GD, and SGD measuring the full gradient every 5 steps) stops the 2 ranks at
+    the step, for the reason and on the θ of one process."""
     two = mpiexec(2, HERE / "mpi_worker.py", "same", tmp_path / "two.npz")
     assert two.returncode == 0, two.stderr
     one = subprocess.run([sys.executable, HERE / "mpi_worker.py", "same", tmp_path / "one.npz"], capture_output=True,
                          text=True, timeout=240)
     assert one.returncode == 0, one.stderr
     a, b = np.load(tmp_path / "two.npz"), np.load(tmp_path / "one.npz")
-    assert rel(a["gd64"], b["gd64"]) <= 1e-12
-    assert rel(a["sgd64"], b["sgd64"]) <= 1e-12
-    assert rel(a["gd32"], b["gd32"]) <= 50 * np.finfo(np.float32).eps  # 50 steps of float32 rounding
-    assert rel(a["gd32"], b["gd32"]) > 0 or np.array_equal(a["gd32"], b["gd32"])
+    for name in ("gd64", "sgd64", "gd_eps64", "sgd_eps64"):
+        assert rel(a[name], b[name]) <= 1e-12, name
+    for name in ("gd32", "sgd32"):
+        assert a[name].dtype == b[name].dtype == np.float32
+        assert rel(a[name], b[name]) <= 50 * np.finfo(np.float32).eps, name  # 50 steps of float32 rounding
+        # and these are float32 runs: the float64 run of the same steps is far off float64's 1e-12 agreement
+        assert rel(b[name], b[name.replace("32", "64")]) > 1e-9, name
     # every rank counted the global rows: the same counters as one process, on both ranks
     counters = [(tmp_path / f"{name}.npz.rank{r}").read_text() for name, r in (("two", 0), ("two", 1), ("one", 0))]
     assert counters[0] == counters[1] == counters[2]
+    ends = ast.literal_eval(counters[0])  # name → (step, stop reason, samples, grad_evals)
+    for name in ("gd_eps64", "sgd_eps64"):
+        assert ends[name][1] == "grad_norm" and ends[name][0] < 50, ends[name]  # ε, not the step limit
 
 
 def test_theta_check_and_agreed_time_budget(tmp_path):
@@ -99,6 +108,29 @@ def test_bad_launches_exit_2_with_rank_zero_saying_why(tmp_path):
     assert unalike.returncode == 2
     assert unalike.stderr.count("steepest: error: the 2 processes were not started alike") == 1, unalike.stderr
     assert not (tmp_path / "unalike").exists()
+
+
+def test_ranks_given_different_data_exit_2_with_rank_zero_saying_why(tmp_path):
+    """MPMD launches whose two ranks read different data — another dataset (digits and moons), then two
+    files of the same name and shape that differ in one value — end, every rank, with status 2 and one
+    line, from rank 0 (``-prepend-rank`` marks each line with its rank); no run directory is left."""
+    base = np.random.default_rng(0).normal(size=(200, 5))
+    for where, bump in (("A", 0.0), ("B", 1e-3)):  # rank 0 reads A/data.npz, rank 1 B/data.npz
+        (tmp_path / where).mkdir()
+        X = base.copy()
+        X[123, 3] += bump
+        np.savez(tmp_path / where / "data.npz", X=X, y=(base[:, 0] > 0).astype(np.int64))
+    opts = ["--hidden", "8", "--threads", "1", "--seed", "0", "--epochs", "1"]
+    for k, (d0, d1) in enumerate((("digits", "moons"), ("A/data.npz", "B/data.npz"))):
+        out = tmp_path / f"run{k}"
+        cmd = [sys.executable, "-m", "steepest", "train", *opts, "--out", str(out), "--dataset"]
+        res = subprocess.run([MPIEXEC, "-prepend-rank", "-n", "1", *cmd, d0, ":", "-n", "1", *cmd, d1],
+                             capture_output=True, text=True, timeout=240, cwd=tmp_path)
+        assert res.returncode == 2, (d0, d1, res.returncode, res.stderr)
+        said = [line for line in res.stderr.splitlines() if "steepest: error:" in line]
+        assert len(said) == 1 and said[0].startswith("[0] steepest: error: the 2 processes were not started "
+                                                     "alike: rank(s) 1 have another configuration, starting θ, data"), res.stderr
+        assert not out.exists()
 
 
 def _kill_rank_1(proc, out: Path, marker: str):
