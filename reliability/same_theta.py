@@ -8,6 +8,12 @@ Each configuration — GD, SGD, momentum, Nesterov, Adam, RMSprop, each schedule
 SIGKILL and resumed) — is trained in a fresh subprocess whose ``PYTHONPATH`` points at one tree; the
 script prints the SHA-256 of the final θ bytes of both and exits 1 if any differ. Same machine, same
 BLAS kernel and thread count for both (one BLAS thread here), so only the code differs.
+
+Two choices that change float rounding are pinned wherever a tree has them: the element-wise kernels
+(``train(..., kernels="numpy")``, ``--kernels numpy``: the reference NumPy code; the compiled ones
+round differently) and the BLAS thread count (``--threads 1``: without it the command line measures a
+count and may choose another). A tree without an option (the base commit has no kernels) runs its only
+code; what was pinned on each side is printed first.
 """
 
 from __future__ import annotations
@@ -61,6 +67,9 @@ from steepest.io import load_checkpoint, save_checkpoint
 from steepest.schedules import make_schedule
 
 name, kw, tmp = sys.argv[1], json.loads(sys.argv[2]), sys.argv[3]
+import inspect
+if "kernels" in inspect.signature(steepest.train).parameters:
+    kw["kernels"] = "numpy"  # the reference code: the compiled kernels round differently
 ds = load_dataset("digits")
 l2 = kw.pop("l2", 0.0)
 net = steepest.MLP([64, 32, 16, 10], activation="relu", input_scale=ds.input_scale, l2=l2)
@@ -82,7 +91,7 @@ else:
     net2, state, _ = load_checkpoint(path)
     res = steepest.train(net2, None, X, y, seed=3, state=state, **kw)
 print(json.dumps({"sha": hashlib.sha256(res.theta.tobytes()).hexdigest(), "steps": res.state.step,
-                  "stop": res.stop_reason}))
+                  "stop": res.stop_reason, "kernels": kw.get("kernels")}))
 '''
 
 CLI = ["train", "--dataset", "digits", "--hidden", "64", "32", "--batch-size", "16", "--optimizer", "momentum",
@@ -95,6 +104,33 @@ def env_for(src: Path) -> dict:
     env = dict(os.environ, PYTHONPATH=str(src), OPENBLAS_NUM_THREADS="1", OMP_NUM_THREADS="1",
                MKL_NUM_THREADS="1")
     return env
+
+
+def cli_pins(src) -> list[str]:
+    """``--kernels numpy`` and ``--threads 1`` for ``steepest train`` of the tree ``src``, each where it exists."""
+    out = subprocess.run([sys.executable, "-m", "steepest", "train", "--help"], env=env_for(src),
+                         capture_output=True, text=True, timeout=300)
+    if out.returncode:
+        raise SystemExit(f"steepest train --help failed in {src}:\n{out.stderr}")
+    return [*(["--kernels", "numpy"] if "--kernels" in out.stdout else []),
+            *(["--threads", "1"] if "--threads" in out.stdout else [])]
+
+
+def library_pins(src) -> str:
+    """What ``train()`` of the tree ``src`` is given beyond the configuration: ``kernels="numpy"`` if it has them."""
+    out = subprocess.run([sys.executable, "-c", "import inspect, steepest; "
+                          "print('kernels' in inspect.signature(steepest.train).parameters)"],
+                         env=env_for(src), capture_output=True, text=True, timeout=300)
+    return 'kernels="numpy"' if out.stdout.strip() == "True" else "nothing (no kernels option)"
+
+
+def tree_name(src: Path) -> str:
+    """The commit of the tree ``src`` is in, and whether its files differ from that commit."""
+    git = ["git", "-C", str(src)]
+    head = subprocess.run([*git, "rev-parse", "--short", "HEAD"], capture_output=True, text=True).stdout.strip()
+    dirty = subprocess.run([*git, "status", "--short", "--", "."], capture_output=True, text=True).stdout.split("\n")
+    dirty = [line for line in dirty if line.strip()]
+    return f"{head or '?'}" + (f" with {len(dirty)} changed or new file(s) not committed" if dirty else "")
 
 
 def run_config(src, name, kw, tmp) -> dict:
@@ -111,8 +147,8 @@ def model_sha(run: Path) -> str:
     return hashlib.sha256(load_file(run / "model.safetensors")["theta"].tobytes()).hexdigest()
 
 
-def run_cli(src, args, run: Path, kill_after=None) -> dict:
-    cmd = [sys.executable, "-m", "steepest", *args, "--out", str(run)]
+def run_cli(src, args, run: Path, kill_after=None, pins=()) -> dict:
+    cmd = [sys.executable, "-m", "steepest", *args, *pins, "--out", str(run)]
     env = env_for(src)
     if kill_after is None:
         subprocess.run(cmd, env=env, check=True, capture_output=True, timeout=900)
@@ -124,8 +160,10 @@ def run_cli(src, args, run: Path, kill_after=None) -> dict:
             time.sleep(0.002)
         proc.send_signal(signal.SIGKILL)
         proc.wait()
-        subprocess.run([sys.executable, "-m", "steepest", "train", "--resume", str(run), "--quiet"], env=env,
-                       check=True, capture_output=True, timeout=900)
+        i = pins.index("--threads") if "--threads" in pins else len(pins)  # --kernels is kept in the run's config
+        threads = list(pins[i:i + 2])
+        subprocess.run([sys.executable, "-m", "steepest", "train", "--resume", str(run), "--quiet", *threads],
+                       env=env, check=True, capture_output=True, timeout=900)
     return {"sha": model_sha(run), "steps": None, "stop": None}
 
 
@@ -157,6 +195,10 @@ def compare(base, this, tmp, only) -> int:
               ("cli gd full batch 300 epochs", ("cli", CLI_GD, None)),
               ("cli SIGKILL + --resume (this tree) vs uninterrupted (base)", ("cli", CLI, 200))]
     bad = 0
+    pins = {side: cli_pins(src) for side, src in (("base", base), ("this", this))}
+    for side, src in (("base", base), ("this", this)):
+        print(f"{side}: {src} ({tree_name(src)}); train() given {library_pins(src)}; "
+              f"steepest train given {' '.join(pins[side]) or 'nothing more'}")
     print(f"{'configuration':58}  {'base θ sha256':16}  {'this θ sha256':16}  same")
     for i, (name, case) in enumerate(cases):
         if only and name not in only:
@@ -165,8 +207,8 @@ def compare(base, this, tmp, only) -> int:
             r0 = run_config(base, name, dict(case[1]), str(tmp))
             r1 = run_config(this, name, dict(case[1]), str(tmp))
         else:
-            r0 = run_cli(base, case[1], tmp / f"b{i}")
-            r1 = run_cli(this, case[1], tmp / f"t{i}", kill_after=case[2])
+            r0 = run_cli(base, case[1], tmp / f"b{i}", pins=pins["base"])
+            r1 = run_cli(this, case[1], tmp / f"t{i}", kill_after=case[2], pins=pins["this"])
         same = r0["sha"] == r1["sha"]
         bad += not same
         extra = f"  ({r1['steps']} steps, {r1['stop']})" if r1["steps"] is not None else ""
