@@ -64,3 +64,28 @@ def test_evaluate_is_one_pass_with_the_loss_of_net_loss():
     assert m.loss == pytest.approx(net.loss(theta, X, y), rel=1e-12)
     assert m.correct == int(np.sum(net.predict(theta, X) == y)) and m.n == 50
     assert m.accuracy == m.correct / 50
+
+
+def test_every_command_offers_exactly_the_registry_names():
+    """Each --activation, --init and --optimizer of every command lists the registry's names, no others."""
+    from steepest.cli import build_parser
+
+    tables = {"activation": registry.ACTIVATIONS, "init": registry.INITS, "optimizer": registry.OPTIMIZERS}
+    seen = []
+    for name, p in build_parser().commands.items():
+        for action in p._actions:
+            if action.dest in tables and action.choices is not None:
+                assert tuple(action.choices) == tables[action.dest], (name, action.dest)
+                seen.append((name, action.dest))
+    assert {("compare", "activation"), ("compare", "init"), ("lab", "optimizer")} <= set(seen)
+    from steepest.commands._trainconfig import BY_NAME  # train checks its values after reading config files
+
+    assert all(tuple(BY_NAME[k].choices) == v for k, v in tables.items())
+
+
+@pytest.mark.parametrize("name", registry.OPTIMIZERS)
+def test_the_lab_gives_momentum_to_exactly_the_optimizers_that_take_it(name):
+    from steepest.lab.engine import Racer
+
+    takes = "momentum" in optim.make_optimizer(name).config()
+    assert ("μ=" in Racer(0, {"optimizer": name, "lr": 0.1, "momentum": 0.9, "batch_size": 32}).label) == takes

@@ -6,9 +6,10 @@ import argparse
 import contextlib
 
 from steepest.commands._common import Output, add_json_flag
+from steepest.registry import ACTIVATIONS, INITS, OPTIMIZERS
 
 HELP = "train several optimizers from the same initial θ and compare them"
-EPILOG = """\
+EPILOG = f"""\
 examples:
   steepest compare --dataset digits --out runs/compare-digits
   steepest compare --dataset digits --tune --out runs/compare-digits-tuned
@@ -16,7 +17,7 @@ examples:
   steepest compare --dataset digits --seconds 2 --runs gd sgd:batch=32 adam:batch=32,lr=0.003
   steepest compare --dataset digits --epochs 20 --runs momentum:batch=32 momentum:batch=32,dropout=0.2/0.5/0.5
 
-A run is NAME[:key=value,...]: NAME one of gd, sgd, momentum, nesterov, adam, rmsprop; keys lr,
+A run is NAME[:key=value,...]: NAME one of {", ".join(OPTIMIZERS)}; keys lr,
 batch (an integer or full), label, dropout (rates of the input and each hidden layer joined by /),
 max_norm, and the optimizer's options (momentum=0.8, beta1=0.9, ...).
 Default runs: gd, sgd:batch=16,lr=0.05, sgd:batch=128, momentum:batch=128, nesterov:batch=128,
@@ -38,9 +39,9 @@ def add_parser(subparsers):
                    "nor downloaded (e.g. --fallback digits); says so on screen")
     p.add_argument("--hidden", type=L.WIDTH, nargs="*", default=[128, 64], metavar="N",
                    help="hidden layer widths (default 128 64)")
-    p.add_argument("--activation", default="relu", choices=("relu", "leaky_relu", "sigmoid", "tanh"),
+    p.add_argument("--activation", default="relu", choices=ACTIVATIONS,
                    help="hidden activation (default relu)")
-    p.add_argument("--init", default=None, choices=("normal", "uniform", "glorot", "he"),
+    p.add_argument("--init", default=None, choices=INITS,
                    help="weight initialisation (default: he for relu, glorot otherwise)")
     p.add_argument("--dtype", default="float32", choices=("float32", "float64"))
     p.add_argument("--runs", nargs="+", metavar="SPEC", help="the optimizers to compare (see below)")

@@ -13,6 +13,7 @@ import numpy as np
 
 from steepest.errors import ConfigError, DataError
 from steepest.lab import probe
+from steepest.registry import OPTIMIZER_OPTIONS
 
 MAX_IMAGE_SIDE = 1024
 
@@ -123,7 +124,7 @@ def save_run(engine, name=None) -> Path:
         cfg.update({k: v for k, v in engine.cfg.items() if k in BY_NAME}, **r.spec)
         cfg.update(dataset=data.ds.name, epochs=None, max_steps=max(1, state.step if state else 1))
         points = list(r.points)
-    if cfg["optimizer"] not in ("sgd", "momentum", "nesterov", "rmsprop"):
+    if "momentum" not in OPTIMIZER_OPTIONS[cfg["optimizer"]]:
         cfg["momentum"] = None
     rundir.write_config(to_toml(cfg))
     records = [{"epoch": p["samples"] / len(data.y), "step": p["step"], "train_loss": p["loss"],

@@ -22,6 +22,7 @@ from steepest.errors import ConfigError
 from steepest.events import Listener, Stop
 from steepest.lab import config as C
 from steepest.lab import probe
+from steepest.registry import OPTIMIZER_OPTIONS
 
 POINT_EVERY = 0.25    # seconds of wall time between two sampled points of a racer
 EXTRAS_EVERY = 0.75   # seconds between two pictures (anatomy, boundary, mistakes) of the first racer
@@ -93,7 +94,7 @@ class Racer:
     @property
     def label(self) -> str:
         s = self.spec
-        mu = f" μ={s['momentum']:g}" if s["optimizer"] in ("sgd", "momentum", "nesterov", "rmsprop") else ""
+        mu = f" μ={s['momentum']:g}" if "momentum" in OPTIMIZER_OPTIONS[s["optimizer"]] else ""
         return f"{s['optimizer']} lr={s['lr']:g}{mu} B={s['batch_size']}"
 
 
@@ -311,8 +312,7 @@ class Engine:
             spec, cfg, net, data = dict(r.spec), self.cfg, self.net, self.data
             listener = LabListener(self, r, gen, self.plane, self.probe, data)
             if r.opt is None:
-                kw = {"momentum": spec["momentum"]} if spec["optimizer"] in ("sgd", "momentum", "nesterov",
-                                                                             "rmsprop") else {}
+                kw = {"momentum": spec["momentum"]} if "momentum" in OPTIMIZER_OPTIONS[spec["optimizer"]] else {}
                 r.opt = make_optimizer(spec["optimizer"], **kw)
             if r.state is None:
                 r.state = TrainState(theta=self.theta0.copy(), opt_state=r.opt.init(self.theta0))
