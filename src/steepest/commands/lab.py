@@ -15,7 +15,7 @@ EPILOG = """\
 examples:
   steepest lab                                   # digits, opens the browser
   steepest lab --dataset moons --hidden 8 8 --no-browser
-  steepest lab --dataset mnist --hidden 128 64 --port 8765
+  steepest lab --dataset mnist --fallback digits --hidden 128 64 --port 8765
 
 needs the lab extra: pip install 'steepest[lab]' (Starlette and uvicorn).
 """
@@ -29,6 +29,11 @@ def add_parser(subparsers):
                               formatter_class=argparse.RawDescriptionHelpFormatter)
     p.add_argument("--dataset", default="digits", metavar="NAME|FILE",
                    help="digits (default), moons, circles, spirals, xor, mnist, fashion-mnist, or your data file")
+    p.add_argument("--data-dir", metavar="DIR", help="look for named datasets here first (DIR/mnist/ or DIR itself)")
+    p.add_argument("--no-download", dest="download", action="store_false",
+                   help="do not download a named dataset that is not found locally")
+    p.add_argument("--fallback", metavar="NAME", help="dataset to start on instead when --dataset cannot be found "
+                   "nor downloaded (e.g. --fallback digits); says so on screen")
     p.add_argument("--hidden", type=L.WIDTH, nargs="+", default=None, metavar="N", help="hidden layer widths")
     p.add_argument("--activation", choices=ACTIVATIONS, default=None)
     p.add_argument("--optimizer", choices=OPTIMIZERS, default=None)
@@ -75,16 +80,18 @@ def run(args) -> int:
                           "`pip install 'steepest[lab]'`") from None
     from steepest.commands._common import looks_like_path
     from steepest.lab.config import BUNDLED
-    from steepest.lab.engine import Engine
 
     cfg = _config(args)
-    datasets = BUNDLED + ((args.dataset,) if args.dataset not in BUNDLED and looks_like_path(args.dataset) else ())
+    files = tuple(dict.fromkeys(d for d in (args.dataset, args.fallback) if d and d not in BUNDLED and looks_like_path(d)))
     if not 0 <= args.port <= 65535:
         raise ConfigError(f"--port must be 0…65535, got {args.port}")
-    engine = Engine(cfg, datasets=datasets, runs_root=args.runs_dir)
+    if args.fallback and args.fallback not in BUNDLED + files:
+        raise ConfigError(f"--fallback must be one of {', '.join(BUNDLED)} or a data file, got {args.fallback!r}; "
+                          "e.g. --fallback digits")
+    engine = _engine(cfg, args, datasets=BUNDLED + files)
     if args.dry_run:
         engine.quit()
-        print(f"lab: ready to serve {cfg['dataset']} on {args.host} (not serving: --dry-run)")
+        print(f"lab: ready to serve {engine.cfg['dataset']} on {args.host} (not serving: --dry-run)")
         return 0
     try:
         serve(engine, host=args.host, port=args.port, open_browser=not args.no_browser)
@@ -94,6 +101,25 @@ def run(args) -> int:
                           "choose another --port or --host") from None
     _save_on_exit(engine)
     return 0
+
+
+def _engine(cfg, args, **kwargs):
+    """The lab's engine on --dataset, or on --fallback (saying so) when --dataset cannot be found nor fetched."""
+    from steepest.commands._common import load_data
+    from steepest.errors import DataNotFoundError
+    from steepest.lab.engine import Engine
+
+    def load(name):
+        return load_data(name, data_dir=args.data_dir, download=args.download)
+
+    try:
+        return Engine(cfg, load=load, runs_root=args.runs_dir, **kwargs)
+    except DataNotFoundError:
+        if not args.fallback or args.fallback == cfg["dataset"]:
+            raise
+    print(f"note: {cfg['dataset']} was not found locally nor downloaded; starting on {args.fallback} instead "
+          f"(--fallback {args.fallback}). `steepest datasets` shows where {cfg['dataset']} is looked for.", flush=True)
+    return Engine({**cfg, "dataset": args.fallback}, load=load, runs_root=args.runs_dir, **kwargs)
 
 
 def _save_on_exit(engine) -> None:
