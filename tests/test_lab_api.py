@@ -120,6 +120,38 @@ def test_race_gives_every_racer_the_same_budget(lab):
     lab.post("/api/race", {"racers": [{}], "budget": "seconds", "start": False})
 
 
+def test_reset_draws_a_new_theta0_that_every_racer_starts_from(lab):
+    """Each reset draws θ₀ from the next seed (the settings show it), unlike the last one; setting the
+    seed back gives that θ₀ again; in a race every racer takes its first step from the one θ₀. Seen by
+    full-batch racers: the loss of a first step is L(θ₀) on every training row."""
+    racers = [{"optimizer": "gd", "lr": 0.5, "batch_size": "full"},
+              {"optimizer": "momentum", "lr": 0.1, "batch_size": "full"}]
+    assert lab.post("/api/race", {"racers": racers, "budget": "steps", "start": False})[0] == 200
+
+    def first_losses():
+        assert lab.post("/api/step")[0] == 200
+        msgs = lab.events(30, stop=lambda m: all(r["points"] >= 1 for r in m["status"]["racers"]))
+        first = {r["index"]: r["points"][0] for m in msgs for r in m["racers"] if r["points"] and r["from"] == 0}
+        assert sorted(first) == [0, 1] and all(p["step"] == 1 for p in first.values()), first
+        a, b = first[0]["loss"], first[1]["loss"]
+        assert abs(a - b) <= 1e-9 * a, (a, b)  # the racers started from one θ₀
+        return a
+
+    seed = lab.request("/api/status")[1]["config"]["seed"]
+    losses = [first_losses()]
+    for k in (1, 2):
+        status, out = lab.post("/api/reset")
+        assert status == 200 and out["config"]["seed"] == seed + k and not out["running"]
+        assert [r["points"] for r in out["racers"]] == [0, 0] and [r["spec"] for r in out["racers"]] == [
+            {**r, "momentum": out["config"]["momentum"]} for r in racers]
+        losses.append(first_losses())
+    assert all(abs(a - b) > 1e-6 * a for a, b in ((losses[0], losses[1]), (losses[1], losses[2]))), losses
+    # the seed set on the page (it also sets the first racer: keep it full-batch)
+    assert lab.post("/api/configure", {"seed": seed + 1, **racers[0]})[0] == 200
+    assert abs(first_losses() - losses[1]) <= 1e-9 * losses[1]
+    lab.post("/api/race", {"racers": [{}], "budget": "seconds", "start": False})
+
+
 def test_surface_and_save_a_run_that_evaluate_and_report_read(lab, tmp_path):
     lab.post("/api/start")
     time.sleep(1.0)

@@ -104,6 +104,33 @@ def test_learning_rate_acts_on_the_running_training(engine):
     wait_for(lambda: engine.racers[0].points[-1]["lr"] == 0.0123)
 
 
+def test_eps_is_tested_on_the_full_set_gradient_that_the_points_carry(engine):
+    """A mini-batch racer's ε rule measures ‖∇L‖ on every training row once an epoch (the lab's
+    evaluations do not); the racer stops on it, and its points carry that measurement, and only it, for
+    the page to draw the ε line against. A full-batch racer's points carry its steps' own gradient."""
+    import steepest
+    from steepest.loop import steps_per_epoch
+
+    engine.configure({"eps": 100.0})          # far above ‖∇L‖: the first measurement stops the run
+    engine.start()
+    r = engine.racers[0]
+    wait_for(lambda: r.done is not None)
+    assert "< ε = 100" in r.done and r.state.step == steps_per_epoch(len(engine.data.y), 32)
+    full = [p["full_grad_norm"] for p in r.points]
+    assert full[-1] is not None and all(v is None for v in full[:-1]), full
+    d, net = engine.data, steepest.MLP(**engine.net.config())
+    _, g = net.loss_and_grad(r.state.theta, d.X, d.y)
+    assert abs(full[-1] - float(np.linalg.norm(g.astype(np.float64)))) <= 1e-4 * full[-1]
+
+    engine.configure({"eps": None})         # (settings act on the first racer: before the race)
+    engine.race([{"optimizer": "gd", "lr": 0.5, "batch_size": "full"}], "steps")
+    engine.start()
+    wait_for(lambda: len(engine.racers[0].points) >= 3)
+    engine.pause()
+    points = [p for p in engine.racers[0].points if p["grad_norm"] is not None]
+    assert points and all(p["full_grad_norm"] is not None for p in points)
+
+
 def test_input_gradient_matches_finite_differences():
     import steepest
 

@@ -90,6 +90,7 @@ class Racer:
     done: str | None = None         # why it stopped for good (diverged, ‖∇L‖ < ε)
     opt: object = None              # the Optimizer, rebuilt when the spec changes
     new_batch: bool = False         # the batch size changed: start the next epoch position afresh
+    last_full: float | None = None  # the full-set ‖∇L‖ the last point saw (LabListener.full_norm)
 
     @property
     def label(self) -> str:
@@ -165,7 +166,8 @@ class LabListener(Listener):
             return
         steps = state.history.steps
         new_loss, new_gn = steps["loss"][r.seen:], steps["grad_norm"][r.seen:]
-        moved = bool(new_loss) or not r.points or r.points[-1]["step"] != state.step
+        moved = bool(new_loss) or not r.points or r.points[-1]["step"] != state.step or \
+            state.full_grad_norm not in (None, r.last_full)    # the ε rule measured it after this step's point
         if not (moved or force_extras):
             return
         point = None
@@ -174,7 +176,7 @@ class LabListener(Listener):
                      "wall": round(now - eng.t0, 3), "lr": r.spec["lr"],
                      "loss": float(np.mean(new_loss)) if new_loss else (r.points[-1]["loss"] if r.points else None),
                      "grad_norm": float(np.mean(new_gn)) if new_gn else None,
-                     "full_grad_norm": state.full_grad_norm, "ab": self.plane.coords(state.theta)}
+                     "full_grad_norm": self.full_norm(state, new_gn), "ab": self.plane.coords(state.theta)}
             for key in steps:                    # keep the last entry: the loop reads it at epoch ends
                 del steps[key][:-1]
             r.seen = 1 if steps["loss"] else 0
@@ -195,6 +197,17 @@ class LabListener(Listener):
                 eng.extras, eng.extras_version = extras, eng.extras_version + 1
             eng.version += 1
         self.next_point = now + POINT_EVERY
+
+    def full_norm(self, state, new_gn) -> float | None:
+        """‖∇L‖ on the whole training set — what the ε rule tests — when a new one is known since the last
+        point: a full-batch step's own gradient, or the loop's measurement of the full gradient (the ε
+        rule's, once an epoch for mini-batches); else None, so a stale value is not drawn twice."""
+        r, known = self.racer, state.full_grad_norm
+        fresh = known is not None and known != r.last_full
+        r.last_full = known
+        if r.spec["batch_size"] == "full" and new_gn:
+            return float(new_gn[-1])
+        return float(known) if fresh else None
 
 
 def probe_accuracy(net, theta, X, y) -> float:
@@ -334,11 +347,14 @@ class Engine:
 
     @staticmethod
     def _train(r, listener, net, data, spec, cfg):
-        from steepest.loop import train
+        from steepest.loop import steps_per_epoch, train
 
+        # The ε rule needs the full-set gradient: a full-batch step has it; mini-batches measure it once
+        # an epoch, as `steepest train --eps` does (the lab's evaluations do not: monitor=False)
+        every = steps_per_epoch(len(data.y), spec["batch_size"]) if cfg["eps"] is not None else None
         return train(net, r.state.theta, data.X, data.y, optimizer=r.opt, lr=lambda step: r.spec["lr"],
                      batch_size=spec["batch_size"], epochs=None, max_steps=FOREVER, eps=cfg["eps"],
-                     seed=cfg["seed"], monitor=False, listeners=[listener], state=r.state)
+                     grad_norm_every=every, seed=cfg["seed"], monitor=False, listeners=[listener], state=r.state)
 
     def snapshot(self, index=0, timeout=5.0):
         """A consistent copy of racer ``index``'s TrainState (None before its first step).
@@ -388,8 +404,12 @@ class Engine:
             self.go.set()
 
     def reset(self):
-        """A new θ₀ (from the seed) for the same settings and racers; paused."""
-        self._build(self.cfg, [r.spec for r in self.racers])
+        """A new θ₀ for the same settings and racers (all of them start from it); paused.
+
+        θ₀ is drawn from the next seed (it becomes the run's seed, so the page shows it and setting the
+        seed back gives that θ₀ again).
+        """
+        self._build({**self.cfg, "seed": (self.cfg["seed"] + 1) % 2**32}, [r.spec for r in self.racers])
 
     def configure(self, update) -> dict:
         """Apply settings: structural ones reset the run, the others act on the running training."""
@@ -414,7 +434,7 @@ class Engine:
         return {"reset": False}
 
     def race(self, specs, budget="steps") -> None:
-        """Racers from the same θ₀ (a new one from the seed), each with an equal budget per tick."""
+        """Racers from the same θ₀ (the one of the current seed), each with an equal budget per tick."""
         if not isinstance(specs, list) or not 1 <= len(specs) <= C.MAX_RACERS:
             raise ConfigError(f"racers must be a list of 1 to {C.MAX_RACERS} optimizers, got {specs!r}")
         budget = C.check_budget(budget)

@@ -13,7 +13,8 @@ API (JSON; errors are ``{"error": "what is wrong; what to do"}`` with status 400
 =====================  ==========================================================================
 GET  /api/status       running, step, loss, test accuracy, settings, racers
 GET  /api/events       server-sent events: one JSON message per update (new points, pictures)
-POST /api/start        start (or continue) training;  /api/pause, /api/step (one step), /api/reset
+POST /api/start        start (or continue) training;  /api/pause, /api/step (one step), /api/reset (a new
+                       θ₀ from the next seed, for every racer)
 POST /api/configure    ``{"lr": 0.1, "batch_size": "full", …}``: settings; structural ones reset θ₀
 POST /api/race         ``{"racers": [{"optimizer": "gd", "lr": 0.5, "batch_size": "full"}, …],
                        "budget": "steps"|"samples"|"seconds"}``: racers from one θ₀
