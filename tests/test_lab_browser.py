@@ -93,6 +93,10 @@ def test_a_race_advances_both_curves(page, tmp_path):
     time.sleep(1.0)
     b = page.evaluate("() => window.labState()")
     assert all(y > x for x, y in zip(a, b)), (a, b)
+    # the loss surface comes by itself once there are paths (the button only recomputes it)
+    page.wait_for_function("() => document.getElementById('surface-note').textContent.includes('loss on')", timeout=60000)
+    # the GD racer's full-set ‖∇L‖ is drawn, and the legend says which line the ε rule tests
+    assert "Thick dashed, with dots: ‖∇L‖ on the full training set" in page.inner_text("#grad-note")
     page.click("#surface")
     page.wait_for_function("() => document.getElementById('surface-note').textContent.includes('loss on')", timeout=60000)
     page.click("#basins")
@@ -101,3 +105,10 @@ def test_a_race_advances_both_curves(page, tmp_path):
     shot.parent.mkdir(exist_ok=True)
     page.screenshot(path=str(shot), full_page=True)
     assert shot.stat().st_size > 10000
+
+
+def test_reset_shows_the_next_seed(page):
+    seed = int(page.input_value("#seed"))
+    page.get_by_test_id("reset").click()
+    page.wait_for_function(f"() => document.getElementById('seed').value === '{seed + 1}'", timeout=15000)
+    assert page.get_by_test_id("step").inner_text() == "0"

@@ -2,7 +2,7 @@
 "use strict";
 const TOKEN = document.querySelector('meta[name="lab-token"]').content;
 const $ = id => document.getElementById(id);
-const lab = { racers: [], info: null, extras: {}, status: null, surface: null, dirty: false };
+const lab = { racers: [], info: null, extras: {}, status: null, surface: null, surfaceWait: 0, dirty: false };
 
 async function api(path, body, method) {
   const r = await fetch(path, { method: method || (body === undefined ? "GET" : "POST"),
@@ -17,7 +17,7 @@ async function api(path, body, method) {
 // ---------------------------------------------------------------- events
 function onMessage(msg) {
   if (msg.fresh) {
-    lab.racers = []; lab.surface = null; lab.extras = {};
+    lab.racers = []; lab.surface = null; lab.extras = {}; lab.surfaceWait = 0;
     lab.info = msg.info; setupDataset(msg.info);
   }
   for (const r of msg.racers) {
@@ -75,7 +75,7 @@ function redraw() {
   const eps = lab.status && lab.status.config.eps;
   linePlot($("c-loss"), ser("loss"), { logy: true, title: "training loss (mean over the batches since the last point), log scale" });
   linePlot($("c-acc"), ser("test_acc"), { title: "test accuracy (on a sample of ≤500 test rows)", ymax: 1 });
-  linePlot($("c-grad"), ser("grad_norm"), { logy: true, title: "‖∇L‖ of the batches (dashed: ε)", hline: eps });
+  drawGradNorms(eps);
   const r0 = lab.racers[0];
   if (r0) {
     const nl = (r0.points.find(p => p.layers) || { layers: [] }).layers.length;
@@ -86,6 +86,56 @@ function redraw() {
   }
   drawSurface();
   if (lab.extrasDirty) { lab.extrasDirty = false; drawBoundary(); drawAnatomy(); drawMistakes(); }
+}
+
+// ‖∇L‖: thin, the batches' (mean since the last point); thick dashed with dots, the full training set's —
+// what the ε rule tests, so the ε line is read against it
+function drawGradNorms(eps) {
+  const series = [];
+  let full = false;
+  lab.racers.forEach((r, i) => {
+    const color = COLORS[i % COLORS.length];
+    series.push({ label: r.label, color, pts: r.points.map(p => [xOf(p), p.grad_norm]) });
+    const pts = r.points.filter(p => p.full_grad_norm !== null && p.full_grad_norm !== undefined)
+                        .map(p => [xOf(p), p.full_grad_norm]);
+    if (pts.length) { full = true; series.push({ label: `${r.label} full set`, color, pts, dash: [6, 3], width: 2.5, dots: true }); }
+  });
+  linePlot($("c-grad"), series, { logy: true, title: "‖∇L‖, log scale", hline: eps });
+  $("grad-note").textContent = "thin line: ‖∇L‖ of the batches (mean since the last point). " + (full
+    ? "Thick dashed, with dots: ‖∇L‖ on the full training set, which the ε rule tests. "
+    : "‖∇L‖ on the full training set, which the ε rule tests, is drawn thick and dashed when known: " +
+      "at every full-batch step, and once an epoch for mini-batches when ε is set. ") +
+    (eps ? "Red dashed line: ε." : "");
+}
+
+// The loss surface is computed by itself once a path appears and again when a path leaves its box — a
+// new θ₀ (reset, race, new settings) means a new plane. It costs the server n² losses on 256 rows, so one
+// request at a time, and each automatic one waits twice as long after the last (3 s, 6 s, … up to a minute)
+// as the path slows down; the button computes at once.
+const SURFACE_FIRST = 3000, SURFACE_MAX = 60000;
+async function computeSurface(n) {
+  if (lab.surfaceBusy) return;
+  const gen = lab.status && lab.status.generation;
+  lab.surfaceBusy = true; lab.surfaceAt = performance.now();
+  $("surface-note").textContent = "computing…";
+  try {
+    const s = await api(`/api/surface?n=${n}`);
+    if (!lab.status || lab.status.generation !== gen) return;   // θ₀ changed meanwhile: another plane
+    lab.surface = s; lab.dirty = true;
+    $("surface-note").textContent = s.note + " (blue low, red high, log scale)";
+  } catch (err) { $("surface-note").textContent = ""; }            // the error box says why
+  finally { lab.surfaceBusy = false; }
+}
+
+function surfaceDue() {
+  if (lab.surfaceBusy || document.hidden || performance.now() - (lab.surfaceAt || -Infinity) < lab.surfaceWait) return false;
+  const last = lab.racers.filter(r => r.points.length).map(r => r.points[r.points.length - 1].ab);
+  if (!last.length) return false;
+  const s = lab.surface;
+  const out = !s || last.some(([a, b]) => a < s.alphas[0] || a > s.alphas[s.alphas.length - 1] ||
+                                          b < s.betas[0] || b > s.betas[s.betas.length - 1]);
+  if (out) lab.surfaceWait = Math.min(SURFACE_MAX, Math.max(SURFACE_FIRST, 2 * lab.surfaceWait));
+  return out;
 }
 
 function drawSurface() {
@@ -102,7 +152,7 @@ function drawSurface() {
     const xs = all.map(a => a[0]), ys = all.map(a => a[1]);
     const pad = Math.max(Math.max(...xs) - Math.min(...xs), Math.max(...ys) - Math.min(...ys), 1e-3) * 0.15;
     box = [Math.min(...xs) - pad, Math.max(...xs) + pad, Math.min(...ys) - pad, Math.max(...ys) + pad];
-    ctx.fillStyle = "#999"; ctx.font = "11px sans-serif"; ctx.fillText("paths only: press compute surface for the loss", 6, 14);
+    ctx.fillStyle = "#999"; ctx.font = "11px sans-serif"; ctx.fillText("paths only: the loss surface is on its way", 6, 14);
   }
   const px = a => [(a[0] - box[0]) / (box[1] - box[0]) * W, (1 - (a[1] - box[2]) / (box[3] - box[2])) * H];
   lab.racers.forEach((r, i) => {
@@ -245,13 +295,7 @@ function wire() {
     if (!out) return;
     $("saved").textContent = `saved: ${out.run_dir} — try steepest evaluate ${out.run_dir}`;
   };
-  $("surface").onclick = async () => {
-    $("surface-note").textContent = "computing…";
-    try { lab.surface = await api("/api/surface?n=25"); }
-    catch (err) { $("surface-note").textContent = ""; return; }   // the error box says why
-    $("surface-note").textContent = lab.surface.note + " (blue low, red high, log scale)";
-    lab.dirty = true;
-  };
+  $("surface").onclick = () => computeSurface(25);
   $("xaxis").onchange = () => { lab.dirty = true; };
   const c = $("draw");
   c.addEventListener("pointerdown", e => {
@@ -278,6 +322,6 @@ function connect() {
 
 async function main() {
   buildRacers(); wire(); connect();
-  setInterval(redraw, 150);
+  setInterval(() => { redraw(); if (surfaceDue()) computeSurface(21); }, 150);
 }
 main();

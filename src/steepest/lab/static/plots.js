@@ -17,7 +17,7 @@ function fmt(v) {
   return String(+v.toPrecision(3));
 }
 
-// series: [{label, color, pts: [[x, y], …]}]; opts: {logy, title, hline, ymin, ymax}
+// series: [{label, color, pts: [[x, y], …], dash: [on, off], width, dots}]; opts: {logy, title, hline, ymin, ymax}
 function linePlot(canvas, series, opts) {
   const ctx = canvas.getContext("2d"), W = canvas.width, H = canvas.height;
   const L = 52, R = 8, T = 18, B = 24;
@@ -55,16 +55,21 @@ function linePlot(canvas, series, opts) {
     ctx.fillStyle = "#b00"; ctx.fillText("ε", W - R - 10, py(opts.hline) - 3);
   }
   series.forEach((s, i) => {
-    ctx.strokeStyle = s.color || COLORS[i % COLORS.length]; ctx.lineWidth = 1.5; ctx.beginPath();
+    const color = s.color || COLORS[i % COLORS.length], shown = [];
+    ctx.strokeStyle = color; ctx.lineWidth = s.width || 1.5; ctx.setLineDash(s.dash || []); ctx.beginPath();
     let pen = false;
     const stride = Math.max(1, Math.ceil(s.pts.length / 1500));  // a long run: draw every stride-th point
     for (let k = 0; k < s.pts.length; k += stride) {
       const [x, y] = s.pts[k];
       if (y === null || y === undefined || !isFinite(y) || (opts.logy && y <= 0)) { pen = false; continue; }
       if (pen) ctx.lineTo(px(x), py(y)); else ctx.moveTo(px(x), py(y));
-      pen = true;
+      pen = true; shown.push([px(x), py(y)]);
     }
-    ctx.stroke(); ctx.lineWidth = 1;
+    ctx.stroke(); ctx.lineWidth = 1; ctx.setLineDash([]);
+    if (s.dots) {
+      ctx.fillStyle = color;
+      for (const [x, y] of shown) { ctx.beginPath(); ctx.arc(x, y, 2.5, 0, 7); ctx.fill(); }
+    }
   });
 }
 
