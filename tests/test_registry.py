@@ -64,6 +64,13 @@ def test_evaluate_is_one_pass_with_the_loss_of_net_loss():
     assert m.loss == pytest.approx(net.loss(theta, X, y), rel=1e-12)
     assert m.correct == int(np.sum(net.predict(theta, X) == y)) and m.n == 50
     assert m.accuracy == m.correct / 50
+    assert m.predicted is None
+    p = evaluate(net, theta, X, y, chunk=7, predictions=True)
+    assert p == m and np.array_equal(p.predicted, net.predict(theta, X))  # the same numbers, plus the classes
+    from steepest.errors import DataError
+
+    with pytest.raises(DataError, match="empty"):
+        evaluate(net, theta, X[:0], y[:0])
 
 
 def test_every_command_offers_exactly_the_registry_names():

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
 import numpy as np
 
@@ -10,30 +10,36 @@ import numpy as np
 @dataclass(frozen=True)
 class Metrics:
     """What :func:`evaluate` measured: ``loss`` (mean cross-entropy plus the L2 term), ``accuracy``,
-    ``correct`` rows out of ``n``."""
+    ``correct`` rows out of ``n``; ``predicted (n,)``, the class of each row, when asked for."""
 
     loss: float
     accuracy: float
     correct: int
     n: int
+    predicted: np.ndarray | None = field(default=None, compare=False, repr=False)
 
 
-def evaluate(net, theta, X, y, chunk=8192) -> Metrics:
+def evaluate(net, theta, X, y, chunk=8192, predictions=False) -> Metrics:
     """Loss and accuracy of ``net`` at ``theta`` on ``X (n, n_0)``, ``y (n,)`` — the one way steepest
-    measures a model on a dataset (the training loop, the command line and the views all call it).
+    measures a model on a dataset: the training loop, ``steepest evaluate``, compare's summaries and
+    learning-rate tuning, and the landscape's lines and planes all call it.
 
-    One forward pass, ``chunk`` rows at a time; the loss is the same number as ``net.loss``.
+    One forward pass, ``chunk`` rows at a time (memory ``chunk × width``, whatever ``n``); the loss is
+    the same number as ``net.loss``. ``predictions``: also keep each row's predicted class
+    (:attr:`Metrics.predicted`), for a confusion matrix.
     """
+    from .errors import DataError
     from .losses import l2_penalty, softmax_cross_entropy
 
     net.check_data(X, y)
     if X.shape[0] == 0:
-        raise ValueError("cannot evaluate on an empty dataset")
+        raise DataError("cannot evaluate on an empty dataset; give a dataset with at least one row")
     Z = net.logits(theta, X, chunk)
-    correct = int(np.count_nonzero(Z.argmax(axis=1) == y))
+    predicted = Z.argmax(axis=1)
+    correct = int(np.count_nonzero(predicted == y))
     loss, _ = softmax_cross_entropy(Z, y, grad=False, smoothing=getattr(net, "label_smoothing", 0.0))
     loss = float(loss + l2_penalty([W for W, _ in net.unpack(theta)], net.l2))
-    return Metrics(loss, correct / len(y), correct, len(y))
+    return Metrics(loss, correct / len(y), correct, len(y), predicted if predictions else None)
 
 
 def accuracy(y_true, y_pred) -> float:

@@ -32,12 +32,10 @@ def add_parser(subparsers):
 
 
 def run(args) -> int:
-    import numpy as np
-
     from steepest.commands._common import (blas_threads, check_against_model, describe_net,
                                            load_model_and_dataset, split_name)
     from steepest.errors import ConfigError
-    from steepest.metrics import confusion_matrix, precision_recall
+    from steepest.metrics import confusion_matrix, evaluate, precision_recall
 
     if args.threads is not None and args.threads < 1:
         raise ConfigError(f"--threads must be a positive integer, got {args.threads}")
@@ -52,13 +50,10 @@ def run(args) -> int:
         out.note(f"note: {ds.name} stores inputs at scale {ds.input_scale:g} but the model expects "
                  f"{net.input_scale:g}; results may be meaningless")
     with blas_threads(args.threads):
-        Z = net.logits(theta, X)
-        loss = float(net.loss(theta, X, y))
-    pred = Z.argmax(axis=1)
-    k = net.sizes[-1]
-    C = confusion_matrix(y, pred, n_classes=k)
+        m = evaluate(net, theta, X, y, predictions=True)
+    loss, acc, pred = m.loss, m.accuracy, m.predicted
+    C = confusion_matrix(y, pred, n_classes=net.sizes[-1])
     precision, recall = precision_recall(C)
-    acc = float(np.mean(pred == y))
     names = (meta.get("dataset") or {}).get("class_names") or ds.class_names
     if args.json:
         out.emit({"model": str(path), "dataset": ds.name, "split": args.split, "n": int(len(y)),
@@ -67,7 +62,7 @@ def run(args) -> int:
         return 0
     print(f"model {path}: {describe_net(net)}" + (f", trained on {trained}" if trained else ""))
     print(f"data  {what}: {len(y):,} samples, from {ds.source}")
-    print(f"accuracy {100 * acc:.2f}%  loss {loss:.4f}  ({int((pred == y).sum()):,} of {len(y):,} correct)\n")
+    print(f"accuracy {100 * acc:.2f}%  loss {loss:.4f}  ({m.correct:,} of {m.n:,} correct)\n")
     print(_class_table(precision, recall, C, names))
     print("\nconfusion matrix (rows: true class, columns: predicted class)")
     print(_confusion_text(C))

@@ -24,6 +24,7 @@ import numpy as np
 from steepest.errors import ConfigError
 from steepest.optim import make_optimizer
 from steepest.loop import History, train
+from steepest.metrics import evaluate
 from steepest.viz.common import sample_rows, write_csv, write_json
 
 #: Learning rates used when a run spec gives none (tuned on digits; fine on MNIST).
@@ -284,13 +285,14 @@ def _run_one(net, theta0, X, y, spec, budget, evals, eps, seed, sample, start, e
         trace["wall"][-1] = wall  # the run ended when train returned, not when this point was measured
     if path is not None and st.step % record_every != 0:
         path.append(res.theta.copy())
-    train_loss, g_full = net.loss_and_grad(res.theta, X, y, chunk=8192)
+    _, g_full = net.loss_and_grad(res.theta, X, y, chunk=8192)
     X_test, y_test = (evals or {}).get("test", (None, None))
-    summary = {**spec.config(), "train_loss": train_loss,
-               "train_acc": float(np.mean(net.predict(res.theta, X) == y)),
+    with np.errstate(over="ignore", invalid="ignore"):  # a diverged run's loss is inf or NaN, not a warning
+        on_train = evaluate(net, res.theta, X, y)
+        on_test = evaluate(net, res.theta, X_test, y_test) if X_test is not None else None
+    summary = {**spec.config(), "train_loss": on_train.loss, "train_acc": on_train.accuracy,
                "grad_norm": float(np.linalg.norm(g_full.astype(np.float64))),
-               "test_loss": net.loss(res.theta, X_test, y_test) if X_test is not None else None,
-               "test_acc": float(np.mean(net.predict(res.theta, X_test) == y_test)) if X_test is not None else None,
+               "test_loss": on_test.loss if on_test else None, "test_acc": on_test.accuracy if on_test else None,
                "steps": st.step, "epochs": st.samples / n, "samples": st.samples,
                "grad_evals": st.grad_evals, "seconds": st.seconds, "wall_seconds": wall,
                "stop_reason": res.stop_reason}
@@ -326,7 +328,7 @@ def tune_lr(net, theta0, X, y, spec, budget, factors=TUNE_FACTORS, val_fraction=
         res = train(spec.network(net), theta0, Xf, yf, optimizer=spec.make_optimizer(), lr=lr, batch_size=batch, seed=seed,
                     monitor=False, listeners=list(listeners), **_budget(len(fit), batch, **_kw(budget)))
         with np.errstate(over="ignore", invalid="ignore"):
-            loss = net.loss(res.theta, Xv, yv) if res.stop_reason != "diverged" else math.inf
+            loss = evaluate(net, res.theta, Xv, yv).loss if res.stop_reason != "diverged" else math.inf
         scores.append(float(loss) if np.isfinite(loss) else math.inf)
     best = int(np.argmin(scores))
     return {"lr": grid[best], "grid": grid, "val_loss": scores, "at_edge": best in (0, len(grid) - 1),

@@ -29,6 +29,7 @@ import numpy as np
 
 from steepest.errors import ConfigError
 from steepest.loop import train
+from steepest.metrics import evaluate
 from steepest.viz.common import sample_rows
 
 #: Paths drawn on the trajectory plane by default.
@@ -54,9 +55,10 @@ class Line1D:
 
 
 def _loss_acc(net, theta, X, y):
+    """(loss, accuracy) by :func:`~steepest.metrics.evaluate`; far from θ* the loss may be inf, not a warning."""
     with np.errstate(over="ignore", invalid="ignore"):
-        Z = net.logits(theta, X)
-    return net.loss(theta, X, y), float(np.mean(Z.argmax(axis=1) == y))
+        m = evaluate(net, theta, X, y)
+    return m.loss, m.accuracy
 
 
 def line_1d(net, theta0, theta1, X, y, X_test=None, y_test=None, alphas=None, n_samples=2000,
@@ -107,7 +109,8 @@ def plane_2d(net, center, d1, d2, X, y, alphas, betas, note="") -> Plane:
     """The loss on the grid ``alphas × betas`` of the plane through ``center`` spanned by d1, d2."""
     plane = Plane(np.asarray(alphas, float), np.asarray(betas, float), None, center, d1, d2, note)
     with np.errstate(over="ignore", invalid="ignore"):
-        plane.loss = np.array([[net.loss(plane.theta(a, b), X, y) for a in plane.alphas] for b in plane.betas])
+        plane.loss = np.array([[evaluate(net, plane.theta(a, b), X, y).loss for a in plane.alphas]
+                               for b in plane.betas])
     return plane
 
 
@@ -260,6 +263,6 @@ def step_probe(net, theta, X, y, lr, alphas=None, n_samples=2000, seed=0) -> Ste
     loss0, g = net.loss_and_grad(theta, Xs, ys)
     g64, t64 = g.astype(np.float64), theta.astype(np.float64)
     with np.errstate(over="ignore", invalid="ignore"):
-        loss = np.array([net.loss((t64 - a * g64).astype(theta.dtype), Xs, ys) for a in alphas])
+        loss = np.array([evaluate(net, (t64 - a * g64).astype(theta.dtype), Xs, ys).loss for a in alphas])
     gg = float(g64 @ g64)
     return StepProbe(alphas, loss, loss0 - alphas * gg, float(loss0), math.sqrt(gg), float(lr), note)
