@@ -196,3 +196,23 @@ def test_dispatch_to_listeners_is_cheap(problem):
     base = min(per_step([]) for _ in range(3))
     many = min(per_step([Nop() for _ in range(20)]) for _ in range(3))
     assert many - base < 20 * 20e-6, (base, many)  # < 20 µs a listener a step, even on a busy machine
+
+
+@pytest.mark.parametrize("monitor", [True, False])
+def test_an_evaluation_record_has_exactly_the_declared_columns_in_order(problem, monitor):
+    """The loop's records, the metrics files' header, the report's headings and the terminal line all
+    come from steepest.records: a key the loop adds without declaring it fails here."""
+    from steepest.commands._progress import epoch_line
+    from steepest.records import EXTRA_FIELDS, LABELS, evaluated_sets, evaluation_columns
+
+    net, theta0, X, y = problem
+    r = train(net, theta0, X[:80], y[:80], optimizer="sgd", lr=0.1, batch_size=40, epochs=2, monitor=monitor,
+              val=(X[80:100], y[80:100]), evals={"test": (X[100:], y[100:])})
+    for rec in r.history.epochs:
+        assert list(rec) == evaluation_columns(["val", "test"]) + list(EXTRA_FIELDS)
+        assert evaluated_sets([rec]) == ["val", "test"]
+        assert (rec["grad_norm"] is None) == (not monitor) and rec["train_metrics"] == ("full" if monitor else "running")
+    assert set(evaluation_columns(["val", "test"])) <= set(LABELS)
+    line = epoch_line(r.history.epochs[-1], 2)
+    assert line.startswith("epoch   2/2  loss ") and " val " in line and " test " in line
+    assert ("‖∇L‖" in line) == monitor

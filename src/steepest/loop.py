@@ -31,7 +31,7 @@ from .listeners import EvaluationCallback, Recorder, StepCallback
 from .metrics import evaluate
 from .network import MLP
 from .optim import Optimizer, make_optimizer
-from .records import STEP_COLUMNS
+from .records import STEP_COLUMNS, Evaluation
 from .schedules import as_schedule
 from .regularise import training_parts
 from .step import Guard, Step, chain, clip_by_global_norm
@@ -170,27 +170,21 @@ class Loop:
         return loss, correct / rows, float(np.sqrt(np.dot(g64, g64))), self.net.layer_norms(g)
 
     def record(self) -> dict:
-        """The evaluation record of the current θ; resets the running sums."""
+        """The :class:`~steepest.records.Evaluation` of the current θ, as the dict the history, the
+        checkpoint and the metrics files keep; resets the running sums."""
         st = self.state
-        rec = {"epoch": st.epoch, "step": st.step, "lr": st.history.steps["lr"][-1], "samples": st.samples,
-               "seconds": st.epoch_seconds}
         if self.monitor:
-            rec["train_loss"], rec["train_acc"], gnorm, layers = self.full_gradient()
-            st.full_grad_norm = gnorm
-            rec["grad_norm"], rec["layer_grad_norms"] = gnorm, [float(v) for v in layers]
-            rec["train_metrics"] = "full"
+            loss, acc, gnorm, layers = self.full_gradient()
+            st.full_grad_norm, layers, how = gnorm, [float(v) for v in layers], "full"
         else:
-            rec["train_loss"] = st.epoch_loss / st.epoch_rows
-            rec["train_acc"] = st.epoch_correct / st.epoch_rows
-            rec["grad_norm"], rec["layer_grad_norms"], rec["train_metrics"] = None, None, "running"
-        for name, (Xe, ye) in self.evals.items():
-            m = evaluate(self.net, self.theta, Xe, ye, self.chunk)
-            rec[f"{name}_acc"], rec[f"{name}_loss"] = m.accuracy, m.loss
-        rec["grad_evals"] = st.grad_evals
-        rec["total_seconds"] = st.seconds
+            loss, acc = st.epoch_loss / st.epoch_rows, st.epoch_correct / st.epoch_rows
+            gnorm, layers, how = None, None, "running"
+        sets = {name: evaluate(self.net, self.theta, Xe, ye, self.chunk) for name, (Xe, ye) in self.evals.items()}
+        rec = Evaluation(st.epoch, st.step, loss, acc, gnorm, st.history.steps["lr"][-1], st.samples, st.grad_evals,
+                         st.epoch_seconds, st.seconds, sets, layers, how)
         st.epoch_seconds = st.epoch_loss = 0.0
         st.epoch_correct = st.epoch_rows = 0
-        return rec
+        return rec.as_dict()
 
     def evaluation(self, stop):
         """Record, and tell every listener (a stop already decided stands)."""

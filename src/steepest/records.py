@@ -38,27 +38,79 @@ class StepRecord:
         return (self.loss, self.acc, self.grad_norm, self.lr, self.samples, self.grad_evals, self.seconds)
 
 
-# An evaluation record (one per epoch by default, or every k steps) is a dict, saved as JSON in the
-# checkpoint. Its columns, in the order of the metrics files:
+# An evaluation record (one per epoch by default, or every k steps). Its columns, in the order of the
+# metrics files: HEAD_COLUMNS, then ``<set>_loss, <set>_acc`` for each evaluated set (``val``, ``test``, …),
+# then TAIL_COLUMNS. The record also carries EXTRA_FIELDS, kept in metrics.jsonl and the checkpoint but
+# not in metrics.csv.
 HEAD_COLUMNS = ("epoch", "step", "train_loss", "train_acc")
+SET_COLUMNS = ("loss", "acc")
 TAIL_COLUMNS = ("grad_norm", "lr", "samples", "grad_evals", "seconds", "total_seconds")
-# Also in each record: ``layer_grad_norms`` (a list, or None) and ``train_metrics`` ("full": measured
-# on the whole training set at θ; "running": the mean over the batches since the last evaluation).
+EXTRA_FIELDS = ("layer_grad_norms", "train_metrics")
 
-# Friendly names, for tables and the report.
+
+@dataclass(slots=True)
+class Evaluation:
+    """One evaluation of θ during training. ``train_loss``, ``train_acc`` and ``grad_norm`` ‖∇L‖ with its
+    per-layer parts ``layer_grad_norms`` are measured on the whole training set (``train_metrics`` is
+    ``"full"``), or are the running means over the batches since the last evaluation (``"running"``,
+    ``grad_norm`` None) when monitoring is off; ``sets`` maps each extra set (``"val"``, ``"test"``) to
+    what :func:`~steepest.metrics.evaluate` measured on it (``.loss``, ``.accuracy``). ``lr`` is the last
+    step's learning rate; ``samples``, ``grad_evals``, ``total_seconds`` (seconds in steps) the running
+    totals; ``seconds`` the seconds in steps since the last evaluation.
+
+    The history, the checkpoint and the metrics files keep it as :meth:`as_dict` — plain JSON.
+    """
+
+    epoch: int
+    step: int
+    train_loss: float
+    train_acc: float
+    grad_norm: float | None
+    lr: float
+    samples: int
+    grad_evals: int
+    seconds: float
+    total_seconds: float
+    sets: dict
+    layer_grad_norms: list | None
+    train_metrics: str
+
+    def as_dict(self) -> dict:
+        """``{column: value}`` in the order of :func:`evaluation_columns`, then :data:`EXTRA_FIELDS`."""
+        rec = {c: getattr(self, c) for c in HEAD_COLUMNS}
+        for name, m in self.sets.items():
+            rec[f"{name}_loss"], rec[f"{name}_acc"] = m.loss, m.accuracy
+        rec.update((c, getattr(self, c)) for c in TAIL_COLUMNS + EXTRA_FIELDS)
+        return rec
+
+
+# Column → label, for tables and the report: every evaluation column (``<set>_…`` for the sets the command
+# line evaluates) and the final metrics a model file keeps.
 LABELS = {
-    "epoch": "epoch", "step": "step", "train_loss": "training loss", "train_acc": "training accuracy",
+    "epoch": "epoch", "step": "step", "train_loss": "train loss", "train_acc": "train accuracy",
     "val_loss": "validation loss", "val_acc": "validation accuracy", "test_loss": "test loss",
-    "test_acc": "test accuracy", "grad_norm": "‖∇L‖ (full)", "lr": "learning rate",
-    "samples": "samples seen", "grad_evals": "gradient evaluations (rows)",
-    "seconds": "seconds in steps (since the last record)", "total_seconds": "seconds in steps (total)",
-    "wall_seconds": "wall seconds", "stop_reason": "stopped because", "epochs": "epochs", "steps": "steps",
+    "test_acc": "test accuracy", "grad_norm": "‖∇L‖", "lr": "learning rate",
+    "samples": "samples processed", "grad_evals": "gradient evaluations",
+    "seconds": "training seconds", "total_seconds": "seconds so far",
+    "wall_seconds": "wall seconds", "stop_reason": "stopped by", "epochs": "epochs", "steps": "steps",
 }
 
 
 def evaluation_columns(sets=()) -> list[str]:
     """The columns of an evaluation record for the extra evaluation ``sets`` (e.g. ``["val", "test"]``)."""
-    return [*HEAD_COLUMNS, *(f"{s}_{m}" for s in sets for m in ("loss", "acc")), *TAIL_COLUMNS]
+    return [*HEAD_COLUMNS, *(f"{s}_{m}" for s in sets for m in SET_COLUMNS), *TAIL_COLUMNS]
+
+
+def evaluated_sets(records) -> list[str]:
+    """The extra sets evaluated in ``records`` (dicts, as read back from metrics.jsonl): the names of their
+    ``<set>_loss`` and ``<set>_acc`` keys, in order of appearance."""
+    found = {}
+    for rec in records:
+        for key in rec:
+            name, _, m = key.rpartition("_")
+            if name and name != "train" and m in SET_COLUMNS:
+                found[name] = None
+    return list(found)
 
 
 #: full-batch descent makes one step per epoch: by default it is evaluated every this many steps

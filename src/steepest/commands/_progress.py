@@ -11,7 +11,7 @@ import threading
 import time
 
 from steepest.events import Listener, Stop
-from steepest.records import JSON_COLUMNS
+from steepest.records import JSON_COLUMNS, evaluated_sets, evaluation_columns
 
 # The keys of each --json evaluation line, in order: scripts and benchmarks rely on them.
 EPOCH_KEYS = JSON_COLUMNS
@@ -48,18 +48,20 @@ def _pct(x):
     return "—" if x is None else f"{100 * x:.2f}%"
 
 
+# How the columns of an evaluation record (steepest.records) read in the terminal; each set's accuracy
+# is its name and a percentage (``train 97.10%  val 96.50%``), the other columns are not shown.
+LINE_FORMATS = {"train_loss": "loss {:.4f}", "grad_norm": "‖∇L‖ {:.3g}", "lr": "lr {:.3g}", "seconds": "{:.2f} s"}
+
+
 def epoch_line(rec: dict, total_epochs, at_steps=False) -> str:
     """One evaluation record as a line: ``epoch 3/5 …``, or ``step 120 …`` when evaluating every k steps."""
     of = f"/{total_epochs}" if total_epochs else ""
-    head = f"step {rec['step']:>5}" if at_steps else f"epoch {rec['epoch']:>3}{of}"
-    parts = [head, f"loss {rec['train_loss']:.4f}", f"train {_pct(rec.get('train_acc'))}"]
-    if "val_acc" in rec:
-        parts.append(f"val {_pct(rec['val_acc'])}")
-    if "test_acc" in rec:
-        parts.append(f"test {_pct(rec['test_acc'])}")
-    if rec.get("grad_norm") is not None:
-        parts.append(f"‖∇L‖ {rec['grad_norm']:.3g}")
-    parts += [f"lr {rec['lr']:.3g}", f"{rec['seconds']:.2f} s"]
+    parts = [f"step {rec['step']:>5}" if at_steps else f"epoch {rec['epoch']:>3}{of}"]
+    for c in evaluation_columns(evaluated_sets([rec])):
+        if c.endswith("_acc"):
+            parts.append(f"{c[:-4]} {_pct(rec.get(c))}")
+        elif c in LINE_FORMATS and rec.get(c) is not None:
+            parts.append(LINE_FORMATS[c].format(rec[c]))
     return "  ".join(parts)
 
 

@@ -13,6 +13,7 @@ import numpy as np
 
 from steepest.errors import ConfigError, DataError
 from steepest.lab import probe
+from steepest.records import evaluation_columns
 from steepest.registry import OPTIMIZER_OPTIONS
 
 MAX_IMAGE_SIDE = 1024
@@ -130,7 +131,8 @@ def save_run(engine, name=None) -> Path:
     records = [{"epoch": p["samples"] / len(data.y), "step": p["step"], "train_loss": p["loss"],
                 "test_acc": p.get("test_acc"), "grad_norm": p.get("grad_norm"), "lr": p["lr"],
                 "samples": p["samples"], "seconds": p["seconds"]} for p in points]
-    rundir.start_metrics(["epoch", "step", "train_loss", "test_acc", "grad_norm", "lr", "samples", "seconds"], records)
+    # the columns of `steepest train`'s metrics files that the lab's sampled points have, in their order
+    rundir.start_metrics([c for c in evaluation_columns(["test"]) if not records or c in records[0]], records)
     metrics = {"train_loss": evaluate(net, theta, data.X, data.y).loss}
     if data.ds.X_test is not None:
         m = evaluate(net, theta, data.ds.X_test, data.ds.y_test)

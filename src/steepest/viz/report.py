@@ -28,6 +28,7 @@ from pathlib import Path
 
 from steepest._files import is_regular, read_regular
 from steepest.errors import ConfigError
+from steepest.records import LABELS, evaluated_sets, evaluation_columns
 
 # A report reads what a directory holds, not what anyone could put there: bounded reads.
 MAX_IMAGE_BYTES = 32 * 2**20
@@ -223,14 +224,10 @@ EXPLAIN = {
                       "order (not the worst ones), each with its true class, the prediction and its probability."),
 }
 
-#: Record key → column heading.
+#: Record key → column heading: the training records' labels (:data:`steepest.records.LABELS`), and the
+#: keys only compare's summaries and explain's tables have.
 COLUMNS = {
-    "epoch": "epoch", "step": "step", "label": "run", "optimizer": "optimizer", "lr": "learning rate",
-    "batch_size": "batch", "momentum": "momentum μ", "train_loss": "train loss", "train_acc": "train accuracy",
-    "val_loss": "validation loss", "val_acc": "validation accuracy", "test_loss": "test loss",
-    "test_acc": "test accuracy", "grad_norm": "‖∇L‖", "samples": "samples processed",
-    "grad_evals": "gradient evaluations", "steps": "steps", "epochs": "epochs", "seconds": "training seconds",
-    "total_seconds": "seconds so far", "wall_seconds": "wall seconds", "stop_reason": "stopped by",
+    **LABELS, "label": "run", "optimizer": "optimizer", "batch_size": "batch", "momentum": "momentum μ",
     "loss": "loss", "rows": "rows", "relative_error": "first order vs measured (relative)",
     "predicted_change": "first-order loss change −η‖∇L‖²", "measured_change": "measured loss change",
     "tuned": "lr chosen from", "time_ratio": "time ÷ fastest",
@@ -309,7 +306,7 @@ def _curves(records: list[dict]) -> list[Image]:
     for kind, ylabel, log, stem in (("loss", "loss", True, "loss_curve"), ("acc", "accuracy", False, "accuracy_curve")):
         def ok(v, log=log):  # numbers only; a log axis only positive ones
             return _real(v) and (v > 0 or not log)
-        keys = [k for k in ("train", "val", "test") if any(ok(r.get(f"{k}_{kind}")) for r in recs)]
+        keys = [k for k in ("train", *evaluated_sets(recs)) if any(ok(r.get(f"{k}_{kind}")) for r in recs)]
         if not keys:
             continue
         fig = new_figure(6, 3.8)
@@ -385,8 +382,7 @@ def _model_sections(d: Path, model_info, records) -> list[Section]:
         sections.append(Section("Summary", summary))
     epochs = [r for r in records if "epoch" in r]
     if epochs:
-        items = _curves(epochs) + [_table(epochs, ("epoch", "step", "train_loss", "train_acc", "val_loss", "val_acc",
-                                                   "test_loss", "test_acc", "grad_norm", "lr", "samples", "seconds"),
+        items = _curves(epochs) + [_table(epochs, evaluation_columns(evaluated_sets(epochs)),
                                           "Metrics per epoch (from metrics.jsonl)")]
         intro = ("How the loss and accuracy moved, epoch by epoch. ‖∇L‖ is over the whole training set; seconds "
                  "are each epoch's training time, evaluation excluded"
