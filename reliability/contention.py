@@ -12,12 +12,14 @@ files hold each epoch once and in order, and θ equals that of a run never inter
 bit.
 
 **Full disk, every command.** Each command that writes files — train, compare, landscape,
-explain, report — runs with its output on a file system that is full but for ``free`` bytes
+explain, report, export (ONNX), and the lab's *save run* (``POST /api/save`` to a real
+``steepest lab`` server, no browser) — runs with its output on a file system that is full but for ``free`` bytes
 (0, 4 kB, 64 kB, 512 kB, 2 MB). A small tmpfs (``mount -t tmpfs -o size=8m``, needs root) is
 filled with a filler file; where no tmpfs can be mounted, ``RLIMIT_FSIZE`` set in the child
 (with SIGXFSZ ignored) stands in for it (the output says which). Each run must end with exit 0,
-or exit 2 and one line naming a file; every file left in the output directory must be whole
-(PNG decodes, JSON parses, HTML ends with ``</html>``), a file that existed before is either the
+or exit 2 and one line naming a file (the lab: HTTP 200, or 400 with that line); every file left in the
+output directory must be whole (PNG decodes, JSON parses, HTML ends with ``</html>``, the ONNX graph
+passes ``onnx.checker``), a file that existed before is either the
 old one or the new one (``report.html`` written over an older one: never truncated), and no
 temporary ``.*.tmp`` file may be left.
 """
@@ -36,6 +38,7 @@ import sys
 import tempfile
 import time
 from pathlib import Path
+from types import SimpleNamespace
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))  # run as a script or imported by the tests
 import kill_harness  # noqa: E402  (its synthetic data)
@@ -165,6 +168,22 @@ def whole_file(p: Path) -> bool:
         return data.endswith(b"</html>\n")
     if p.suffix == ".svg":
         return data.rstrip().endswith(b"</svg>")
+    if p.suffix == ".onnx":
+        import onnx
+
+        try:
+            onnx.checker.check_model(onnx.load_model_from_string(data))
+            return True
+        except Exception:  # noqa: BLE001 - any failure to parse or check is a damaged file
+            return False
+    if p.suffix == ".safetensors":
+        from steepest.io import read_safetensors
+
+        try:
+            read_safetensors(p)
+            return True
+        except Exception:  # noqa: BLE001
+            return False
     return len(data) > 0 and data.endswith(b"\n") if p.suffix in (".csv", ".toml", ".jsonl") else True
 
 
@@ -178,7 +197,56 @@ def commands(data: Path, model: Path, out: Path) -> dict:
         "explain": ["explain", model, "--dataset", data, "--batch", "16", "--units", "4", "--out", out / "expl",
                     "--quiet"],
         "report": ["report", model, "--out", out / "report.html"],
+        "export": ["export", model, "-o", out / "model.onnx"],
+        "lab save": ["lab", "--dataset", data, "--hidden", "8", "--no-browser", "--port", "0", "--runs-dir", out],
     }
+
+
+def lab_save(argv, pre) -> SimpleNamespace:
+    """Start the real ``steepest lab`` (``argv``), train a moment, ``POST /api/save``, stop it with Ctrl-C.
+
+    Returns what a command would: ``returncode`` 0 when the save answered 200, 2 and the error as one
+    ``steepest: error:`` line when it answered 400; anything else (a 500, no answer, a traceback
+    from the server, even at its exit, when it saves the run once more) is exit 1 with the details.
+    """
+    import urllib.error
+    import urllib.request
+
+    proc = popen(*argv, preexec_fn=pre)
+    try:
+        line = proc.stdout.readline()
+        if not line.startswith("lab: http://"):
+            proc.kill()
+            return SimpleNamespace(returncode=1, stderr=f"no URL line: {line!r} {proc.communicate()[1]}")
+        base, token = line.split(" ", 1)[1].strip().split("/?token=")
+
+        def post(path, body):
+            req = urllib.request.Request(base + path, data=json.dumps(body).encode(), method="POST",
+                                         headers={"Content-Type": "application/json", "X-Lab-Token": token})
+            try:
+                with urllib.request.urlopen(req, timeout=60) as r:
+                    return r.status, json.loads(r.read())
+            except urllib.error.HTTPError as e:
+                return e.code, json.loads(e.read() or b"{}")
+
+        post("/api/start", {})
+        time.sleep(0.5)
+        post("/api/pause", {})
+        status, answer = post("/api/save", {"name": "saved"})
+    finally:
+        proc.send_signal(signal.SIGINT)
+        try:
+            _, err = proc.communicate(timeout=60)
+        except subprocess.TimeoutExpired:
+            proc.kill()
+            _, err = proc.communicate()
+    if "Traceback" in err or proc.returncode != 0:
+        return SimpleNamespace(returncode=1, stderr=f"the lab ended with {proc.returncode}: {err[-500:]}")
+    if status == 200:
+        return SimpleNamespace(returncode=0, stderr="")
+    if status == 400 and isinstance(answer.get("error"), str):
+        return SimpleNamespace(returncode=2, stderr=f"steepest: error: {answer['error']}\n")
+    return SimpleNamespace(returncode=1, stderr=f"/api/save answered {status}: {answer}")
 
 
 def full_disk(args, data: Path, work: Path, fail, only=None, free_list=FREE) -> dict:
@@ -207,7 +275,7 @@ def full_disk(args, data: Path, work: Path, fail, only=None, free_list=FREE) -> 
                     def pre(free=free):
                         signal.signal(signal.SIGXFSZ, signal.SIG_IGN)
                         resource.setrlimit(resource.RLIMIT_FSIZE, (free, free))
-                r = steepest(*argv, preexec_fn=pre)
+                r = lab_save(argv, pre) if name == "lab save" else steepest(*argv, preexec_fn=pre)
                 (disk / ".filler").unlink(missing_ok=True)
                 tally["runs"] += 1
                 label = f"{name} with {free} bytes free"
@@ -225,6 +293,8 @@ def full_disk(args, data: Path, work: Path, fail, only=None, free_list=FREE) -> 
                         fail(f"{label}: temporary file left: {p}")
                     elif p.is_file() and p.name != ".filler" and not whole_file(p):
                         fail(f"{label}: damaged file {p.relative_to(disk)} ({p.stat().st_size} bytes)")
+                if name == "lab save" and r.returncode == 2 and any(p.is_dir() for p in disk.iterdir()):
+                    fail(f"{label}: a refused save left a run directory behind: {sorted(p.name for p in disk.iterdir())}")
                 if old and r.returncode != 0 and hashlib.sha256((disk / "report.html").read_bytes()).hexdigest() != old:
                     fail(f"{label}: the older report.html was changed by a failed write")
     finally:
@@ -256,7 +326,7 @@ def main(argv=None) -> int:
                  f"- concurrent resume: {conc.get('rounds', 0)} rounds, {conc.get('processes', 0)} rival processes, "
                  f"{conc.get('refused', 0)} refused with one line, one winner each; metrics and θ checked",
                  f"- full disk ({disk.get('how', 'skipped')}): {disk.get('runs', 0)} runs of train, compare, landscape, "
-                 f"explain, report; {disk.get('completed', 0)} completed, {disk.get('refused', 0)} refused with one line",
+                 f"explain, report, export, the lab's save; {disk.get('completed', 0)} completed, {disk.get('refused', 0)} refused with one line",
                  f"- failures: {len(failures)}", ""] + [f"  - {f}" for f in failures]
         (HERE / "RESULTS-contention.md").write_text("\n".join(lines) + "\n")
     return 1 if failures else 0

@@ -34,3 +34,15 @@ def test_a_full_disk_never_truncates_a_report(tmp_path):
                                  free_list=(0, 65536))
     assert not failures, failures
     assert tally["refused"] >= 2, tally
+
+
+def test_a_full_disk_under_export_and_the_labs_save(tmp_path):
+    """`steepest export` and the lab's save (POST /api/save to the real server) on a full disk: one line
+    naming the file, or a whole file; a refused save leaves no run directory behind."""
+    pytest.importorskip("starlette")
+    failures = []
+    data = contention.write_data(tmp_path / "syn.npz")
+    tally = contention.full_disk(None, data, tmp_path, failures.append, only=("export", "lab save"),
+                                 free_list=(0, 65536))
+    assert not failures, failures
+    assert tally["runs"] == 4 and tally["refused"] >= 2 and tally["completed"] >= 1, tally

@@ -106,9 +106,6 @@ def save_run(engine, name=None) -> Path:
     ``steepest evaluate DIR`` and ``steepest report DIR`` read it like a directory of ``steepest train``.
     """
     from steepest.commands._rundir import RunDir
-    from steepest.commands._trainconfig import BY_NAME, OPTIONS, to_toml
-    from steepest.io import save_checkpoint, save_model
-    from steepest.metrics import evaluate
 
     net, _, data, r = _current(engine)
     state = engine.snapshot(0)                   # θ, optimizer memory and counters of one moment
@@ -120,6 +117,21 @@ def save_run(engine, name=None) -> Path:
     rundir = RunDir(Path(engine.runs_root) / name)
     rundir.check_new(force=False)
     rundir.create()
+    try:
+        _write_run(engine, rundir, net, data, r, state, theta)
+    except BaseException:
+        rundir.remove_if_unused()  # a write the disk refused leaves no empty run directory behind
+        raise
+    engine.saved_step = state.step if state is not None else 0
+    return rundir.path
+
+
+def _write_run(engine, rundir, net, data, r, state, theta) -> None:
+    """config.toml, the metrics files, the model and the checkpoint of :func:`save_run`."""
+    from steepest.commands._trainconfig import BY_NAME, OPTIONS, to_toml
+    from steepest.io import save_checkpoint, save_model
+    from steepest.metrics import evaluate
+
     with engine.lock:
         cfg = {o.name: o.default for o in OPTIONS}
         cfg.update({k: v for k, v in engine.cfg.items() if k in BY_NAME}, **r.spec)
@@ -147,5 +159,3 @@ def save_run(engine, name=None) -> Path:
     save_model(rundir.model, net, theta, meta)
     if state is not None:
         save_checkpoint(rundir.checkpoint, net, state, cfg)
-    engine.saved_step = state.step if state is not None else 0
-    return rundir.path
