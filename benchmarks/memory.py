@@ -100,6 +100,39 @@ def import_time(module="steepest", repeats=7) -> dict:
             "min": float(diffs[0]), "max": float(diffs[-1]), "python_startup": float(np.median(base))}
 
 
+_FIRST_STEP = """
+import time, numpy as np
+t = time.perf_counter()
+from steepest import MLP, train
+from steepest.fused import resolve
+k = resolve("numba")
+net = MLP([784, 256, 128, 10], input_scale=1 / 255)
+X = np.random.default_rng(0).integers(0, 256, (256, 784), dtype=np.uint8); y = np.arange(256) % 10
+train(net, net.init(0), X, y, optimizer="momentum", lr=0.05, batch_size=128, max_steps=2, monitor=False, kernels=k)
+print(time.perf_counter() - t)
+"""
+
+
+def compile_time(repeats=3) -> dict:
+    """Seconds from a fresh interpreter to the end of two training steps with the numba kernels: with an
+    empty cache (``NUMBA_CACHE_DIR`` a new directory: every kernel compiled) and with the cache it left
+    (the kernels loaded from disk), medians of fresh processes. The difference is the compile time."""
+    import tempfile
+
+    def once(cache_dir):
+        env = {**os.environ, "NUMBA_CACHE_DIR": cache_dir}
+        out = subprocess.run([sys.executable, "-c", _FIRST_STEP], check=True, capture_output=True, text=True, env=env)
+        return float(out.stdout.split()[-1])
+
+    cold, warm = [], []
+    for _ in range(repeats):
+        with tempfile.TemporaryDirectory() as d:
+            cold.append(once(d))
+            warm.append(once(d))
+    return {"cold": float(np.median(cold)), "warm": float(np.median(warm)),
+            "compile": float(np.median(cold) - np.median(warm))}
+
+
 def _main(argv=None):
     p = argparse.ArgumentParser(description="memory child process of benchmarks/run.py")
     p.add_argument("--lib", required=True)

@@ -82,6 +82,10 @@ def headline(results):
             rows.append(("(a) epoch, batch 128: steepest / FLOP floor", s / (r["GEMM floor"]["gflops"] / peak),
                          "×", TARGETS["a_flops"]))
         rows.append(("(a) epoch, batch 128: steepest", s, "s", None))
+        ref = r.get("steepest, NumPy path", {}).get("median")
+        if ref:
+            rows.append(("(a) epoch, batch 128: steepest's NumPy path / GEMM floor", ref / r["GEMM floor"]["median"],
+                         "×", None))
     if "b" in results:
         r = results["b"]
         s = r["steepest"]["median"]
@@ -89,6 +93,10 @@ def headline(results):
                      TARGETS["b_floor"]))
         rows.append(("(b) full-batch step: steepest / PyTorch",
                      _ratio(s, r.get("PyTorch", {}).get("median")), "×", None))
+        ref = r.get("steepest, NumPy path", {}).get("median")
+        if ref:
+            rows.append(("(b) full-batch step: steepest's NumPy path / GEMM floor", ref / r["GEMM floor"]["median"],
+                         "×", None))
     if "c" in results:
         c = results["c"]["libs"]
         s = c["steepest"]["seconds"]
@@ -241,6 +249,12 @@ def render(results, info, args, elapsed):
               "| module | import time (median) | min – max of differences |", "|---|---|---|"]
         for mod, v in d["import"].items():
             L.append(f"| {mod} | {v['seconds'] * 1e3:.0f} ms | {v['min'] * 1e3:.0f} – {v['max'] * 1e3:.0f} ms |")
+        if "compile" in d:
+            c = d["compile"]
+            L += ["", "The numba kernels are compiled on first use and cached on disk: a fresh process's import, "
+                  f"set-up and first two training steps took {c['cold']:.2f} s with an empty cache and "
+                  f"{c['warm']:.2f} s with the cache (medians): **{c['compile']:.2f} s of compilation**, once "
+                  "per machine (and again after an upgrade of steepest or numba)."]
     if "e" in results:
         L += _threads_section(results["e"])
     return "\n".join(L) + "\n"

@@ -225,11 +225,16 @@ def _libs_available(args, log):
     return libs
 
 
+NUMPY_PATH = "steepest, NumPy path"   # the reference code, without the compiled kernels
+
+
 def workload_a(W, data, X01, args, libs, log):
     res = {}
     for B in args.batches:
         log(f"  (a) one epoch, batch {B}")
         runners = [W.GemmFloor(data.n, B), W.Steepest(data, B)]
+        if B == 128:  # the fused kernels' effect, in the same run: steepest's NumPy reference path
+            runners.append(W.Steepest(data, B, kernels="numpy", name=NUMPY_PATH))
         if "PyTorch" in libs:
             runners.append(W.Torch(data, B, X01=X01))
         if "scikit-learn" in libs:
@@ -242,7 +247,8 @@ def workload_a(W, data, X01, args, libs, log):
 
 def workload_b(W, data, X01, args, libs, log):
     log(f"  (b) one full-batch step over {data.n} samples")
-    runners = [W.GemmFloor(data.n, "full"), W.Steepest(data, "full")]
+    runners = [W.GemmFloor(data.n, "full"), W.Steepest(data, "full"), W.Steepest(data, "full", kernels="numpy",
+                                                                            name=NUMPY_PATH)]
     if "PyTorch" in libs:
         runners.append(W.Torch(data, "full", X01=X01))
     if "scikit-learn" in libs:
@@ -325,6 +331,13 @@ def workload_d(W, args, libs, log):
                                if lib in libs]:
         out["import"][mod] = M.import_time(mod, reps)
         log(f"    import {mod}: {out['import'][mod]['seconds'] * 1e3:.0f} ms")
+    try:
+        import numba  # noqa: F401
+        out["compile"] = M.compile_time(2 if args.quick else 3)
+        log(f"  (d) numba kernels: first two steps {out['compile']['cold']:.2f} s with an empty cache, "
+            f"{out['compile']['warm']:.2f} s with the cache: compile {out['compile']['compile']:.2f} s")
+    except ImportError:
+        log("  (d) numba not installed: steepest runs its NumPy reference path")
     return out
 
 

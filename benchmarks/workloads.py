@@ -116,16 +116,18 @@ class Steepest:
     ``threads=N`` runs it at N BLAS threads; ``measured=True`` lets the thread count be chosen as
     ``steepest train`` chooses it by default (:class:`steepest.threads.MeasuredThreads`, one policy
     for all the runner's epochs, each of which begins with a measurement). Otherwise it runs at the
-    process's limit (``--threads``).
+    process's limit (``--threads``). ``kernels``: the element-wise code, ``"auto"`` (numba's fused passes
+    where numba imports, as ``steepest.train`` by default) or ``"numpy"`` (the reference path).
     """
 
-    def __init__(self, data: Data, batch, lr=LR, sizes=SIZES, threads=None, measured=False, name="steepest"):
+    def __init__(self, data: Data, batch, lr=LR, sizes=SIZES, threads=None, measured=False, name="steepest",
+                 kernels="auto"):
         from steepest import MLP, SGD, train
         self._train, self._SGD = train, SGD
         self.net = MLP(list(sizes), "relu", input_scale=1 / 255)
         self.theta = self.net.init(seed=SEED)
         self.X, self.y, self.batch, self.lr = data.X, data.y, batch, lr
-        self.epoch, self.threads, self.name = 0, threads, name
+        self.epoch, self.threads, self.name, self.kernels = 0, threads, name, kernels
         self.history_seconds = None   # steepest's own "seconds" of the last epoch (steps only)
         self.policy = None
         if measured:
@@ -146,7 +148,7 @@ class Steepest:
             t = time.perf_counter()
             res = self._train(self.net, self.theta, self.X, self.y, optimizer=self._SGD(momentum=MOMENTUM),
                               lr=self.lr, batch_size=self.batch, epochs=1, monitor=False, seed=self.epoch,
-                              listeners=[self.policy] if self.policy is not None else [])
+                              listeners=[self.policy] if self.policy is not None else [], kernels=self.kernels)
             dt = time.perf_counter() - t
         self.theta, self.epoch = res.theta, self.epoch + 1
         self.history_seconds = res.history.epochs[-1]["seconds"]

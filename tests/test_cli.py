@@ -24,8 +24,11 @@ EPOCH_KEYS = {"event", "epoch", "train_loss", "train_acc", "val_acc", "test_acc"
 
 
 
-def json_lines(text):
-    return [json.loads(line) for line in text.splitlines() if line.strip()]
+def json_lines(text, events=None):
+    """Every stdout line as JSON; ``events``: keep those events only (default: all but the thread-count
+    choices, which tests/test_threads.py checks — how many there are depends on the machine's load)."""
+    lines = [json.loads(line) for line in text.splitlines() if line.strip()]
+    return [l for l in lines if (l["event"] in events if events else l["event"] != "threads")]
 
 
 TRAIN = ["train", "--dataset", "digits", "--hidden", "32", "16", "--activation", "relu", "--init", "he",
@@ -62,6 +65,8 @@ def test_json_lines_have_the_promised_keys(digits_run):
     _, r = digits_run
     lines = json_lines(r.stdout)  # every stdout line is JSON
     epochs, end = lines[:-1], lines[-1]
+    for t in json_lines(r.stdout, events=("threads",)):
+        assert set(t) == {"event", "step", "threads", "ms_per_step"} and t["threads"] >= 1
     assert [set(e) for e in epochs] == [EPOCH_KEYS] * 3
     assert [e["epoch"] for e in epochs] == [1, 2, 3] and all(e["event"] == "epoch" for e in epochs)
     assert epochs[-1]["samples"] == 3 * 1437 and epochs[0]["val_acc"] is None

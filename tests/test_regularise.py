@@ -122,7 +122,8 @@ def test_full_batch_with_dropout_does_not_reuse_the_unmasked_gradient():
     X, y = _data(n=60, d=6, k=3)
     net = MLP([6, 16, 3], dropout=[0.0, 0.5], dtype="float64")
     theta = net.init(0)
-    r = steepest.train(net, theta, X, y, optimizer="gd", lr=0.5, batch_size="full", epochs=3, eval_every=1)
+    r = steepest.train(net, theta, X, y, optimizer="gd", lr=0.5, batch_size="full", epochs=3, eval_every=1,
+                       kernels="numpy")  # the reference, replayed by hand below
     # replay by hand: θ ← θ − η ∇L(θ; M_t) with the masks of step t
     t, d = theta.copy(), Dropout(net, 0)
     for step in range(3):

@@ -34,6 +34,7 @@ from .optim import Optimizer, make_optimizer
 from .records import STEP_COLUMNS, Evaluation
 from .schedules import as_schedule
 from .regularise import training_parts
+from .fused import resolve as resolve_kernels
 from .step import Guard, Step, chain, clip_by_global_norm
 from .stopping import Divergence, GradNorm, MaxEpochs, MaxSteps, Patience, TimeBudget
 
@@ -157,9 +158,11 @@ class Loop:
         X, y = self.batches.whole()
         if self.batches.full:  # the same call as a full-batch step, so the next step can reuse it
             t = time.perf_counter()
-            loss, _, correct = self.net.loss_grad_correct(self.theta, X, y, grad=g, same_input=True)
+            loss, _, correct = self.net.loss_grad_correct(self.theta, X, y, grad=g, same_input=True,
+                                                          kernels=self.step.kernels)
         else:
-            loss, _, correct = self.net.loss_grad_correct(self.theta, X, y, grad=g, chunk=self.chunk)
+            loss, _, correct = self.net.loss_grad_correct(self.theta, X, y, grad=g, chunk=self.chunk,
+                                                          kernels=self.step.kernels)
         rows = len(y)
         if self.reduce is not None:  # data-parallel: the gradient of the whole set, over all processes
             loss, correct, rows = self.reduce(loss, correct, rows)
@@ -265,11 +268,22 @@ def _fingerprint(net, state, X, y, opt, lr, *settings):
     return fingerprint(net, state, X, y, {"optimizer": opt.config(), "lr": schedule, "settings": settings})
 
 
+def _step(net, state, opt, lr, transforms, checks, seed, constraints, kernels):
+    """The divergence guard and the step: gradient → transforms → guard, ``checks`` → update (+ projections).
+    With compiled ``kernels`` the update copies the guard's last finite θ in its own pass."""
+    guard = Guard(net, state.theta, deferred=kernels is not None)
+    dropout, projections = training_parts(net, seed, constraints, kernels)
+    step = Step(net, state.theta, opt, as_schedule(lr), chain(*transforms) if transforms else None,
+                [guard.before_update, *checks], dropout, projections, kernels,
+                guard.prev if kernels is not None else None)
+    return guard, step
+
+
 def train(net: MLP, theta, X, y, *, optimizer="sgd", lr=0.1, batch_size=32, epochs=None,
           max_steps=None, eps=None, grad_norm_every=None, time_budget=None, patience=None,
           min_delta=0.0, val=None, evals=None, seed=0, monitor=True, clip_norm=None, eval_every=None,
           chunk=8192, callback=None, listeners=(), transforms=(), constraints=(), state=None,
-          comm=None) -> TrainResult:
+          comm=None, kernels="auto") -> TrainResult:
     """Train ``net`` from ``theta`` by (stochastic) gradient descent.
 
     ``theta (p,)`` is the starting point (not modified); ``X (n, n_0)``, ``y (n,)`` int the training data.
@@ -292,6 +306,8 @@ def train(net: MLP, theta, X, y, *, optimizer="sgd", lr=0.1, batch_size=32, epoc
     checkpoint) instead of starting anew. A run also stops as ``"diverged"`` when its loss becomes
     non-finite or blows up (:class:`~steepest.stopping.Divergence`). ``comm``: an MPI communicator
     (``MPI.COMM_WORLD``): train data-parallel over its processes, to the same θ (:mod:`steepest.parallel`).
+    ``kernels``: ``"auto"`` (compiled element-wise passes where numba imports), ``"numba"`` or ``"numpy"``
+    (the reference; :mod:`steepest.fused`).
     """
     check_inputs(net, X, y)
     sets = {"val": val} if val is not None else {}
@@ -309,10 +325,8 @@ def train(net: MLP, theta, X, y, *, optimizer="sgd", lr=0.1, batch_size=32, epoc
     else:
         net.check_theta(state.theta)
         state._t0 = time.perf_counter()  # wall time of earlier runs is already in state.wall
-    guard = Guard(net, state.theta)
-    checks = [guard.before_update] + ([gn.before_update] if gn is not None and batches.full else [])
-    dropout, projections = training_parts(net, seed, constraints)
-    step = Step(net, state.theta, opt, as_schedule(lr), chain(*ts) if ts else None, checks, dropout, projections)
+    guard, step = _step(net, state, opt, lr, ts, [gn.before_update] if gn is not None and batches.full else [],
+                        seed, constraints, resolve_kernels(kernels))
     calls = (StepCallback(callback), EvaluationCallback(callback)) if callback is not None else (None, None)
     everyone = [l for l in (Recorder(), calls[0], *listeners, *rules, calls[1]) if l is not None]
     if dp is not None:

@@ -281,18 +281,21 @@ class MLP:
             work = self._work[n] = {"A": A, "D": D, "ones": ones, "src": None}
         return work
 
-    def _forward(self, params, X, work, same_input=False, masks=None):
+    def _forward(self, params, X, work, same_input=False, masks=None, kernels=None):
         """Fill ``A[0..L]``; ``A[L]`` holds the logits. ``X`` is raw input, scaled into ``A[0]``.
 
         ``same_input=True`` promises that ``X`` has not changed since it was last scaled into this
         buffer (full-batch training: the whole dataset every step); the conversion is then skipped.
         ``masks``: one dropout mask (or None) per layer, multiplying that layer's input; the masked
-        inputs go to ``work["in"]``, which backprop reads.
+        inputs go to ``work["in"]``, which backprop reads. ``kernels``: :class:`steepest.fused.Kernels`
+        for the element-wise passes (None: NumPy, the reference).
         """
         A = work["A"]
         if not (same_input and work["src"] is X):
             if X.dtype == self.dtype and self.input_scale == 1.0:
                 A[0] = X
+            elif kernels is not None and (X.dtype.kind in "ui" or X.dtype in (np.float32, np.float64)):
+                kernels.scale_into(X, self.input_scale, A[0])
             else:
                 np.multiply(X, self.dtype.type(self.input_scale), out=A[0], casting="unsafe")
             if self.input_mean is not None:
@@ -304,6 +307,9 @@ class MLP:
             if masks is not None and masks[l] is not None:
                 ins[l] = np.multiply(A[l], masks[l], out=self._masked(work, l))   # Ã_l = A_l ⊙ M_l
             np.matmul(ins[l], W, out=A[l + 1])
+            if kernels is not None and l < len(params) - 1:
+                kernels.bias_act(A[l + 1], b, self.activations[l])   # f(Z + b) in one pass
+                continue
             A[l + 1] += b
             if l < len(params) - 1:
                 _act.forward(self.activations[l], A[l + 1])
@@ -316,34 +322,45 @@ class MLP:
             M[l] = np.empty_like(work["A"][l])
         return M[l]
 
-    def _loss_and_grad(self, theta, X, y, grad, scale=None, same_input=False, masks=None):
+    def _loss_and_grad(self, theta, X, y, grad, scale=None, same_input=False, masks=None, kernels=None):
         """Loss, ∂L/∂θ written into ``grad``, and the number of correct predictions.
 
         ``scale`` replaces the ``1/n`` of the mean (used to accumulate a gradient over chunks);
-        ``masks`` are dropout masks (see :meth:`_forward` and the module docstring).
+        ``masks`` are dropout masks (see :meth:`_forward` and the module docstring); ``kernels`` fuse the
+        element-wise passes (each bias gradient is then summed in the pass that makes its δ).
         """
         n = X.shape[0]
         work = self._buffers(n)
         A, D, ones = work["A"], work["D"], work["ones"]
         params = self.unpack(theta)
         grads = self.unpack(grad)
-        logits = self._forward(params, X, work, same_input, masks)
+        logits = self._forward(params, X, work, same_input, masks, kernels)
         ins = work["in"]
-        correct = int(np.count_nonzero(logits.argmax(axis=1) == y))
-        loss, delta = softmax_cross_entropy(logits, y, smoothing=self.label_smoothing)  # (softmax − q)/n
-        if scale is not None:
-            delta *= self.dtype.type(scale * n)
+        fused = kernels is not None and scale is None
+        if fused:  # softmax − q, its loss, the correct count and ∂L/∂b_L in one pass
+            loss, correct = kernels.softmax_xent(logits, y, self.label_smoothing, grads[-1][1])
+            delta = logits
+        else:
+            correct = int(np.count_nonzero(logits.argmax(axis=1) == y))
+            loss, delta = softmax_cross_entropy(logits, y, smoothing=self.label_smoothing)  # (softmax − q)/n
+            if scale is not None:
+                delta *= self.dtype.type(scale * n)
         for l in range(len(params) - 1, -1, -1):
             dW, db = grads[l]
             np.matmul(ins[l].T, delta, out=dW)   # ∂L/∂W_l = A_{l−1}ᵀ δ_l (Ã: masked, with dropout)
-            np.matmul(ones, delta, out=db)     # ∂L/∂b_l = Σ_batch δ_l  (1ᵀδ: a GEMV beats np.sum here)
+            if not fused:
+                np.matmul(ones, delta, out=db)   # ∂L/∂b_l = Σ_batch δ_l  (1ᵀδ: a GEMV beats np.sum here)
             if l > 0:
                 W = params[l][0]
                 prev = D[l - 1]
                 np.matmul(delta, W.T, out=prev)                    # δ_{l+1} W_{l+1}ᵀ …
                 if masks is not None and masks[l] is not None:
                     prev *= masks[l]                               # … ⊙ M_l …
-                delta = _act.backward(self.activations[l - 1], A[l], prev)  # … ⊙ f'(Z_l)
+                if fused:                                          # … ⊙ f'(Z_l), and Σ_batch δ_l
+                    kernels.act_back_bias(prev, A[l], self.activations[l - 1], grads[l - 1][1])
+                    delta = prev
+                else:
+                    delta = _act.backward(self.activations[l - 1], A[l], prev)  # … ⊙ f'(Z_l)
         return loss, correct
 
     def _add_l2(self, theta, grad):
@@ -378,13 +395,14 @@ class MLP:
         loss, grad, _ = self.loss_grad_correct(theta, X, y, grad, chunk)
         return loss, grad
 
-    def loss_grad_correct(self, theta, X, y, grad=None, chunk=None, same_input=False, masks=None):
+    def loss_grad_correct(self, theta, X, y, grad=None, chunk=None, same_input=False, masks=None, kernels=None):
         """:meth:`loss_and_grad` that also returns how many rows were classified correctly.
 
         ``same_input=True`` (unchunked only) lets repeated calls on the very same, unchanged ``X``
         skip converting it again — what full-batch descent does every step. ``masks`` (unchunked
         only): a dropout mask ``(n, n_l)`` or None for each layer's input, l = 0 … L−1 (training only;
-        see :class:`steepest.regularise.Dropout`).
+        see :class:`steepest.regularise.Dropout`). ``kernels``: the compiled element-wise passes
+        (:func:`steepest.fused.resolve`; None, the default, is NumPy's reference path).
         """
         self.check_theta(theta)
         self.check_data(X, y)
@@ -394,7 +412,8 @@ class MLP:
             grad = np.empty_like(theta)
         n = X.shape[0]
         if chunk is None or n <= chunk:
-            loss, correct = self._loss_and_grad(theta, X, y, grad, same_input=same_input, masks=masks)
+            loss, correct = self._loss_and_grad(theta, X, y, grad, same_input=same_input, masks=masks,
+                                                kernels=kernels)
         else:
             if masks is not None:
                 raise ConfigError("dropout masks cannot be combined with chunk; compute the batch whole")
@@ -403,7 +422,7 @@ class MLP:
             loss, correct = 0.0, 0
             for s in range(0, n, chunk):
                 Xc, yc = X[s:s + chunk], y[s:s + chunk]
-                lc, cc = self._loss_and_grad(theta, Xc, yc, part, scale=1.0 / n)
+                lc, cc = self._loss_and_grad(theta, Xc, yc, part, scale=1.0 / n, kernels=kernels)
                 grad += part
                 loss += lc * len(yc) / n
                 correct += cc

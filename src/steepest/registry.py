@@ -35,3 +35,6 @@ SCHEDULE_OPTIONS = {
     "onecycle": (("total_steps",), ("pct_start", "div_factor", "final_div_factor")),
 }
 SCHEDULES = tuple(SCHEDULE_OPTIONS)
+#: how a step's element-wise work is computed (:func:`steepest.fused.resolve`): NumPy (the reference),
+#: the compiled numba kernels, or numba where it imports
+KERNELS = ("auto", "numba", "numpy")

@@ -30,28 +30,44 @@ _DROPOUT_STREAM = 0xD509
 class Dropout:
     """The masks of each training step: ``masks(step, n)`` → one ``(n, n_l)`` array (or None) per layer."""
 
-    def __init__(self, net, seed=0):
+    def __init__(self, net, seed=0, kernels=None):
         if not net.dropout:
             raise ConfigError("this network has no dropout rates; build it with MLP(..., dropout=[…])")
         self.rates, self.widths, self.dtype = net.dropout, net.sizes[:-1], net.dtype
         self.seed = int(seed)
+        self.kernels = kernels   # steepest.fused.Kernels: the masks made in one pass, into reused buffers
+        self._buffers = {}
 
     def masks(self, step: int, n: int) -> list:
-        """Masks for the ``n`` rows of step ``step``: entries 0 or 1/(1−p), drawn from key (seed, step, l)."""
+        """Masks for the ``n`` rows of step ``step``: entries 0 or 1/(1−p), drawn from key (seed, step, l).
+        With kernels the arrays are reused by the next call: a step's masks live until the next step's."""
         out = []
         for l, (p, width) in enumerate(zip(self.rates, self.widths)):
             if not p:
                 out.append(None)
                 continue
             rng = np.random.default_rng([_DROPOUT_STREAM, self.seed, int(step), l])
+            if self.kernels is not None:
+                R, M = self._buffer(l, n, width)
+                rng.random(dtype=np.float32, out=R)   # the same draws as rng.random((n, width), float32)
+                self.kernels.dropout_mask(R, p, M)
+                out.append(M)
+                continue
             keep = rng.random((n, width), dtype=np.float32) >= np.float32(p)
             out.append(np.multiply(keep, self.dtype.type(1.0 / (1.0 - p)), dtype=self.dtype))
         return out
 
+    def _buffer(self, l, n, width):
+        R, M = self._buffers.get(l, (None, None))
+        if R is None or R.shape[0] != n:
+            R, M = self._buffers[l] = np.empty((n, width), np.float32), np.empty((n, width), self.dtype)
+        return R, M
 
-def max_norm(net, c: float):
+
+def max_norm(net, c: float, kernels=None):
     """The constraint ``W_l[:, j] ← W_l[:, j] · min(1, c/‖W_l[:, j]‖)`` on each hidden layer, as a
-    callable ``constraint(theta)`` applied in place after each update."""
+    callable ``constraint(theta)`` applied in place after each update (in one compiled pass per layer
+    with ``kernels``, :mod:`steepest.fused`)."""
     c = float(c) if not isinstance(c, bool) else float("nan")
     if not np.isfinite(c) or c <= 0:
         raise ConfigError(f"max_norm must be a positive number, got {c!r}")
@@ -60,6 +76,9 @@ def max_norm(net, c: float):
     def constrain(theta: np.ndarray) -> None:
         for layer in hidden:
             W = theta[layer.w].reshape(layer.shape)
+            if kernels is not None:
+                kernels.max_norm(W, c)
+                continue
             sq = np.einsum("ij,ij->j", W, W, dtype=np.float64)   # ‖W[:, j]‖² per hidden unit
             over = sq > c * c
             if over.any():
@@ -67,8 +86,8 @@ def max_norm(net, c: float):
     return constrain
 
 
-def training_parts(net, seed=0, constraints=()):
+def training_parts(net, seed=0, constraints=(), kernels=None):
     """``(dropout, constraints)`` for a :class:`~steepest.step.Step` from the network's settings."""
-    dropout = Dropout(net, seed) if net.dropout else None
-    extra = [max_norm(net, net.max_norm)] if net.max_norm is not None else []
+    dropout = Dropout(net, seed, kernels) if net.dropout else None
+    extra = [max_norm(net, net.max_norm, kernels)] if net.max_norm is not None else []
     return dropout, extra + list(constraints)

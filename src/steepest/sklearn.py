@@ -33,7 +33,7 @@ from sklearn.utils.multiclass import check_classification_targets
 from sklearn.utils.validation import check_is_fitted, validate_data
 
 from .errors import ConfigError, DataError, ModelFileError
-from .registry import ACTIVATIONS, BIASES, INITS, OPTIMIZER_OPTIONS, OPTIMIZERS, SCHEDULE_OPTIONS, SCHEDULES
+from .registry import ACTIVATIONS, BIASES, INITS, KERNELS, OPTIMIZER_OPTIONS, OPTIMIZERS, SCHEDULE_OPTIONS, SCHEDULES
 
 __all__ = ["MLPClassifier", "load", "to_onnx"]
 
@@ -91,6 +91,8 @@ class MLPClassifier(ClassifierMixin, BaseEstimator):
         Seeds the initial θ, the shuffles and the validation split.
     threads : int, optional
         BLAS threads while fitting and predicting.
+    kernels : {"auto", "numba", "numpy"}, default "auto"
+        How each step's element-wise work runs (:mod:`steepest.fused`), as ``steepest train --kernels``.
     eval_every : int, optional
         Evaluate every this many steps (default: each epoch's end; every 10 steps for full batch), as
         ``steepest train --eval-every``; patience counts evaluations.
@@ -112,7 +114,7 @@ class MLPClassifier(ClassifierMixin, BaseEstimator):
                  optimizer="momentum", lr=0.05, momentum=None, beta1=None, beta2=None, weight_decay=None,
                  clip_norm=None, schedule="constant", step_size=None, gamma=None, warmup_steps=None,
                  lr_min=None, pct_start=None, batch_size=128, epochs=5, max_steps=None, time_budget=None,
-                 eps=None, patience=None, val_split=None, seed=0, threads=None, eval_every=None):
+                 eps=None, patience=None, val_split=None, seed=0, threads=None, eval_every=None, kernels="auto"):
         self.hidden = hidden
         self.activation = activation
         self.init = init
@@ -147,12 +149,13 @@ class MLPClassifier(ClassifierMixin, BaseEstimator):
         self.val_split = val_split
         self.seed = seed
         self.threads = threads
+        self.kernels = kernels
 
     # ----------------------------------------------------------------- checks and pieces
     def _check_params(self):
         """The choices against :mod:`steepest.registry`; numbers are checked where they are used."""
         for name, choices in (("init", INITS), ("bias", BIASES), ("optimizer", OPTIMIZERS),
-                              ("schedule", SCHEDULES), ("dtype", ("float32", "float64"))):
+                              ("schedule", SCHEDULES), ("dtype", ("float32", "float64")), ("kernels", KERNELS)):
             if getattr(self, name) not in choices:
                 raise ConfigError(f"{name} must be one of {', '.join(choices)}, got {getattr(self, name)!r}")
         acts = [self.activation] if isinstance(self.activation, str) else list(self.activation)
@@ -283,7 +286,7 @@ class MLPClassifier(ClassifierMixin, BaseEstimator):
                            epochs=epochs, max_steps=max_steps, time_budget=time_budget, eps=self.eps,
                            patience=self.patience if split else None, val=val, seed=self.seed,
                            clip_norm=self.clip_norm, monitor=False, state=self._state,
-                           eval_every=default_eval_every(B, self.eval_every))
+                           eval_every=default_eval_every(B, self.eval_every), kernels=self.kernels)
         self._state = result.state
         self.theta_ = result.theta
         self.history_ = result.history

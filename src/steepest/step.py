@@ -60,14 +60,17 @@ class Guard:
 
     It keeps a copy of θ before every update (``prev``), filled with the starting θ at once, so that a
     divergence at the very first step — of a new or of a resumed run — restores a θ that was finite.
+    ``deferred``: the :class:`Step` makes that copy in the same pass as its update (its ``save``), so
+    the guard only checks.
     """
 
-    def __init__(self, net, theta: np.ndarray):
-        self.net, self.prev = net, theta.copy()
+    def __init__(self, net, theta: np.ndarray, deferred: bool = False):
+        self.net, self.prev, self.deferred = net, theta.copy(), deferred
 
     def before_update(self, run, grad: Gradient) -> Stop | None:
         if np.isfinite(grad.loss) and np.isfinite(grad.gg):
-            self.prev[:] = run.theta
+            if not self.deferred:
+                self.prev[:] = run.theta
             return None
         return self.diverged(run, f"at step {run.state.step}: {self.what(grad)} "
                                   f"(learning rate {run.eta:g})")
@@ -106,15 +109,20 @@ class Step:
 
     ``dropout``: a :class:`~steepest.regularise.Dropout` giving each step its masks, keyed by the step
     counter; ``constraints``: callables ``c(theta)`` projecting θ in place after each update (max-norm).
+    ``kernels``: :class:`steepest.fused.Kernels` for the step's element-wise passes and its update, or
+    None for NumPy's reference code. ``save``: an array that receives θ as it was before each update (the
+    guard's last finite θ, copied in the update's own pass where the kernels can).
     """
 
-    def __init__(self, net, theta, optimizer, schedule, transform=None, checks=(), dropout=None, constraints=()):
+    def __init__(self, net, theta, optimizer, schedule, transform=None, checks=(), dropout=None, constraints=(),
+                 kernels=None, save=None):
         self.net, self.opt, self.schedule, self.transform = net, optimizer, schedule, transform
         self.g = np.empty_like(theta)
         self.checks = list(checks)
         self.cached = None
         self.reused_seconds = 0.0
         self.dropout, self.constraints = dropout, list(constraints)
+        self.kernels, self.save = kernels, save
 
     def gradient(self, run, batch) -> Gradient:
         """The batch's gradient in ``g``; its rows are counted in ``grad_evals`` after the transforms (which
@@ -127,7 +135,8 @@ class Step:
         else:
             masks = None if self.dropout is None else self.dropout.masks(run.state.step, len(batch.y))
             loss, _, correct = self.net.loss_grad_correct(run.theta, batch.X, batch.y, grad=self.g,
-                                                          same_input=batch.same_input, masks=masks)
+                                                          same_input=batch.same_input, masks=masks,
+                                                          kernels=self.kernels)
             rows = len(batch.y)
         gg = float(np.dot(self.g, self.g))
         return Gradient(self.g, loss, correct, rows, gg, float(np.sqrt(gg)), reused)
@@ -144,7 +153,10 @@ class Step:
             stop = check(run, grad)
             if stop is not None:
                 return stop
-        self.opt.update(run.theta, grad.g, st.opt_state, eta)
+        if self.kernels is None or not self.kernels.update(self.opt, run.theta, grad.g, st.opt_state, eta, self.save):
+            if self.save is not None:
+                self.save[:] = run.theta
+            self.opt.update(run.theta, grad.g, st.opt_state, eta)
         for constrain in self.constraints:
             constrain(run.theta)
         st.step += 1

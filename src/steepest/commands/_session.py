@@ -58,9 +58,11 @@ def check_batch(cfg: dict, n: int) -> None:
                           f"use --batch-size {n} or less, or --batch-size full")
 
 
-def model_metadata(cfg, net, data: Data, opt, schedule, metrics) -> dict:
+def model_metadata(cfg, net, data: Data, opt, schedule, metrics, threads=None) -> dict:
     ds = data.ds
     return {
+        "threads": threads or {"policy": "fixed" if cfg["threads"] else "library", "threads": cfg["threads"]},
+        "kernels": kernels_record(cfg.get("kernels", "auto")),
         "preprocessing": {"input_scale": ds.input_scale,
                           "image_shape": list(ds.image_shape) if ds.image_shape else None},
         "dataset": {"name": ds.name, "source": ds.source, "n_classes": net.sizes[-1],
@@ -130,13 +132,15 @@ def fit(cfg, net, theta, data: Data, rundir, out, state=None, comm=None) -> int:
         raise ConfigError(f"{rundir.checkpoint}: its optimizer state ({', '.join(state.opt_state)}) does "
                           f"not belong to --optimizer {cfg['optimizer']}; the run directory is inconsistent")
     saver = Saver(rundir, net, cfg, None if state is None else state.step)
+    policy = None  # the measured thread count's listener, when training runs with one
     if state is not None and state.stop_reason not in (None, "interrupted"):
         if comm is not None and comm.Get_rank() != 0:
             return 0
         stop = Stop(state.stop_reason, state.stop_message, state.stop_hint)
         result = TrainResult(state.theta, state.history, stop.reason, stop.sentence(), state, stop)
     else:
-        result = _loop(cfg, net, theta, data, saver, out, state, opt, schedule, spe, comm)
+        policy = measured_threads(cfg, out, comm)
+        result = _loop(cfg, net, theta, data, saver, out, state, opt, schedule, spe, comm, policy)
         st = result.state
         if comm is not None and comm.Get_rank() != 0:  # rank 0 alone saves and reports
             return {"interrupted": 130, "diverged": 1}.get(result.stop_reason, 0)
@@ -151,9 +155,12 @@ def fit(cfg, net, theta, data: Data, rundir, out, state=None, comm=None) -> int:
             return 130
     from steepest.commands._common import blas_threads
 
-    with blas_threads(cfg["threads"]):  # also so that the model file records the thread count used
+    chosen = cfg["threads"] or (policy.current if policy is not None else None)
+    with blas_threads(chosen):  # also so that the model file records the thread count used
         metrics = final_metrics(net, result, data)
-        saver.model(result.theta, model_metadata(cfg, net, data, opt, schedule, metrics), result.state.step)
+        saver.model(result.theta, model_metadata(cfg, net, data, opt, schedule, metrics,
+                                                 policy.record() if policy is not None else None),
+                    result.state.step)
     report_end(out, result, metrics, data, rundir, cfg)
     return 1 if result.stop_reason == "diverged" else 0
 
@@ -175,7 +182,28 @@ class MetricsWriter(Listener):
         self.pending.clear()
 
 
-def _loop(cfg, net, theta, data: Data, saver, out, state, opt, schedule, spe, comm=None):
+def kernels_record(kernels) -> dict:
+    """What the model file says of the step's element-wise code: asked for, and used (numba's version)."""
+    from steepest.fused import resolve
+
+    k = resolve(kernels)
+    return {"asked": kernels, **(k.info() if k is not None else {"kernels": "numpy"})}
+
+
+def measured_threads(cfg, out, comm=None):
+    """The listener that chooses the BLAS thread count, when ``--threads`` was not given (else None).
+
+    Not under MPI: there the ranks share the machine's cores, and each one's timing would measure
+    the others' choices as much as its own."""
+    if cfg["threads"] is not None or comm is not None:
+        return None
+    from steepest.threads import MeasuredThreads
+
+    emit = (lambda rec: out.emit({"event": "threads", **rec})) if out.json else None
+    return MeasuredThreads(on_choice=emit)
+
+
+def _loop(cfg, net, theta, data: Data, saver, out, state, opt, schedule, spe, comm=None, policy=None):
     """``train()`` with the terminal's listeners: Ctrl-C, checkpoints, metrics files, progress."""
     from steepest.commands._common import blas_threads
     from steepest.commands._progress import Interrupt, JsonLines, Progress
@@ -192,7 +220,7 @@ def _loop(cfg, net, theta, data: Data, saver, out, state, opt, schedule, spe, co
     k = eval_every(cfg)
     show = JsonLines(out) if out.json else Progress(out, cfg["epochs"], spe, *((state.epoch, state.batch) if state
                                                                            else (0, 0)), at_steps=k is not None)
-    listeners = [interrupt, metrics, show,
+    listeners = [policy] * (policy is not None) + [interrupt, metrics, show,
                  Checkpointer(save, cfg.get("checkpoint_every"), cfg.get("checkpoint_seconds", 5.0), at_begin=False)]
     if comm is not None:  # data-parallel: Ctrl-C is agreed by every rank; rank 0 alone writes and shows
         from steepest import parallel
@@ -201,14 +229,15 @@ def _loop(cfg, net, theta, data: Data, saver, out, state, opt, schedule, spe, co
         parallel.resume_hint = (f"its last checkpoint is intact: continue with `mpiexec -n K steepest train "
                                 f"--resume {saver.rundir.path}` (any K)")
         listeners = [Agreed(interrupt)] + (listeners[1:] if comm.Get_rank() == 0 else [])
+    kept = policy.blas.kept() if policy is not None else contextlib.nullcontext()
     try:
-        with blas_threads(cfg["threads"]), interrupt:  # the checkpoints record the thread count of the training
+        with blas_threads(cfg["threads"]), kept, interrupt:  # checkpoints record the training's thread count
             return train(net, theta, data.X, data.y, optimizer=opt, lr=schedule,
                          batch_size=None if cfg["batch_size"] == "full" else cfg["batch_size"],
                          epochs=cfg["epochs"], max_steps=cfg["max_steps"], eps=cfg["eps"],
                          time_budget=cfg["time_budget"], patience=cfg["patience"], val=data.val,
                          evals=data.evals, seed=cfg["seed"], clip_norm=cfg["clip_norm"], eval_every=k,
-                         listeners=listeners, state=state, comm=comm)
+                         listeners=listeners, state=state, comm=comm, kernels=cfg.get("kernels", "auto"))
     finally:
         if isinstance(show, Progress) and (comm is None or comm.Get_rank() == 0):
             show.close()

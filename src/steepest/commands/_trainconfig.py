@@ -15,7 +15,7 @@ from pathlib import Path
 from steepest.errors import ConfigError
 
 from steepest.registry import ACTIVATIONS, BIASES, INITS, OPTIMIZER_OPTIONS as _OPTIMIZER_ACCEPTS, OPTIMIZERS
-from steepest.registry import SCHEDULE_OPTIONS, SCHEDULES
+from steepest.registry import KERNELS, SCHEDULE_OPTIONS, SCHEDULES
 
 # option → schedule keyword it feeds (only passed when given)
 SCHEDULE_FLAGS = {"step_size": "step_size", "gamma": "gamma", "warmup_steps": "warmup_steps",
@@ -97,7 +97,11 @@ OPTIONS = (
     Opt("patience", "posint", None, "stop when the validation loss has not improved for N evaluations "
         "(epochs, by default; needs --val-split) and keep the best θ", metavar="N", hi=10**6),
     Opt("seed", "seed", 0, "seeds the initial θ, the shuffles and the validation split", metavar="N"),
-    Opt("threads", "posint", None, "BLAS threads (default: the library's choice)", metavar="N", hi=1024),
+    Opt("threads", "posint", None, "BLAS threads (default: measured — the fastest of 1, half and all of the "
+        "library's threads, timed on the run's own steps and again as it runs; a fixed N reproduces θ bit "
+        "for bit)", metavar="N", hi=1024),
+    Opt("kernels", "choice", "auto", "how each step's element-wise work runs: numba (compiled, fused passes), "
+        "numpy (the reference code) or auto (numba where it imports)", choices=KERNELS),
     Opt("out", "str", None, "run directory (default runs/<dataset>-<time>)", metavar="RUN_DIR"),
     Opt("eval_every", "posint", None, "evaluate (loss on the whole training set, validation and test sets, "
         "one metrics row) every N steps; default: at each epoch's end, and every 10 steps with --batch-size "
