@@ -77,7 +77,8 @@ def run_steepest(name, seed, epochs, data_dir, runs_dir) -> dict:
 
 
 #: options that say where data and output go or how often checkpoints are written, never the arithmetic
-_RUN_ONLY = {"seed", "epochs", "out", "data_dir", "download", "fallback", "threads", "checkpoint_every",
+#: (threads and kernels change only the rounding)
+_RUN_ONLY = {"seed", "epochs", "out", "data_dir", "download", "fallback", "threads", "kernels", "checkpoint_every",
              "checkpoint_seconds"}
 
 
