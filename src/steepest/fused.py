@@ -135,13 +135,15 @@ def _softmax_xent(Z, y, smoothing, hit, spread, db, tmp):
     return loss / n, correct
 
 
-def _sgd(theta, g, b, lr, mu, damp, first, nesterov, save):
+def _sgd(theta, g, b, lr, mu, damp, first, nesterov, wd, save):
     # torch.optim.SGD's equations (see steepest.optim.SGD), one pass; g is left as it was, and θ before
     # the update goes to ``save`` (when it is not empty).
     use_b = mu != 0
     keep = save.shape[0] > 0
     for i in range(theta.shape[0]):
         gi = g[i]
+        if wd != 0:
+            gi = gi + theta[i] * wd   # weight decay: g + wd·θ, as Optimizer._begin adds it
         if keep:
             save[i] = theta[i]
         step = gi * lr
@@ -152,11 +154,13 @@ def _sgd(theta, g, b, lr, mu, damp, first, nesterov, save):
         theta[i] = theta[i] - step
 
 
-def _adam(theta, g, m, v, lr_t, b1, c1, b2, c2, root, eps, save):
+def _adam(theta, g, m, v, lr_t, b1, c1, b2, c2, root, eps, wd, save):
     # m ← β₁m + (1−β₁)g; v ← β₂v + (1−β₂)g²; θ ← θ − lr_t · m / (√v / root + ε)
     keep = save.shape[0] > 0
     for i in range(theta.shape[0]):
         gi = g[i]
+        if wd != 0:
+            gi = gi + theta[i] * wd   # weight decay: g + wd·θ, as Optimizer._begin adds it
         if keep:
             save[i] = theta[i]
         vi = v[i] * b2 + (gi * gi) * c2
@@ -166,11 +170,13 @@ def _adam(theta, g, m, v, lr_t, b1, c1, b2, c2, root, eps, save):
         theta[i] = theta[i] - (mi / (np.sqrt(vi) / root + eps)) * lr_t
 
 
-def _rmsprop(theta, g, v, gavg, b, lr, a, ca, eps, mu, centered, save):
+def _rmsprop(theta, g, v, gavg, b, lr, a, ca, eps, mu, centered, wd, save):
     # v ← αv + (1−α)g²; d = √(v − ḡ²) (centered) or √v; g/(d + ε), then momentum as torch's RMSprop
     keep = save.shape[0] > 0
     for i in range(theta.shape[0]):
         gi = g[i]
+        if wd != 0:
+            gi = gi + theta[i] * wd   # weight decay: g + wd·θ, as Optimizer._begin adds it
         if keep:
             save[i] = theta[i]
         vi = v[i] * a + (gi * gi) * ca
@@ -284,10 +290,10 @@ class Kernels:
     # --- optimizers -------------------------------------------------------------------------------
     def update(self, opt, theta, grad, state, lr, save=None) -> bool:
         """θ ← the update of ``opt`` in one pass, θ as it was copied to ``save`` (if given) in the same pass;
-        False where there is no fused form (weight decay, a subclass or another optimizer, a θ that is not
-        one contiguous vector, a learning rate the reference refuses), and the caller runs ``opt.update``."""
+        False where there is no fused form (a subclass or another optimizer, a θ that is not one contiguous
+        vector, a learning rate the reference refuses), and the caller runs ``opt.update``."""
         kind = type(opt)
-        if kind not in _FUSED_OPTIMIZERS or opt.weight_decay or not theta.flags.c_contiguous:
+        if kind not in _FUSED_OPTIMIZERS or not theta.flags.c_contiguous:
             return False
         lr = float(lr)
         if not lr >= 0.0:
@@ -298,18 +304,18 @@ class Kernels:
         if kind is SGD:
             mu = opt.momentum
             self.k["sgd"](theta, grad, state["b"] if mu else empty, t(lr), t(mu), t(1.0 - opt.dampening),
-                          bool(state["step"][0] == 0), bool(opt.nesterov), save)
+                          bool(state["step"][0] == 0), bool(opt.nesterov), t(opt.weight_decay), save)
             state["step"] += 1
         elif kind is Adam:
             state["step"] += 1
             n = int(state["step"][0])
             self.k["adam"](theta, grad, state["m"], state["v"], t(lr / (1.0 - opt.beta1 ** n)), t(opt.beta1),
                            t(1.0 - opt.beta1), t(opt.beta2), t(1.0 - opt.beta2), t(math.sqrt(1.0 - opt.beta2 ** n)),
-                           t(opt.eps), save)
+                           t(opt.eps), t(opt.weight_decay), save)
         else:
             self.k["rmsprop"](theta, grad, state["v"], state.get("g_avg", empty), state.get("b", empty), t(lr),
                               t(opt.alpha), t(1.0 - opt.alpha), t(opt.eps), t(opt.momentum), bool(opt.centered),
-                              save)
+                              t(opt.weight_decay), save)
             state["step"] += 1
         return True
 
