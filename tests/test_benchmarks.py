@@ -62,8 +62,9 @@ def test_quick_run_reports_ratios_and_floor(run, tmp_path):
     for row in ("| steepest / PyTorch |", "| steepest / scikit-learn |", "| steepest / GEMM floor |",
                 "| (a) epoch, batch 128: steepest / PyTorch |", "| (b) full-batch step: steepest / GEMM floor |"):
         assert row in text
+    assert "| (a) epoch, batch 128: steepest's NumPy path / GEMM floor |" in text
     for r in (res["a"][128], res["b"]):
-        assert len(r["steepest"]["times"]) == 3
+        assert len(r["steepest"]["times"]) == 3 and len(r["steepest, NumPy path"]["times"]) == 3
         # no timing comparisons here: on a shared machine even "floor < steepest" can flip
         assert r["GEMM floor"]["median"] > 0 and r["steepest"]["median"] > 0
         assert r["steepest"]["history_seconds"]["median"] <= r["steepest"]["median"]
@@ -74,7 +75,7 @@ def test_quick_run_reports_ratios_and_floor(run, tmp_path):
 def test_missing_libraries_give_na_ratios(run, tmp_path):
     res = run.main(["--quick", "--data", "synthetic:512", "--workloads", "a", "--repeats", "1",
                     "--libs", "steepest", "--out", "-"], log=lambda *a: None)
-    assert set(res["a"][128]) == {"GEMM floor", "steepest"}
+    assert set(res["a"][128]) == {"GEMM floor", "steepest", "steepest, NumPy path"}
     assert "| steepest / PyTorch | n/a |" in res["report"]
 
 

@@ -28,7 +28,7 @@ def json_lines(text, events=None):
     """Every stdout line as JSON; ``events``: keep those events only (default: all but the thread-count
     choices, which tests/test_threads.py checks — how many there are depends on the machine's load)."""
     lines = [json.loads(line) for line in text.splitlines() if line.strip()]
-    return [l for l in lines if (l["event"] in events if events else l["event"] != "threads")]
+    return [l for l in lines if (l.get("event") in events if events else l.get("event") != "threads")]
 
 
 TRAIN = ["train", "--dataset", "digits", "--hidden", "32", "16", "--activation", "relu", "--init", "he",
