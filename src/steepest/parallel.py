@@ -17,7 +17,9 @@ Every process (*rank*) holds θ and the optimizer state, and all take the same s
 * **θ is checked** (:class:`ThetaCheck`): after every epoch each rank's CRC-32 of θ is compared; a
   difference stops every rank with :class:`~steepest.errors.ParallelError`;
 * **a dead rank does not hang the others** (:class:`Watchdog`): a rank waiting in a collective call
-  whose peer process on the same host has ended writes one line and exits with status 3.
+  whose peer process on the same host has ended writes one line and exits with status 3 — the line
+  written by a helper process (:mod:`steepest._lastword`) that outlives the rank, should the launcher
+  SIGKILL it first.
 
 mpi4py is imported only by :func:`world` (and only when a launcher says there are several processes);
 the classes here take any communicator with mpi4py's interface.
@@ -37,6 +39,7 @@ import zlib
 
 import numpy as np
 
+from ._lastword import LastWord, alive
 from .batches import Batch, Batches
 from .errors import ConfigError, ParallelError
 from .events import Listener, Stop
@@ -243,18 +246,26 @@ class Watchdog(Listener):
     While training, a thread checks every ``period`` seconds whether this rank is stuck in a collective
     call (for more than ``period``) while a peer process on the same host has ended; and the signals by
     which launchers tell the survivors (SIGUSR1 from MPICH's ``mpiexec -disable-auto-cleanup``, SIGTERM
-    from Open MPI) do the same. (MPICH's ``mpiexec`` by default SIGKILLs every rank when one dies.)"""
+    from Open MPI) do the same. (MPICH's ``mpiexec`` by default SIGKILLs every rank when one dies, and
+    with ``-disable-auto-cleanup`` too when a signal ended that one — often before its SIGUSR1: then the
+    rank's :class:`~steepest._lastword.LastWord` helper writes the line.)"""
 
     def __init__(self, reducer, peers, period=1.0):
         self.reducer, self.peers, self.period = reducer, peers, period
         self.done = threading.Event()
+        self.speaking = threading.Lock()  # the signal handler and the thread may both fault: one line
+        self.last = None
 
     def dead_peer(self):
-        host = socket.gethostname()
-        for rank, (h, pid) in enumerate(self.peers):
-            if h == host and pid != os.getpid() and not _alive(pid):
+        for rank, pid in self.local_peers():
+            if not alive(pid):
                 return rank, pid
         return None
+
+    def local_peers(self):
+        """``[(rank, pid), …]`` of the other ranks on this host."""
+        host = socket.gethostname()
+        return [(rank, pid) for rank, (h, pid) in enumerate(self.peers) if h == host and pid != os.getpid()]
 
     def watch(self):
         try:
@@ -281,14 +292,29 @@ class Watchdog(Listener):
             if dead is not None:
                 self.fault(f"process {dead[1]} (rank {dead[0]}) has ended")
 
+    def line(self, what: str) -> str:
+        r = self.reducer.comm
+        return f"steepest: error: rank {r.Get_rank()} of {r.Get_size()}: {what}; {resume_hint}\n"
+
     def fault(self, what: str):
         """One line on stderr, and this process ends with :data:`FAULT_STATUS`."""
-        r = self.reducer.comm
-        os.write(2, f"steepest: error: rank {r.Get_rank()} of {r.Get_size()}: {what}, so this one stops too; "
-                    f"{resume_hint}\n".encode())
+        if not self.speaking.acquire(blocking=False):
+            return  # another thread (or this one, interrupted by the signal handler) is saying it
+        line = self.line(f"{what}, so this one stops too")
+        if self.last is not None:
+            self.last.say(line)  # written by the helper once this process has ended, even if SIGKILLed
+        else:
+            os.write(2, line.encode())
         os._exit(FAULT_STATUS)
 
     def on_train_begin(self, run):
+        # MPICH's proxy may SIGKILL this rank before it can speak: a helper, out of its reach, then says it.
+        try:
+            self.last = LastWord([(pid, self.line(f"process {pid} (rank {rank}) has ended and the launcher "
+                                                  "killed this one too"))
+                                  for rank, pid in self.local_peers()])
+        except OSError:
+            self.last = None
         # How launchers tell the survivors: MPICH's mpiexec (without auto-cleanup) SIGUSR1, Open MPI SIGTERM.
         # The signal may land on any thread (OpenBLAS's included), and this one may be inside MPI, where a
         # Python handler never runs; but the interpreter's C handler writes the signal's number to the
@@ -308,26 +334,14 @@ class Watchdog(Listener):
             for s, handler in self.old.items():
                 signal.signal(s, handler)
         self.done.set()
+        if self.last is not None:
+            self.last.done()
 
     def _signalled(self, signum, frame):
         self.fault(f"the launcher sent {signal.Signals(signum).name} (another process failed)")
 
 
 _TOLD = {signal.SIGUSR1, signal.SIGTERM}
-
-
-def _alive(pid: int) -> bool:
-    try:
-        os.kill(pid, 0)
-    except ProcessLookupError:
-        return False
-    except PermissionError:
-        return True
-    try:  # a zombie (ended, not yet reaped by the launcher) has ended
-        with open(f"/proc/{pid}/stat") as f:
-            return f.read().rsplit(")", 1)[1].split()[0] != "Z"
-    except OSError:
-        return True
 
 
 def fingerprint(net, state, X, y, settings: dict) -> str:
