@@ -161,3 +161,51 @@ def test_commands_on_mnist(real_data_dir, tmp_path, capsys):
     assert (d / "explain" / "input_gradient_maps.png").is_file()
     assert run_command(["report", str(d)], capsys)[0] == 0
     assert (d / "report.html").read_text().count("<img ") >= 10
+
+
+def test_landscape_against_a_second_model(run_dir, tmp_path, capsys):
+    """--against: the same sample and directions for both models, their ΔL printed and stored, the pictures drawn."""
+    from steepest.data import load_dataset
+    from steepest.io import load_model, save_model
+    from steepest.viz import flatness as F
+    from steepest.viz.common import sample_rows
+
+    d, _ = run_dir
+    ds = load_dataset("digits")
+    net = steepest.MLP([64, 16, 10], activation="relu", input_scale=ds.input_scale, dropout=[0.2, 0.5], max_norm=3.0)
+    res = steepest.train(net, net.init(3, scheme="he", bias="zero"), ds.X_train, ds.y_train, optimizer="momentum",
+                         lr=0.05, batch_size=64, epochs=3, seed=3)
+    other = tmp_path / "dropout"
+    other.mkdir()
+    save_model(other / "model.safetensors", net, res.theta, {
+        "dataset": {"name": "digits"}, "training": {"seed": 3, "init": "he", "bias": "zero", "lr": 0.05}, "seed": 3})
+    out = tmp_path / "both"
+    code, io = run_command(["landscape", str(d), "--against", str(other), "--parts", "line", "plane", "flatness",
+                            "--n-samples", "300", "--resolution", "5", "--directions", "3", "--json", "--out",
+                            str(out)], capsys)
+    assert code == 0
+    result = json.loads(io.out)
+    labels = list(result["flatness"])
+    assert labels == [f"{d.name} (no dropout, no max-norm)", "dropout (dropout 0.2/0.5, max-norm 3)"]
+    for stem in ("line_1d_both", "plane_contour_both", "flatness", "line_1d", "plane_contour"):
+        assert (out / f"{stem}.png").stat().st_size > 1000
+    assert "flatness ΔL(0.5)" in io.err and labels[1] in io.err
+    numbers = json.loads((out / "landscape.json").read_text())
+    Xs, ys, _ = sample_rows(ds.X_train, ds.y_train, 300, 0)
+    for label, model in zip(labels, (d / "model.safetensors", other / "model.safetensors")):
+        n, theta, _ = load_model(model)
+        f = F.flatness(n, theta, Xs, ys, np.unique(np.append(F.RADII, 0.5)), 3, None, seed=0)
+        got = numbers["flatness"]["models"][label]
+        assert got["loss"] == pytest.approx(f.loss0, rel=1e-12)
+        assert got["delta"] == pytest.approx(f.at(0.5)[0], rel=1e-12) == result["flatness"][label]["delta"]
+        assert [row[0] for row in got["increase"]] == [0.0, 0.0, 0.0]  # r = 0 first: θ* itself, each direction
+    a = [numbers["plane_both"][k]["a"] for k in labels]
+    assert a[0] == a[1] and len(a[0]) == 5
+
+
+def test_landscape_against_needs_a_part_that_draws_it(run_dir, tmp_path, capsys):
+    from steepest.errors import ConfigError
+
+    d, _ = run_dir
+    with pytest.raises(ConfigError, match="--against draws a second model"):
+        run_command(["landscape", str(d), "--against", str(d), "--parts", "probe", "--out", str(tmp_path)], capsys)

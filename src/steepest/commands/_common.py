@@ -159,14 +159,18 @@ def load_model_and_dataset(args):
     return path, net, theta, meta, trained, ds
 
 
-def describe_net(net) -> str:
-    acts = net.activation
+def regularisation(net) -> list[str]:
+    """What the network was trained with beyond plain cross-entropy: ``["dropout 0.2/0.5/0.5", "max-norm 3"]``."""
     extra = [f"dropout {'/'.join(f'{p:g}' for p in net.dropout)}" if getattr(net, "dropout", None) else "",
              f"max-norm {net.max_norm:g}" if getattr(net, "max_norm", None) else "",
              f"label smoothing {net.label_smoothing:g}" if getattr(net, "label_smoothing", 0) else "",
              "standardised inputs" if getattr(net, "input_mean", None) is not None else ""]
-    extra = "".join(f", {e}" for e in extra if e)
-    return f"{'-'.join(map(str, net.sizes))} {acts}, {net.n_params:,} parameters, {net.dtype}{extra}"
+    return [e for e in extra if e]
+
+
+def describe_net(net) -> str:
+    extra = "".join(f", {e}" for e in regularisation(net))
+    return f"{'-'.join(map(str, net.sizes))} {net.activation}, {net.n_params:,} parameters, {net.dtype}{extra}"
 
 
 def class_label(i: int, class_names) -> str:

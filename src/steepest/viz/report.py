@@ -186,6 +186,13 @@ EXPLAIN = {
                       "θ* at the star. One random plane among very many: it shows the basin's width in typical "
                       "directions, not in the sharpest ones."),
     "plane_surface": ("Loss on a random plane around θ* (surface)", "The numbers of the contour plot, in 3-D."),
+    "flatness": ("How flat θ* is: ΔL(r) along random directions", "½[L(θ*+r·d) + L(θ*−r·d)] − L(θ*) at "
+                 "filter-normalised distances r, the mean over a few seeded directions and their range. Typical "
+                 "curvature, not the sharpest direction; it measures the minimum, not how well it generalises."),
+    "line_1d_both": ("Two models on the line θ₀ → θ*", "Each model from its own θ₀ to its own θ*, train and test "
+                     "loss on one axis."),
+    "plane_contour_both": ("Two models on a random plane (one colour scale)", "The same Gaussian draws, each "
+                           "filter-normalised to its own model's weights; one plane among very many."),
     "trajectories": ("Optimizer paths on their principal plane", "The plane of the two directions the paths "
                      "spread most along; the legend gives each path's lr and batch. The contours are the loss on "
                      "that plane with all other directions held at θ*, not the loss the optimizer felt."),
