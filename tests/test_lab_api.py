@@ -28,6 +28,31 @@ def test_every_request_needs_the_token(lab):
     assert lab.request("/api/status")[0] == 200
 
 
+def test_the_menus_come_from_the_registry(lab):
+    """GET /api/status carries every name the page's menus offer, from steepest.registry; the page's own
+    files list none of them, so a new optimizer or activation reaches the page without an edit."""
+    import re
+    from importlib import resources
+
+    from steepest.lab.config import check_racer
+    from steepest.registry import ACTIVATIONS, INITS, OPTIMIZER_OPTIONS, OPTIMIZERS
+
+    status, body = lab.request("/api/status")
+    ch = body["choices"]
+    assert (ch["activations"], ch["inits"], ch["optimizers"]) == (list(ACTIVATIONS), list(INITS), list(OPTIMIZERS))
+    assert ch["optimizer_options"] == {k: list(v) for k, v in OPTIMIZER_OPTIONS.items()}
+    assert ch["budgets"] == ["steps", "samples", "seconds"]
+    for r in ch["race_defaults"]:
+        assert check_racer(r, body["config"])["optimizer"] in OPTIMIZERS
+    static = resources.files("steepest.lab").joinpath("static")
+    html, js = static.joinpath("index.html").read_text(), static.joinpath("lab.js").read_text()
+    names = {*ACTIVATIONS, *INITS, *OPTIMIZERS} - {"momentum"}  # "momentum" is also the μ input's id
+    listed = set(re.findall(r"<option>([^<]*)</option>", html)) & {*ACTIVATIONS, *INITS, *OPTIMIZERS}
+    assert not listed, f"index.html lists {sorted(listed)} itself"
+    quoted = set(re.findall(r"""["'`]([a-z_]+)["'`]""", js)) & names
+    assert not quoted, f"lab.js names {sorted(quoted)} itself"
+
+
 def test_host_header_must_be_the_bound_address(lab):
     status, body = lab.request("/api/status", headers={"Host": "attacker.example:80"})
     assert status == 403 and "Host" in body["error"]

@@ -42,6 +42,20 @@ def number(page, testid):
     return float(text) if text not in ("–", "") else None
 
 
+def test_the_menus_are_the_registrys(page):
+    """The page's menus are filled from GET /api/status (steepest.registry), the controls show the run's settings."""
+    from steepest.lab.config import DEFAULTS, RACE_DEFAULTS
+    from steepest.registry import ACTIVATIONS, INITS, OPTIMIZERS
+
+    page.wait_for_function("() => document.getElementById('optimizer').value !== ''", timeout=15000)
+    menu = lambda id: page.eval_on_selector(f"#{id}", "s => Array.from(s.options, o => o.value)")
+    assert (menu("activation"), menu("init"), menu("optimizer")) == (list(ACTIVATIONS), list(INITS), list(OPTIMIZERS))
+    assert menu("r0-opt") == list(OPTIMIZERS) and menu("budget") == ["steps", "samples", "seconds"]
+    assert page.eval_on_selector("#r0-opt", "s => s.value") == RACE_DEFAULTS[0]["optimizer"]
+    assert page.eval_on_selector("#optimizer", "s => s.value") == DEFAULTS["optimizer"]
+    assert page.eval_on_selector("#activation", "s => s.value") == DEFAULTS["activation"]
+
+
 def test_start_and_the_shown_loss_falls(page):
     page.get_by_test_id("start").click()
     page.wait_for_function("() => +document.querySelector('[data-testid=step]').textContent > 0", timeout=15000)

@@ -167,3 +167,25 @@ def test_a_snapshot_is_one_moment_of_the_run(engine):
     assert np.array_equal(r.theta, snap.theta)
     paused = engine.snapshot(0)                       # served from inside the paused callback
     assert paused.step == engine.racers[0].state.step
+
+
+def test_the_lab_measures_with_evaluate():
+    """Test accuracy and the loss surface are :func:`steepest.metrics.evaluate`'s numbers, on the lab's samples."""
+    from steepest import MLP
+    from steepest.lab.engine import probe_accuracy
+    from steepest.lab.probe import Plane
+    from steepest.metrics import evaluate
+
+    rng = np.random.default_rng(0)
+    net = MLP([2, 6, 3], activation="tanh")
+    theta = net.init(1)
+    X, y = rng.normal(size=(50, 2)).astype(np.float32), rng.integers(0, 3, 50)
+    assert probe_accuracy(net, theta, X, y) == evaluate(net, theta, X, y).accuracy
+    plane = Plane(net, theta, seed=0)
+    out = plane.surface(net, X, y, [-1.0, -1.0], [1.0, 1.0], n=5)
+    assert out["alphas"][2] == out["betas"][2] == 0.0
+    assert out["loss"][2][2] == evaluate(net, theta.astype(np.float64).astype(net.dtype), X, y).loss
+    t = (plane.theta0 + out["alphas"][4] * plane.D[0] + out["betas"][1] * plane.D[1]).astype(net.dtype)
+    assert out["loss"][1][4] == evaluate(net, t, X, y).loss
+    with pytest.raises(Exception, match="empty"):
+        probe_accuracy(net, theta, X[:0], y[:0])

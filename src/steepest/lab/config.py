@@ -11,7 +11,7 @@ from __future__ import annotations
 import math
 
 from steepest.errors import ConfigError
-from steepest.registry import ACTIVATIONS, INITS, OPTIMIZERS
+from steepest.registry import ACTIVATIONS, INITS, OPTIMIZER_OPTIONS, OPTIMIZERS
 
 #: datasets the page offers; named ones are loaded on demand, a FILE given on the command line joins them
 BUNDLED = ("digits", "moons", "circles", "spirals", "xor", "mnist", "fashion-mnist")
@@ -23,6 +23,19 @@ MAX_LAYER, MAX_LAYERS, MAX_PARAMS = 2048, 6, 5_000_000
 MAX_LR = 1e3
 BUDGETS = {"steps": 4, "samples": 512, "seconds": 0.05}  # per racer per tick
 MAX_RACERS = 4
+#: the racers the page offers before anyone changes them (checked by :func:`check_racer` in the tests)
+RACE_DEFAULTS = ({"optimizer": "gd", "lr": 0.5, "batch_size": "full"},
+                 {"optimizer": "sgd", "lr": 0.1, "batch_size": 32},
+                 {"optimizer": "momentum", "lr": 0.05, "batch_size": 32})
+
+
+def choices() -> dict:
+    """What the page's menus offer, from :mod:`steepest.registry` and this module — so the page
+    never lists a name of its own: activations, inits, optimizers (with the options each accepts),
+    budgets per tick, the racers offered first, and the most racers a race may have."""
+    return {"activations": list(ACTIVATIONS), "inits": list(INITS), "optimizers": list(OPTIMIZERS),
+            "optimizer_options": {k: list(v) for k, v in OPTIMIZER_OPTIONS.items()}, "budgets": list(BUDGETS),
+            "race_defaults": [dict(r) for r in RACE_DEFAULTS], "max_racers": MAX_RACERS}
 
 
 def _number(key, value, low=None, high=None, open_low=False, integer=False):

@@ -22,6 +22,7 @@ from steepest.errors import ConfigError
 from steepest.events import Listener, Stop
 from steepest.lab import config as C
 from steepest.lab import probe
+from steepest.metrics import evaluate
 from steepest.registry import OPTIMIZER_OPTIONS
 
 POINT_EVERY = 0.25    # seconds of wall time between two sampled points of a racer
@@ -211,7 +212,8 @@ class LabListener(Listener):
 
 
 def probe_accuracy(net, theta, X, y) -> float:
-    return float(np.mean(net.predict(theta, X) == y))
+    """Accuracy on the fixed test sample, by :func:`~steepest.metrics.evaluate` (the one way to measure a model)."""
+    return evaluate(net, theta, X, y).accuracy
 
 
 def pictures(net, d: Data, theta) -> tuple[dict, list]:

@@ -9,6 +9,7 @@ import numpy as np
 
 from steepest import activations as _act
 from steepest.losses import softmax
+from steepest.metrics import evaluate
 
 GRID = 48  # decision-boundary grid side for 2-D data
 
@@ -96,13 +97,15 @@ class Plane:
         return [float(a), float(b)]
 
     def surface(self, net, X, y, lo, hi, n=25) -> dict:
-        """``L(θ(a, b))`` on an n×n grid of a ∈ [lo₀, hi₀], b ∈ [lo₁, hi₁], on the sample (X, y)."""
+        """``L(θ(a, b))`` on an n×n grid of a ∈ [lo₀, hi₀], b ∈ [lo₁, hi₁], on the sample (X, y), each
+        by :func:`~steepest.metrics.evaluate`; a point where the loss overflows is None (null in JSON)."""
         alphas, betas = np.linspace(lo[0], hi[0], n), np.linspace(lo[1], hi[1], n)
         loss = np.empty((n, n))
         for i, b in enumerate(betas):
             for j, a in enumerate(alphas):
                 t = (self.theta0 + a * self.D[0] + b * self.D[1]).astype(net.dtype)
-                loss[i, j] = net.loss(t, X, y)
+                with np.errstate(over="ignore", invalid="ignore"):
+                    loss[i, j] = evaluate(net, t, X, y).loss
         loss = np.where(np.isfinite(loss), loss, np.nan)
         return {"alphas": alphas.tolist(), "betas": betas.tolist(),
                 "loss": [[None if np.isnan(v) else float(v) for v in row] for row in loss]}

@@ -11,7 +11,9 @@ Security, since the page can make this process write files and burn CPU:
 API (JSON; errors are ``{"error": "what is wrong; what to do"}`` with status 400):
 
 =====================  ==========================================================================
-GET  /api/status       running, step, loss, test accuracy, settings, racers
+GET  /api/status       running, step, loss, test accuracy, settings, racers, and ``choices``: the names the
+                       menus offer (activations, inits, optimizers and their options, budgets), from
+                       :mod:`steepest.registry`
 GET  /api/events       server-sent events: one JSON message per update (new points, pictures)
 POST /api/start        start (or continue) training;  /api/pause, /api/step (one step), /api/reset (a new
                        θ₀ from the next seed, for every racer)
@@ -94,6 +96,7 @@ def build_app(engine, token: str, hosts):
     from starlette.routing import Route
 
     from steepest.lab import actions
+    from steepest.lab.config import choices
 
     async def body(request):
         raw = await request.body()
@@ -143,7 +146,7 @@ def build_app(engine, token: str, hosts):
     routes = [
         Route("/", index), Route("/static/{name}", static), Route("/api/events", events),
         Route("/favicon.ico", lambda request: Response(status_code=204)),
-        Route("/api/status", api(lambda q: engine.status(), with_body=False)),
+        Route("/api/status", api(lambda q: {**engine.status(), "choices": choices()}, with_body=False)),
         Route("/api/start", api(lambda b: engine.start()), methods=["POST"]),
         Route("/api/pause", api(lambda b: engine.pause()), methods=["POST"]),
         Route("/api/step", api(lambda b: engine.step()), methods=["POST"]),

@@ -50,6 +50,13 @@ function fillControls(c) {
   $("hidden").value = c.hidden.join(" ");
   $("batch_size").value = c.batch_size;
   $("eps").value = c.eps === null ? "" : c.eps;
+  momentumApplies();
+}
+
+// μ is greyed out for an optimizer that takes no momentum (the registry's options for it)
+function momentumApplies() {
+  const opts = lab.choices && lab.choices.optimizer_options[$("optimizer").value];
+  $("momentum").disabled = !!opts && !opts.includes("momentum");
 }
 
 function setupDataset(info) {
@@ -265,16 +272,28 @@ function value(id) {
   return v;
 }
 
-const RACE_DEFAULTS = [["gd", 0.5, "full"], ["sgd", 0.1, 32], ["momentum", 0.05, 32]];
-function buildRacers() {
-  $("racers").innerHTML = RACE_DEFAULTS.map(([o, lr, b], i) =>
+// The menus: every name comes from the server (GET /api/status → choices, from steepest.registry).
+function options(names, chosen) {
+  return names.map(x => `<option ${x === chosen ? "selected" : ""}>${x}</option>`).join("");
+}
+
+function buildMenus(ch) {
+  $("activation").innerHTML = options(ch.activations);
+  $("init").innerHTML = options(ch.inits);
+  $("optimizer").innerHTML = options(ch.optimizers);
+  $("budget").innerHTML = options(ch.budgets);
+  lab.choices = ch;
+}
+
+function buildRacers(ch) {
+  $("racers").innerHTML = ch.race_defaults.map((r, i) =>
     `<div class="racer"><input type="checkbox" id="r${i}-on" ${i < 2 ? "checked" : ""}>
-     <select id="r${i}-opt">${["gd", "sgd", "momentum", "nesterov", "adam", "rmsprop"].map(x => `<option ${x === o ? "selected" : ""}>${x}</option>`).join("")}</select>
-     η <input id="r${i}-lr" value="${lr}" size="5"> B <input id="r${i}-b" value="${b}" size="5"></div>`).join("");
+     <select id="r${i}-opt">${options(ch.optimizers, r.optimizer)}</select>
+     η <input id="r${i}-lr" value="${r.lr}" size="5"> B <input id="r${i}-b" value="${r.batch_size}" size="5"></div>`).join("");
 }
 
 function racerSpecs() {
-  return RACE_DEFAULTS.map((_, i) => i).filter(i => $(`r${i}-on`).checked).map(i => {
+  return lab.choices.race_defaults.map((_, i) => i).filter(i => $(`r${i}-on`).checked).map(i => {
     const b = $(`r${i}-b`).value.trim();
     return { optimizer: $(`r${i}-opt`).value, lr: Number($(`r${i}-lr`).value), batch_size: b === "full" ? "full" : Number(b) };
   });
@@ -288,6 +307,7 @@ function wire() {
   for (const id of ["dataset", "hidden", "activation", "init", "seed", "optimizer", "lr", "momentum", "batch_size", "eps"])
     $(id).addEventListener("change", () => api("/api/configure", { [id]: value(id) })
       .catch(() => { if (lab.status) fillControls(lab.status.config); }));  // refused: show what runs
+  $("optimizer").addEventListener("change", momentumApplies);
   $("race").onclick = () => api("/api/race", { racers: racerSpecs(), budget: $("budget").value });
   $("single").onclick = () => api("/api/race", { racers: [{}], budget: "seconds", start: false });
   $("save").onclick = async () => {
@@ -321,7 +341,8 @@ function connect() {
 }
 
 async function main() {
-  buildRacers(); wire(); connect();
+  const status = await api("/api/status");
+  buildMenus(status.choices); buildRacers(status.choices); wire(); connect();
   setInterval(() => { redraw(); if (surfaceDue()) computeSurface(21); }, 150);
 }
 main();
