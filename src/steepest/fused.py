@@ -135,65 +135,81 @@ def _softmax_xent(Z, y, smoothing, hit, spread, db, tmp):
     return loss / n, correct
 
 
-def _sgd(theta, g, b, lr, mu, damp, first, nesterov, wd, save):
-    # torch.optim.SGD's equations (see steepest.optim.SGD), one pass; g is left as it was, and θ before
-    # the update goes to ``save`` (when it is not empty).
-    use_b = mu != 0
-    keep = save.shape[0] > 0
-    for i in range(theta.shape[0]):
-        gi = g[i]
-        if wd != 0:
-            gi = gi + theta[i] * wd   # weight decay: g + wd·θ, as Optimizer._begin adds it
-        if keep:
-            save[i] = theta[i]
-        step = gi * lr
-        if use_b:
-            bi = gi if first else b[i] * mu + gi * damp
+def _sgd(theta, g, b, lr, mu, damp, first, nesterov, save):
+    # torch.optim.SGD's equations (see steepest.optim.SGD), one pass; g is left as it was and θ before the
+    # update goes to ``save``. Each case is its own loop with no branch inside, so that it vectorises.
+    n = theta.shape[0]
+    if mu == 0:
+        for i in range(n):
+            t = theta[i]
+            save[i] = t
+            theta[i] = t - g[i] * lr
+    elif first:  # b ← g
+        for i in range(n):
+            t = theta[i]
+            gi = g[i]
+            save[i] = t
+            b[i] = gi
+            theta[i] = t - ((gi + gi * mu) * lr if nesterov else gi * lr)
+    elif nesterov:  # b ← μb + g; step (g + μb)·lr
+        for i in range(n):
+            t = theta[i]
+            gi = g[i]
+            bi = b[i] * mu + gi
+            save[i] = t
             b[i] = bi
-            step = (gi + bi * mu) * lr if nesterov else bi * lr
-        theta[i] = theta[i] - step
+            theta[i] = t - (gi + bi * mu) * lr
+    else:  # b ← μb + (1 − τ)g; step b·lr
+        for i in range(n):
+            t = theta[i]
+            bi = b[i] * mu + g[i] * damp
+            save[i] = t
+            b[i] = bi
+            theta[i] = t - bi * lr
 
 
-def _adam(theta, g, m, v, lr_t, b1, c1, b2, c2, root, eps, wd, save):
+def _adam(theta, g, m, v, lr_t, b1, c1, b2, c2, root, eps, save):
     # m ← β₁m + (1−β₁)g; v ← β₂v + (1−β₂)g²; θ ← θ − lr_t · m / (√v / root + ε)
-    keep = save.shape[0] > 0
     for i in range(theta.shape[0]):
         gi = g[i]
-        if wd != 0:
-            gi = gi + theta[i] * wd   # weight decay: g + wd·θ, as Optimizer._begin adds it
-        if keep:
-            save[i] = theta[i]
+        t = theta[i]
         vi = v[i] * b2 + (gi * gi) * c2
         mi = m[i] * b1 + gi * c1
+        save[i] = t
         v[i] = vi
         m[i] = mi
-        theta[i] = theta[i] - (mi / (np.sqrt(vi) / root + eps)) * lr_t
+        theta[i] = t - (mi / (np.sqrt(vi) / root + eps)) * lr_t
 
 
-def _rmsprop(theta, g, v, gavg, b, lr, a, ca, eps, mu, centered, wd, save):
-    # v ← αv + (1−α)g²; d = √(v − ḡ²) (centered) or √v; g/(d + ε), then momentum as torch's RMSprop
-    keep = save.shape[0] > 0
-    for i in range(theta.shape[0]):
-        gi = g[i]
-        if wd != 0:
-            gi = gi + theta[i] * wd   # weight decay: g + wd·θ, as Optimizer._begin adds it
-        if keep:
-            save[i] = theta[i]
-        vi = v[i] * a + (gi * gi) * ca
-        v[i] = vi
-        if centered:
+def _rmsprop(theta, g, v, gavg, b, lr, a, ca, eps, mu, centered, save):
+    # v ← αv + (1−α)g²; d = √(v − ḡ²) (centered) or √v; q = g/(d + ε); with momentum b ← μb + q, step b·lr
+    n = theta.shape[0]
+    if centered:
+        for i in range(n):
+            gi = g[i]
+            vi = v[i] * a + (gi * gi) * ca
             ai = gavg[i] * a + gi * ca
+            v[i] = vi
             gavg[i] = ai
-            d = np.sqrt(vi - ai * ai)
-        else:
-            d = np.sqrt(vi)
-        q = gi / (d + eps)
-        if mu > 0:
-            bi = b[i] * mu + q
-            b[i] = bi
-            q = bi
-        theta[i] = theta[i] - q * lr
-
+            q = gi / (np.sqrt(vi - ai * ai) + eps)
+            t = theta[i]
+            save[i] = t
+            if mu > 0:
+                q = b[i] * mu + q
+                b[i] = q
+            theta[i] = t - q * lr
+    else:
+        for i in range(n):
+            gi = g[i]
+            vi = v[i] * a + (gi * gi) * ca
+            v[i] = vi
+            q = gi / (np.sqrt(vi) + eps)
+            t = theta[i]
+            save[i] = t
+            if mu > 0:
+                q = b[i] * mu + q
+                b[i] = q
+            theta[i] = t - q * lr
 
 
 def _max_norm(W, c2, c):
@@ -254,6 +270,7 @@ class Kernels:
 
         self.version = numba.__version__
         self.k, self.cached = _compile()
+        self._scratch = np.empty(0)  # θ before the update, when the caller keeps no copy
 
     def info(self) -> dict:
         """What a model file records of the kernels that trained it."""
@@ -291,31 +308,33 @@ class Kernels:
     def update(self, opt, theta, grad, state, lr, save=None) -> bool:
         """θ ← the update of ``opt`` in one pass, θ as it was copied to ``save`` (if given) in the same pass;
         False where there is no fused form (a subclass or another optimizer, a θ that is not one contiguous
-        vector, a learning rate the reference refuses), and the caller runs ``opt.update``."""
+        vector, a learning rate the reference refuses), and the caller runs ``opt.update``. Weight decay
+        is added to ``grad`` first (g ← g + wd·θ), by the reference's own code."""
         kind = type(opt)
         if kind not in _FUSED_OPTIMIZERS or not theta.flags.c_contiguous:
             return False
-        lr = float(lr)
-        if not lr >= 0.0:
-            return False  # the reference says why
+        lr = opt._begin(theta, grad, lr)  # checks lr (raising as the reference does) and adds weight decay
         t = theta.dtype.type
         empty = theta[:0]
-        save = empty if save is None else save
+        if save is None:
+            save = self._scratch if self._scratch.shape == theta.shape and self._scratch.dtype == theta.dtype \
+                else np.empty_like(theta)
+            self._scratch = save
         if kind is SGD:
             mu = opt.momentum
             self.k["sgd"](theta, grad, state["b"] if mu else empty, t(lr), t(mu), t(1.0 - opt.dampening),
-                          bool(state["step"][0] == 0), bool(opt.nesterov), t(opt.weight_decay), save)
+                          bool(state["step"][0] == 0), bool(opt.nesterov), save)
             state["step"] += 1
         elif kind is Adam:
             state["step"] += 1
             n = int(state["step"][0])
             self.k["adam"](theta, grad, state["m"], state["v"], t(lr / (1.0 - opt.beta1 ** n)), t(opt.beta1),
                            t(1.0 - opt.beta1), t(opt.beta2), t(1.0 - opt.beta2), t(math.sqrt(1.0 - opt.beta2 ** n)),
-                           t(opt.eps), t(opt.weight_decay), save)
+                           t(opt.eps), save)
         else:
             self.k["rmsprop"](theta, grad, state["v"], state.get("g_avg", empty), state.get("b", empty), t(lr),
                               t(opt.alpha), t(1.0 - opt.alpha), t(opt.eps), t(opt.momentum), bool(opt.centered),
-                              t(opt.weight_decay), save)
+                              save)
             state["step"] += 1
         return True
 
