@@ -110,6 +110,51 @@ def test_estimator_file_exports_its_labels(digits, tmp_path):
     assert np.array_equal(c, est.predict(digits.X_test))
 
 
+@pytest.mark.parametrize("data", ["digits", "digits.npz"])
+def test_standardised_model_matches_steepest(data, digits, tmp_path):
+    """`train --standardize` then `export`: μ and σ folded into layer 1 (no Sub/Div nodes), and onnxruntime
+    on the raw digits test set gives steepest's probabilities within 1e-5 and every class.
+
+    ``digits`` has input scale 1/16 (so A_0 = (x/16 − μ)/σ); the same pixels as float32 in a .npz
+    have input scale 1, the standardisation alone."""
+    dataset = "digits"
+    if data == "digits.npz":
+        dataset = tmp_path / "digits.npz"
+        np.savez(dataset, X=digits.X_train.astype(np.float32), y=digits.y_train,
+                 X_test=digits.X_test.astype(np.float32), y_test=digits.y_test)
+    run = tmp_path / "run"
+    r = steepest("train", "--dataset", dataset, "--standardize", "--hidden", "32", "16", "--epochs", "4",
+                 "--batch-size", "32", "--out", run, "--quiet")
+    assert r.returncode == 0, r.stderr
+    net, theta, _ = load_model(run / "model.safetensors")
+    assert net.input_mean is not None and net.input_scale == (digits.input_scale if data == "digits" else 1.0)
+    r = steepest("export", run, "-o", tmp_path / "std.onnx", "--json")
+    assert r.returncode == 0, r.stderr
+    assert json.loads(r.stdout)["nodes"] == ["Gemm", "Relu", "Gemm", "Relu", "Gemm", "Softmax", "ArgMax"]
+    P, c = session(str(tmp_path / "std.onnx")).run(None, {"input": digits.X_test.astype(np.float32)})
+    assert np.abs(P - net.predict_proba(theta, digits.X_test)).max() <= 1e-5
+    assert np.array_equal(c, net.predict(theta, digits.X_test))
+    plain = MLP(**{**net.config(), "input_mean": None, "input_std": None})  # the folding is not a no-op
+    assert not np.array_equal(plain.predict(theta, digits.X_test), c)
+
+
+@pytest.mark.parametrize("dtype", ["float32", "float64"])
+def test_input_scale_and_standardisation_folded_together(dtype, digits):
+    """An input scale that is neither 1 nor the dataset's (0.3) with a standardisation of x·s."""
+    from steepest.network import standardisation
+
+    mean, std = standardisation(digits.X_train, 0.3)
+    net = MLP([64, 24, 10], activation="tanh", dtype=dtype, input_scale=0.3, input_mean=mean, input_std=std)
+    theta = train(net, net.init(2), digits.X_train, digits.y_train, optimizer="adam", lr=0.01,
+                  batch_size=64, epochs=3).theta
+    model = to_onnx(net, theta)
+    assert [n.op_type for n in model.graph.node] == ["Gemm", "Tanh", "Gemm", "Softmax", "ArgMax"]
+    P, c = session(model).run(None, {"input": digits.X_test.astype(dtype)})
+    tol = 1e-5 if dtype == "float32" else 1e-9
+    assert np.abs(P - net.predict_proba(theta, digits.X_test)).max() <= tol
+    assert np.array_equal(c, net.predict(theta, digits.X_test))
+
+
 def one_line_error(r):
     assert r.returncode == 2, r.stdout + r.stderr
     assert r.stderr.startswith("steepest: error: ") and r.stderr.count("\n") == 1 and "Traceback" not in r.stderr
@@ -127,6 +172,46 @@ def test_bad_input_is_one_line_and_exit_2(run, tmp_path, readonly_dir):
     assert "cannot write" in one_line_error(steepest("export", model, "-o", tmp_path / "no" / "such" / "m.onnx"))
     assert "--dtype" in one_line_error(steepest("export", model, "--dtype", "float16"))
     assert sorted(p.name for p in readonly_dir.iterdir()) == ["keep.txt"] and not list(tmp_path.glob("*.onnx"))
+
+
+def _model_with_architecture(src, dst, **changes):
+    """A copy of the model file ``src``, written by steepest's own io functions, its architecture changed."""
+    from steepest.io import MODEL_FORMAT, read_safetensors
+    from steepest.io.tensors import _encode, _save
+
+    tensors, meta = read_safetensors(src)
+    meta["architecture"] = {**meta["architecture"], **changes}
+    return _save(dst, tensors, _encode(MODEL_FORMAT, meta))
+
+
+@pytest.mark.parametrize("changes, says", [
+    ({"activation": ["swish", "relu"]}, "unknown activation 'swish'"),
+    ({"activation": ["relu", "gelu"]}, "unknown activation 'gelu'"),
+    ({"dtype": "float16"}, "dtype"),
+    ({"dtype": "bfloat16"}, "dtype"),
+], ids=["swish", "gelu", "float16", "bfloat16"])
+def test_unsupported_model_is_one_line_and_writes_nothing(run, tmp_path, changes, says):
+    """A model file naming an activation or a precision the exporter cannot express: exit 2, no graph."""
+    bad = _model_with_architecture(run / "model.safetensors", tmp_path / "odd.safetensors", **changes)
+    out = tmp_path / "out" / "odd.onnx"
+    out.parent.mkdir()
+    line = one_line_error(steepest("export", bad, "-o", out))
+    assert says in line and "; " in line
+    assert not out.exists() and list(out.parent.iterdir()) == []  # no graph, no temporary file
+    assert not (tmp_path / "odd.onnx").exists()  # nor one beside the model
+
+
+def test_unsupported_precision_or_activation_from_the_library(digits):
+    """The exporter's own checks, for callers of to_onnx: a dtype no graph holds, an activation without an operator."""
+    from steepest.errors import ConfigError
+
+    net = MLP([64, 8, 10], input_scale=digits.input_scale)
+    theta = net.init(0)
+    with pytest.raises(ConfigError, match="float32 or float64, not float16"):
+        to_onnx(net, theta, dtype="float16")
+    net.activations = ("swish",)  # as a future activation without an ONNX operator would look
+    with pytest.raises(ConfigError, match="activation swish has no ONNX export yet; exportable: relu"):
+        to_onnx(net, theta)
 
 
 @pytest.mark.slow

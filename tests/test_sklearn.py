@@ -202,3 +202,45 @@ def test_side_by_side_benchmark_configures_both_alike():
         row[lib] = bench.measure(est, X[:300], y[:300], X[300:], y[300:], repeats=1)
     assert ours.n_iter_ == 3 and theirs.n_iter_ == 3  # every epoch ran in both (no early stop)
     assert "| moons | 300 / 100 | 8 | 3 | 32 |" in bench.table([row])
+
+
+
+def _outcome(estimator, X):
+    """What ``estimator.predict(X)`` did under scikit-learn's validation, its class name replaced by "EST":
+    ``("error", type, first line)`` or ``("ok", [UserWarning messages])``."""
+    import warnings
+
+    name = type(estimator).__name__
+    with warnings.catch_warnings(record=True) as caught:
+        warnings.simplefilter("always")
+        try:
+            estimator.predict(X)
+        except Exception as e:  # noqa: BLE001 - the outcome is what is compared
+            return "error", type(e), str(e).splitlines()[0].replace(name, "EST")
+    return "ok", [str(w.message).replace(name, "EST") for w in caught if issubclass(w.category, UserWarning)]
+
+
+def test_feature_names_survive_save_and_load(digits, tmp_path):
+    """Fitted on a DataFrame, saved, loaded: ``feature_names_in_`` is back, a frame with the same columns
+    predicts as before without a warning, and other columns or none are met as scikit-learn's own
+    ``LogisticRegression`` meets them (same exception and message, same warnings)."""
+    pd = pytest.importorskip("pandas", reason="feature names come from a pandas DataFrame")
+    from sklearn.linear_model import LogisticRegression
+
+    columns = [f"px{r}{c}" for r in range(8) for c in range(8)]
+    train, test = (pd.DataFrame(X, columns=columns) for X in (digits.X_train, digits.X_test))
+    est = small().fit(train, digits.y_train)
+    assert est.feature_names_in_.tolist() == columns
+    back = load(est.save(tmp_path / "named.safetensors"))
+    assert isinstance(back.feature_names_in_, np.ndarray) and back.feature_names_in_.dtype == object
+    assert back.feature_names_in_.tolist() == columns and back.n_features_in_ == 64
+    assert _outcome(back, test) == ("ok", [])
+    assert np.array_equal(back.predict(test), est.predict(test))
+    assert np.array_equal(back.predict_proba(test), est.predict_proba(test))
+
+    theirs = LogisticRegression(max_iter=1000).fit(train / 16, digits.y_train)
+    renamed, reordered, unnamed = test.rename(columns={"px00": "pixel0"}), test[columns[::-1]], test.to_numpy()
+    for X in (renamed, reordered, unnamed):
+        assert _outcome(back, X) == _outcome(theirs, X)
+    assert _outcome(back, renamed)[:2] == _outcome(back, reordered)[:2] == ("error", ValueError)
+    assert "does not have valid feature names" in _outcome(back, unnamed)[1][0]
