@@ -244,6 +244,7 @@ def main(argv=None) -> int:
     p.add_argument("--seeds", type=int, default=3)
     p.add_argument("--epochs", type=int, default=None, help="shorten every recipe to this many epochs (marked)")
     p.add_argument("--no-torch", action="store_true", help="skip the PyTorch row")
+    p.add_argument("--torch-for", nargs="+", metavar="NAME", help="the PyTorch row for these recipes only")
     p.add_argument("--data-dir", default=None, help="where mnist/ and fashion-mnist/ are (default $STEEPEST_DATA)")
     p.add_argument("--runs-dir", default="runs/accuracy")
     p.add_argument("--out", default=str(ROOT / "benchmarks" / "ACCURACY.md"))
@@ -272,7 +273,7 @@ def main(argv=None) -> int:
             have_torch = True
         except ImportError:
             have_torch = False
-        if have_torch and not args.no_torch:
+        if have_torch and not args.no_torch and (args.torch_for is None or name in args.torch_for):
             results[name]["torch"] = run_torch(name, runs[0]["seed"], runs[0]["epochs"], args.data_dir)
             print(f"{name} PyTorch seed {runs[0]['seed']}: test {100 * results[name]['torch']['test_acc']:.2f}%", flush=True)
     where = machine()
