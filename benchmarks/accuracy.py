@@ -200,8 +200,9 @@ def markdown(results, where, argv) -> str:
         r = recipes.load(name)["recipe"]
         s, short = res["summary"], res["shortened"]
         tag = " — **shortened**" if short else ""
+        verdict = "target met" if s["mean"] >= r["target"] else "under"
         L.append(f"| steepest `{name}`: {r['title']}{tag}, {s['epochs']} epochs, {s['minutes']:.1f} min/seed "
-                 f"| {_pct(s)} | benchmarks/accuracy.py |")
+                 f"| {_pct(s)} — {verdict} its target ≥ {100 * r['target']:.1f}% | benchmarks/accuracy.py |")
         if res.get("torch"):
             t = res["torch"]
             L.append(f"| PyTorch, same recipe, same θ₀ (seed {t['seed']}), {t['epochs']} epochs, "
