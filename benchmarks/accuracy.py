@@ -200,7 +200,7 @@ def markdown(results, where, argv) -> str:
         r = recipes.load(name)["recipe"]
         s, short = res["summary"], res["shortened"]
         tag = " — **shortened**" if short else ""
-        verdict = "target met" if s["mean"] >= r["target"] else "under"
+        verdict = "meets" if s["mean"] >= r["target"] else "under"
         L.append(f"| steepest `{name}`: {r['title']}{tag}, {s['epochs']} epochs, {s['minutes']:.1f} min/seed "
                  f"| {_pct(s)} — {verdict} its target ≥ {100 * r['target']:.1f}% | benchmarks/accuracy.py |")
         if res.get("torch"):
