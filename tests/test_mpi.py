@@ -133,6 +133,11 @@ def test_ranks_given_different_data_exit_2_with_rank_zero_saying_why(tmp_path):
         assert not out.exists()
 
 
+#: long enough that the kill lands mid-run on a fast, quiet machine too (the compiled step runs a digits
+#: epoch of 45 steps in a few milliseconds): the run must still be going when its first checkpoint is seen
+EPOCHS = 400
+
+
 def _kill_rank_1(proc, out: Path, marker: str):
     """Once the run has a checkpoint, SIGKILL its rank 1 (found by its launcher's PMI_RANK)."""
     ckpt = out / "checkpoints" / "checkpoint.safetensors"
@@ -140,7 +145,8 @@ def _kill_rank_1(proc, out: Path, marker: str):
     while not ckpt.exists() and time.monotonic() < deadline and proc.poll() is None:
         time.sleep(0.1)
     assert ckpt.exists(), "the run wrote no checkpoint"
-    time.sleep(0.5)
+    assert proc.poll() is None, "the run ended before rank 1 could be killed: make it longer"
+    time.sleep(0.2)
     for pid in (int(p) for p in os.listdir("/proc") if p.isdigit()):
         try:
             cmdline = Path(f"/proc/{pid}/cmdline").read_bytes().split(b"\0")
@@ -157,7 +163,7 @@ def test_a_killed_rank_stops_all_and_the_run_resumes_with_any_k(tmp_path):
     """mpiexec (MPICH) kills the other ranks at once and says which one died; the checkpoint is intact and
     the run finishes from it with 1 process or with 2, on the θ of a run never killed."""
     out = tmp_path / "run"
-    args = ["train", *CLI, "--batch-size", "32", "--lr", "0.05", "--optimizer", "momentum", "--epochs", "40",
+    args = ["train", *CLI, "--batch-size", "32", "--lr", "0.05", "--optimizer", "momentum", "--epochs", str(EPOCHS),
             "--dtype", "float64", "--checkpoint-every", "25", "--quiet"]
     proc = subprocess.Popen([MPIEXEC, "-n", "2", sys.executable, "-m", "steepest", *args, "--out", str(out)],
                             stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
@@ -168,7 +174,7 @@ def test_a_killed_rank_stops_all_and_the_run_resumes_with_any_k(tmp_path):
     from steepest.io import load_checkpoint, load_model
 
     _, state, _ = load_checkpoint(out / "checkpoints" / "checkpoint.safetensors")  # intact
-    assert 0 < state.step < 40 * 45
+    assert 0 < state.step < EPOCHS * 45
     shutil.copytree(out, tmp_path / "again")
     reference = steepest(*args, "--out", tmp_path / "reference")
     assert reference.returncode == 0, reference.stderr
@@ -200,7 +206,7 @@ def test_a_sigkilled_rank_without_auto_cleanup_leaves_the_survivor_one_line(tmp_
     signal ended; then rank 0's helper writes the line); the checkpoint is intact and `--resume` with 1
     process finishes the run."""
     out = tmp_path / "run"
-    train = (f"exec {sys.executable} -m steepest train {' '.join(CLI)} --batch-size 32 --epochs 40 "
+    train = (f"exec {sys.executable} -m steepest train {' '.join(CLI)} --batch-size 32 --epochs {EPOCHS} "
              f"--checkpoint-every 25 --quiet --out {out} 2>{tmp_path}/rank$PMI_RANK.err")
     proc = subprocess.Popen([MPIEXEC, "-disable-auto-cleanup", "-n", "2", "sh", "-c", train],
                             stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
@@ -217,7 +223,7 @@ def test_a_sigkilled_rank_without_auto_cleanup_leaves_the_survivor_one_line(tmp_
     from steepest.io import load_checkpoint
 
     _, state, _ = load_checkpoint(out / "checkpoints" / "checkpoint.safetensors")
-    assert 0 < state.step < 40 * 45
+    assert 0 < state.step < EPOCHS * 45
     res = steepest("train", "--resume", out)
     assert res.returncode == 0, res.stderr
     assert (out / "model.safetensors").exists()

@@ -182,10 +182,10 @@ def test_a_fixed_count_is_recorded_as_fixed_and_nothing_is_measured(tmp_path, re
 def test_with_one_competing_process_on_two_cores_it_chooses_one_thread(tmp_path, real_data_dir):
     if Blas().get() != 2:
         pytest.skip("NumPy's BLAS does not start with two threads here")
-    _, meta = _train(tmp_path, "busy", busy=True)
-    first = meta["threads"]["choices"][0]
-    assert first["threads"] == 1, meta["threads"]
-    assert first["ms_per_step"]["2"] > 1.3 * first["ms_per_step"]["1"]
+    _, meta = _train(tmp_path, "busy", "--epochs", "3", busy=True)
+    last = meta["threads"]["choices"][-1]  # the count in force at the end, and what it was measured on
+    assert meta["threads"]["threads"] == last["threads"] == 1, meta["threads"]
+    assert last["ms_per_step"]["2"] > last["ms_per_step"]["1"]  # (the benchmark's workload e measures by how much)
 
 
 def test_runs_in_turn_share_the_choice_until_a_measurement_is_due():

@@ -146,9 +146,9 @@ class MeasuredThreads(Listener):
         counts = [len(v) for v in self._trial.values()]
         if min(counts) < self.min_samples:
             return False
-        medians = [statistics.median(v) for v in self._trial.values()]
-        clear = max(medians) > 1.5 * min(medians)  # a count that slow is not worth timing longer
-        return clear or now - self._started >= self.min_seconds or min(counts) >= self.max_samples
+        # At least min_seconds (several of the scheduler's time slices, so that a competing process is seen
+        # running against every candidate), unless every candidate has max_samples steps already.
+        return now - self._started >= self.min_seconds or min(counts) >= self.max_samples
 
     def _choose(self, run) -> None:
         medians = {n: statistics.median(v) for n, v in self._trial.items()}
