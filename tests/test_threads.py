@@ -179,13 +179,20 @@ def test_a_fixed_count_is_recorded_as_fixed_and_nothing_is_measured(tmp_path, re
 
 
 @pytest.mark.skipif(len(os.sched_getaffinity(0)) != 2, reason="the busy-machine case is that of two cores")
-def test_with_one_competing_process_on_two_cores_it_chooses_one_thread(tmp_path, real_data_dir):
+def test_with_one_competing_process_on_two_cores_every_choice_is_the_fastest_measured(tmp_path, real_data_dir):
+    """Under a real competing process the policy measures again as the run goes on, and each count it
+    keeps is the fastest it measured (within its 5% margin). Which count that is depends on how the
+    scheduler shares the cores (two threads lost by 1.15× to 2.3× on one machine, and a first measurement
+    can still favour them): how much the default gains is the benchmark's workload e, not a test's."""
     if Blas().get() != 2:
         pytest.skip("NumPy's BLAS does not start with two threads here")
-    _, meta = _train(tmp_path, "busy", "--epochs", "3", busy=True)
-    last = meta["threads"]["choices"][-1]  # the count in force at the end, and what it was measured on
-    assert meta["threads"]["threads"] == last["threads"] == 1, meta["threads"]
-    assert last["ms_per_step"]["2"] > last["ms_per_step"]["1"]  # (the benchmark's workload e measures by how much)
+    events, meta = _train(tmp_path, "busy", "--epochs", "5", busy=True)
+    rec = meta["threads"]
+    assert rec["policy"] == "measured" and rec["measurements"] >= 2, rec  # it measured again while running
+    assert rec["choices"] and rec["threads"] == rec["choices"][-1]["threads"]
+    for c in rec["choices"]:
+        ms = {int(k): v for k, v in c["ms_per_step"].items()}
+        assert set(ms) == {1, 2} and ms[c["threads"]] <= min(ms.values()) / 0.95 + 1e-9, c
 
 
 def test_runs_in_turn_share_the_choice_until_a_measurement_is_due():
