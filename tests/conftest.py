@@ -80,3 +80,11 @@ def readonly_dir(tmp_path):
         yield d
     finally:
         subprocess.run(undo, check=True)
+
+
+@pytest.fixture(scope="module")
+def digits():
+    """scikit-learn's bundled 8×8 digits as a steepest Dataset (one load per test module, as before)."""
+    from steepest.data import load_dataset
+
+    return load_dataset("digits")

@@ -120,7 +120,7 @@ def test_an_optimizer_without_a_fused_form_is_left_to_the_reference():
 
 @pytest.mark.parametrize("optimizer", ["momentum", "adam"])
 def test_training_with_kernels_follows_the_reference(optimizer, digits):
-    X, y = digits
+    X, y = digits.X_train, digits.y_train
     net = MLP([64, 32, 10], activation="relu", dtype="float64", input_scale=1 / 16)
     theta = net.init(seed=0)
     runs = {k: train(net, theta, X, y, optimizer=optimizer, lr=0.01, batch_size=64, epochs=3, kernels=k, monitor=False)
@@ -132,7 +132,7 @@ def test_training_with_kernels_follows_the_reference(optimizer, digits):
 
 
 def test_kernels_are_deterministic_and_resume_bit_for_bit(digits):
-    X, y = digits
+    X, y = digits.X_train, digits.y_train
     net = MLP([64, 32, 10], activation="relu", input_scale=1 / 16)
     theta = net.init(seed=0)
     whole = train(net, theta, X, y, optimizer="momentum", lr=0.05, batch_size=100, epochs=4, kernels="numba")
@@ -147,7 +147,7 @@ def test_kernels_are_deterministic_and_resume_bit_for_bit(digits):
 @pytest.mark.parametrize("lr", [1e30, 1e12])
 def test_a_divergence_keeps_the_theta_the_reference_keeps(digits, lr):
     """θ before the last update, whose gradient was finite: copied by the fused update's own pass."""
-    X, y = digits
+    X, y = digits.X_train, digits.y_train
     net = MLP([64, 32, 10], activation="relu", input_scale=1 / 16)
     theta0 = net.init(seed=0)
     kept = {}
@@ -179,13 +179,6 @@ def test_import_steepest_does_not_import_numba_and_numba_missing_is_one_clear_er
     assert r.stdout.startswith("ConfigError the numba kernels need numba"), r.stdout
 
 
-@pytest.fixture(scope="module")
-def digits():
-    from steepest.data import load_digits
-
-    ds = load_digits()
-    return ds.X_train, ds.y_train
-
 
 def test_dropout_masks_are_the_reference_masks_bit_for_bit():
     from steepest.regularise import Dropout
@@ -215,7 +208,7 @@ def test_max_norm_agrees_with_the_reference(dtype):
 
 
 def test_dropout_and_max_norm_training_follows_the_reference(digits):
-    X, y = digits
+    X, y = digits.X_train, digits.y_train
     net = MLP([64, 40, 30, 10], activation="relu", dtype="float64", input_scale=1 / 16, dropout=[0.1, 0.3, 0.3],
               max_norm=2.0)
     theta = net.init(seed=0)

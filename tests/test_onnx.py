@@ -23,11 +23,6 @@ def session(model_or_path):
 
 
 @pytest.fixture(scope="module")
-def digits():
-    return load_dataset("digits")
-
-
-@pytest.fixture(scope="module")
 def run(tmp_path_factory):
     """A 64-32-16-10 model trained by the real command on digits, in its run directory."""
     out = tmp_path_factory.mktemp("onnx") / "run"

@@ -41,14 +41,8 @@ from sklearn.pipeline import Pipeline  # noqa: E402
 from sklearn.preprocessing import StandardScaler  # noqa: E402
 
 from clirun import steepest  # noqa: E402
-from steepest.data import load_dataset  # noqa: E402
 from steepest.errors import ConfigError, ModelFileError  # noqa: E402
 from steepest.sklearn import load  # noqa: E402
-
-
-@pytest.fixture(scope="module")
-def digits():
-    return load_dataset("digits")
 
 
 def small(**kw):

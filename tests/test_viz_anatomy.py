@@ -10,13 +10,6 @@ from steepest.viz.anatomy import first_order_sweep, gradient_anatomy, locate
 
 
 @pytest.fixture(scope="module")
-def digits():
-    from steepest.data import load_dataset
-
-    return load_dataset("digits")
-
-
-@pytest.fixture(scope="module")
 def model(digits):
     net = steepest.MLP([64, 24, 12, 10], activation="tanh", input_scale=digits.input_scale)
     theta0 = net.init(seed=0)

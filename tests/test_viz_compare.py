@@ -15,13 +15,6 @@ RUNS = ("gd", "sgd:batch=16,lr=0.05", "momentum:batch=128")
 
 
 @pytest.fixture(scope="module")
-def digits():
-    from steepest.data import load_dataset
-
-    return load_dataset("digits")
-
-
-@pytest.fixture(scope="module")
 def setup(digits):
     net = steepest.MLP([64, 16, 10], activation="relu", input_scale=digits.input_scale)
     return net, net.init(seed=0)

@@ -10,13 +10,6 @@ from steepest.viz import landscape as L
 
 
 @pytest.fixture(scope="module")
-def digits():
-    from steepest.data import load_dataset
-
-    return load_dataset("digits")
-
-
-@pytest.fixture(scope="module")
 def trained(digits):
     net = steepest.MLP([64, 16, 10], activation="relu", input_scale=digits.input_scale)
     res = steepest.train(net, net.init(seed=1), digits.X_train, digits.y_train, optimizer="momentum", lr=0.05,

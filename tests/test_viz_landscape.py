@@ -12,13 +12,6 @@ from steepest.viz.minima import (BASINS, basin, basin_map, critical_points, desc
 
 
 @pytest.fixture(scope="module")
-def digits():
-    from steepest.data import load_dataset
-
-    return load_dataset("digits")
-
-
-@pytest.fixture(scope="module")
 def trained(digits):
     net = steepest.MLP([64, 16, 10], activation="relu", input_scale=digits.input_scale)
     theta0 = net.init(seed=1)

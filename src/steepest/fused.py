@@ -182,34 +182,23 @@ def _adam(theta, g, m, v, lr_t, b1, c1, b2, c2, root, eps, save):
 
 
 def _rmsprop(theta, g, v, gavg, b, lr, a, ca, eps, mu, centered, save):
-    # v ← αv + (1−α)g²; d = √(v − ḡ²) (centered) or √v; q = g/(d + ε); with momentum b ← μb + q, step b·lr
-    n = theta.shape[0]
-    if centered:
-        for i in range(n):
-            gi = g[i]
-            vi = v[i] * a + (gi * gi) * ca
+    # v ← αv + (1−α)g²; d = √(v − ḡ²) with ḡ ← αḡ + (1−α)g (centered) or √v; q = g/(d + ε);
+    # with momentum b ← μb + q, step b·lr. (Not centred, ḡ stays 0: v − 0·0 is v exactly.)
+    for i in range(theta.shape[0]):
+        gi = g[i]
+        vi = v[i] * a + (gi * gi) * ca
+        v[i] = vi
+        ai = a - a  # 0 in the arrays' dtype (not vi − vi, which is NaN for an infinite v)
+        if centered:
             ai = gavg[i] * a + gi * ca
-            v[i] = vi
             gavg[i] = ai
-            q = gi / (np.sqrt(vi - ai * ai) + eps)
-            t = theta[i]
-            save[i] = t
-            if mu > 0:
-                q = b[i] * mu + q
-                b[i] = q
-            theta[i] = t - q * lr
-    else:
-        for i in range(n):
-            gi = g[i]
-            vi = v[i] * a + (gi * gi) * ca
-            v[i] = vi
-            q = gi / (np.sqrt(vi) + eps)
-            t = theta[i]
-            save[i] = t
-            if mu > 0:
-                q = b[i] * mu + q
-                b[i] = q
-            theta[i] = t - q * lr
+        q = gi / (np.sqrt(vi - ai * ai) + eps)
+        t = theta[i]
+        save[i] = t
+        if mu > 0:
+            q = b[i] * mu + q
+            b[i] = q
+        theta[i] = t - q * lr
 
 
 def _max_norm(W, c2, c):

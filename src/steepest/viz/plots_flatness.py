@@ -9,7 +9,7 @@ from __future__ import annotations
 import numpy as np
 
 from steepest.viz.common import label_colors, new_figure, save_figure
-from steepest.viz.plots_landscape import _tick
+from steepest.viz.plots_landscape import _tick, line_axes
 
 
 def _caption(fig, text):
@@ -57,15 +57,9 @@ def plot_lines(lines: dict, out_dir, stem="line_1d_both"):
         ax.plot(line.alphas, line.train_loss, color=colors[label], label=f"{label}: train")
         if line.test_loss is not None:
             ax.plot(line.alphas, line.test_loss, color=colors[label], ls="--", label=f"{label}: test")
-    for a, name in ((0.0, "θ₀ (init)"), (1.0, "θ* (trained)")):
-        ax.axvline(a, color="k", lw=0.8, ls=":")
-        ax.text(a, 1.0, name, transform=ax.get_xaxis_transform(), ha="center", va="bottom", fontsize=8)
-    ax.set_yscale("log")
-    ax.set_xlabel("α   (θ = (1 − α)·θ₀ + α·θ*, each model its own θ₀ and θ*)")
-    ax.set_ylabel("loss")
-    ax.set_title(f"Loss along the line from θ₀ to θ* — train {next(iter(lines.values())).note}", fontsize=9, pad=16)
-    ax.grid(True, which="both", alpha=0.3)
-    ax.legend(fontsize=7.5)
+    line_axes(ax, "α   (θ = (1 − α)·θ₀ + α·θ*, each model its own θ₀ and θ*)",
+              f"Loss along the line from θ₀ to θ* — train {next(iter(lines.values())).note}", fontsize=9,
+              legend_size=7.5)
     return save_figure(fig, out_dir, stem)
 
 

@@ -37,16 +37,21 @@ def plot_line_1d(line, out_dir):
     ax.plot(line.alphas, line.train_loss, label="train", color="#1f77b4")
     if line.test_loss is not None:
         ax.plot(line.alphas, line.test_loss, label="test", color="#d62728")
+    line_axes(ax, "α   (θ = (1 − α)·θ₀ + α·θ*)", f"Loss along the straight line from θ₀ to θ* — {line.note}")
+    return save_figure(fig, out_dir, "line_1d")
+
+
+def line_axes(ax, xlabel, title, fontsize=10, legend_size=8):
+    """The frame of a loss-along-the-line plot: θ₀ at α = 0 and θ* at α = 1 marked, log loss, grid, legend."""
     for a, name in ((0.0, "θ₀ (init)"), (1.0, "θ* (trained)")):
         ax.axvline(a, color="k", lw=0.8, ls=":")
         ax.text(a, 1.0, name, transform=ax.get_xaxis_transform(), ha="center", va="bottom", fontsize=8)
     ax.set_yscale("log")
-    ax.set_xlabel("α   (θ = (1 − α)·θ₀ + α·θ*)")
+    ax.set_xlabel(xlabel)
     ax.set_ylabel("loss")
-    ax.set_title(f"Loss along the straight line from θ₀ to θ* — {line.note}", fontsize=10, pad=16)
+    ax.set_title(title, fontsize=fontsize, pad=16)
     ax.grid(True, which="both", alpha=0.3)
-    ax.legend(fontsize=8)
-    return save_figure(fig, out_dir, "line_1d")
+    ax.legend(fontsize=legend_size)
 
 
 def plot_plane(plane, out_dir, stem="plane", title="Loss around θ* on a random filter-normalised plane"):
