@@ -100,6 +100,24 @@ def from_run(name, run_dir) -> dict:
             "epochs": last["epoch"], "wall": wall, "run_dir": str(run_dir)}
 
 
+def candidate(name, run_dir) -> dict:
+    """A run tried while choosing recipe ``name`` on the validation split: the options where it differs
+    from the recipe, how far it got, and its last validation (and training) accuracy. Its test accuracy
+    is not read: the test split chooses nothing."""
+    import tomllib
+
+    run_dir = Path(run_dir)
+    cfg = tomllib.loads((run_dir / "config.toml").read_text(encoding="utf-8"))
+    want = _recipe_config(name, cfg.get("seed", 0), None)
+    differ = {k: cfg.get(k) for k in sorted(set(cfg) | set(want))
+              if k not in _RUN_ONLY | {"eval_every"} and cfg.get(k) != want.get(k) and cfg.get(k) is not None}
+    rows = [json.loads(l) for l in (run_dir / "metrics.jsonl").read_text(encoding="utf-8").splitlines() if l.strip()]
+    last = rows[-1] if rows else {}
+    return {"run_dir": str(run_dir), "differ": differ, "epochs": cfg.get("epochs"), "reached": last.get("epoch", 0),
+            "finished": (run_dir / "model.safetensors").is_file(), "val_acc": last.get("val_acc"),
+            "train_acc": last.get("train_acc")}
+
+
 def _recipe_config(name, seed, epochs):
     from steepest.commands._trainconfig import BY_NAME, OPTIONS, check, convert, read_recipe
 
@@ -185,7 +203,24 @@ def _pct(s) -> str:
     return f"{100 * s['mean']:.2f}%" + (f" ± {100 * s['spread']:.2f}" if s["seeds"] > 1 else " (1 seed)")
 
 
-def markdown(results, where, argv) -> str:
+def selection_markdown(name, cands) -> list[str]:
+    def opts(d):
+        return ", ".join(f"{k} = {v}" for k, v in d.items()) or "the recipe as shipped"
+
+    L = ["", f"## How `{name}` was chosen", "",
+         "Seed 0, each candidate trained on the same 90% of the training data and measured on the held-out 10% "
+         "validation split; the test split was not looked at. Options are those where the candidate differs "
+         "from the recipe.", "",
+         "| candidate | epochs run | validation acc | training acc | run |", "|---|---|---|---|---|"]
+    for c in cands:
+        ran = f"{c['reached']} of {c['epochs']}" + ("" if c["finished"] else " (stopped)")
+        val = f"{100 * c['val_acc']:.2f}%" if c.get("val_acc") is not None else "–"
+        tr = f"{100 * c['train_acc']:.2f}%" if c.get("train_acc") is not None else "–"
+        L.append(f"| {opts(c['differ'])} | {ran} | {val} | {tr} | `{Path(c['run_dir']).name}` |")
+    return L
+
+
+def markdown(results, where, argv, selection=None) -> str:
     from steepest import recipes
 
     L = ["# Test accuracy of the recipes", "",
@@ -215,6 +250,8 @@ def markdown(results, where, argv) -> str:
             val = f"{100 * r['val_acc']:.2f}%" if r.get("val_acc") is not None else "–"
             L.append(f"| {name} | ≥ {100 * target:.1f}% | {r['seed']} | {r['epochs']} | {val} | "
                      f"{100 * r['test_acc']:.2f}% | {r['wall'] / 60:.1f} |")
+    for name, cands in (selection or {}).items():
+        L += selection_markdown(name, cands)
     return "\n".join(L) + "\n"
 
 
@@ -251,6 +288,8 @@ def main(argv=None) -> int:
     p.add_argument("--out", default=str(ROOT / "benchmarks" / "ACCURACY.md"))
     p.add_argument("--from-runs", nargs="+", metavar="NAME=RUN_DIR", help="summarise finished run directories "
                    "of recipe NAME instead of training (their config must be the recipe's)")
+    p.add_argument("--selection", nargs="+", metavar="NAME=RUN_DIR", help="runs tried while choosing recipe NAME "
+                   "on the validation split (finished or stopped): tabled with their validation accuracy only")
     p.add_argument("--no-measured", action="store_true", help="do not update src/steepest/recipes/measured.toml")
     args = p.parse_args(argv)
     names = args.recipes or recipes.names()
@@ -277,8 +316,13 @@ def main(argv=None) -> int:
         if have_torch and not args.no_torch and (args.torch_for is None or name in args.torch_for):
             results[name]["torch"] = run_torch(name, runs[0]["seed"], runs[0]["epochs"], args.data_dir)
             print(f"{name} PyTorch seed {runs[0]['seed']}: test {100 * results[name]['torch']['test_acc']:.2f}%", flush=True)
+    selection = {}
+    for item in args.selection or []:
+        name, _, run_dir = item.partition("=")
+        selection.setdefault(name, []).append(candidate(name, run_dir))
     where = machine()
-    Path(args.out).write_text(markdown(results, where, argv if argv is not None else sys.argv[1:]), encoding="utf-8")
+    Path(args.out).write_text(markdown(results, where, argv if argv is not None else sys.argv[1:], selection),
+                              encoding="utf-8")
     if not args.no_measured:
         write_measured(results, where)
     print(f"wrote {args.out}")

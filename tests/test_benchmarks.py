@@ -97,3 +97,26 @@ def test_memory_child_reports_its_own_peak():
     assert r["lib"] == "steepest"
     assert 0 < r["after_import_kb"] <= r["after_data_kb"] <= r["peak_kb"]
     assert r["train_peak_kb"] is None or r["after_data_kb"] <= r["train_peak_kb"] <= r["peak_kb"]
+
+
+def test_accuracy_selection_table_reads_validation_never_test(tmp_path):
+    """A candidate run tried while choosing a recipe is tabled by its options that differ from the recipe
+    and its validation accuracy; its test accuracy (in the same metrics file) must not appear."""
+    import json
+    import subprocess
+
+    acc = _load("accuracy")
+    out = tmp_path / "cand"
+    r = subprocess.run([sys.executable, "-m", "steepest", "train", "--recipe", "mnist-dropout", "--dataset", "digits",
+                        "--hidden", "16", "16", "--epochs", "2", "--threads", "1", "--out", str(out), "--quiet"],
+                       capture_output=True, text=True)
+    assert r.returncode == 0, r.stderr
+    last = json.loads((out / "metrics.jsonl").read_text().splitlines()[-1])
+    c = acc.candidate("mnist-dropout", out)
+    assert c["differ"] == {"dataset": "digits", "hidden": [16, 16]}
+    assert c["val_acc"] == last["val_acc"] and c["reached"] == 2 and c["finished"] and "test_acc" not in c
+    md = "\n".join(acc.selection_markdown("mnist-dropout", [c]))
+    assert f"{100 * last['val_acc']:.2f}%" in md and "2 of 2" in md and "dataset = digits, hidden = [16, 16]" in md
+    assert f"{100 * last['test_acc']:.2f}%" not in md or last["test_acc"] == last["val_acc"]
+    (out / "model.safetensors").unlink()  # a run stopped by hand leaves no model: marked as stopped
+    assert "2 of 2 (stopped)" in "\n".join(acc.selection_markdown("mnist-dropout", [acc.candidate("mnist-dropout", out)]))
