@@ -90,6 +90,7 @@ def from_run(name, run_dir) -> dict:
     run_dir = Path(run_dir)
     cfg = tomllib.loads((run_dir / "config.toml").read_text(encoding="utf-8"))
     want = _recipe_config(name, cfg.get("seed", 0), cfg.get("epochs"))
+    cfg, want = _in_steps(cfg), _in_steps(want, run=cfg)  # the recipe's shares of this run's length
     differ = sorted(k for k in set(cfg) | {k for k, v in want.items() if v is not None}
                     if k not in _RUN_ONLY and cfg.get(k) != want.get(k))
     if differ:
@@ -108,14 +109,34 @@ def candidate(name, run_dir) -> dict:
 
     run_dir = Path(run_dir)
     cfg = tomllib.loads((run_dir / "config.toml").read_text(encoding="utf-8"))
-    want = _recipe_config(name, cfg.get("seed", 0), None)
+    want = _recipe_config(name, cfg.get("seed", 0), cfg.get("epochs"))
+    cfg, want = _in_steps(cfg), _in_steps(want, run=cfg)  # the recipe's shares of this run's length
     differ = {k: cfg.get(k) for k in sorted(set(cfg) | set(want))
-              if k not in _RUN_ONLY | {"eval_every"} and cfg.get(k) != want.get(k) and cfg.get(k) is not None}
+              if k not in _RUN_ONLY | {"eval_every"} and cfg.get(k) != want.get(k)}
     rows = [json.loads(l) for l in (run_dir / "metrics.jsonl").read_text(encoding="utf-8").splitlines() if l.strip()]
     last = rows[-1] if rows else {}
     return {"run_dir": str(run_dir), "differ": differ, "epochs": cfg.get("epochs"), "reached": last.get("epoch", 0),
             "finished": (run_dir / "model.safetensors").is_file(), "val_acc": last.get("val_acc"),
             "train_acc": last.get("train_acc")}
+
+
+def _in_steps(cfg, run=None) -> dict:
+    """``cfg`` with options given as a share of the run ("1%") turned into steps, as the run ``run`` (default
+    ``cfg`` itself: its data, batch size and epochs) resolves them: a run configured with warmup_steps = 844
+    and one with "1%" of 84,400 steps follow the same schedule."""
+    from steepest.batches import steps_per_epoch
+    from steepest.commands._session import split
+    from steepest.commands._trainconfig import BY_NAME, OPTIONS, steps
+    from steepest.data import load_dataset
+
+    shares = [o.name for o in OPTIONS if o.kind.endswith("steps") and isinstance(cfg.get(o.name), str)]
+    if not shares:
+        return cfg
+    full = {o.name: o.default for o in OPTIONS} | (run or cfg)
+    n = len(split(load_dataset(full["dataset"], download=False), full).y)
+    spe = steps_per_epoch(n, full["batch_size"])
+    return cfg | {k: steps(full | {k: cfg[k]}, k, spe, least=1 if BY_NAME[k].kind == "possteps" else 0)
+                  for k in shares}
 
 
 def _recipe_config(name, seed, epochs):
@@ -130,6 +151,11 @@ def _recipe_config(name, seed, epochs):
     return cfg
 
 
+def _acts(cfg) -> list:
+    a = cfg["activation"]
+    return [a] if isinstance(a, str) else list(a)
+
+
 def run_torch(name, seed, epochs, data_dir) -> dict:
     """The recipe in PyTorch: same θ₀, batches and schedule as steepest's; PyTorch's own dropout masks."""
     import numpy as np
@@ -138,10 +164,17 @@ def run_torch(name, seed, epochs, data_dir) -> dict:
     from steepest.batches import Batches, steps_per_epoch
     from steepest.commands._session import split
     from steepest.commands._trainconfig import make_schedule
+    from steepest.activations import LEAKY_SLOPE
     from steepest.data import load_dataset
     from steepest.network import MLP, standardisation
 
     cfg = _recipe_config(name, seed, epochs)
+    unmodelled = {k: cfg[k] for k in ("l2", "weight_decay", "patience", "eps") if cfg.get(k)}
+    if cfg["optimizer"] != "momentum" or unmodelled or len(set(_acts(cfg))) > 1:
+        raise SystemExit(f"the PyTorch row models momentum SGD with one activation; recipe {name} has "
+                         f"optimizer {cfg['optimizer']}, {unmodelled or ''} activation {cfg['activation']}")
+    act = {"relu": torch.relu, "leaky_relu": lambda z: torch.nn.functional.leaky_relu(z, LEAKY_SLOPE),
+           "tanh": torch.tanh, "sigmoid": torch.sigmoid}[_acts(cfg)[0]]
     ds = load_dataset(cfg["dataset"], data_dir=data_dir, download=False)
     data = split(ds, cfg)
     net = MLP([ds.n_features, *cfg["hidden"], ds.n_classes], activation=cfg["activation"])
@@ -168,7 +201,7 @@ def run_torch(name, seed, epochs, data_dir) -> dict:
         for l, lin in enumerate(layers):
             a = torch.nn.functional.dropout(a, rates[l], training=train) if train and rates[l] else a
             a = lin(a)
-            a = torch.relu(a) if l < len(layers) - 1 else a
+            a = act(a) if l < len(layers) - 1 else a
         return a
 
     batches, step, t0 = Batches(data.X, data.y, cfg["batch_size"], seed), 0, time.perf_counter()
@@ -180,6 +213,8 @@ def run_torch(name, seed, epochs, data_dir) -> dict:
                 g["lr"] = float(schedule(step))
             opt.zero_grad()
             loss_fn(forward(X[rows], True), y[rows]).backward()
+            if cfg.get("clip_norm"):  # the whole step's gradient, before momentum, as steepest's clip_by_global_norm
+                torch.nn.utils.clip_grad_norm_(params, cfg["clip_norm"])
             opt.step()
             step += 1
             if cfg.get("max_norm"):
@@ -205,7 +240,7 @@ def _pct(s) -> str:
 
 def selection_markdown(name, cands) -> list[str]:
     def opts(d):
-        return ", ".join(f"{k} = {v}" for k, v in d.items()) or "the recipe as shipped"
+        return ", ".join(f"{k} = {'off' if v is None else v}" for k, v in d.items()) or "the recipe as shipped"
 
     L = ["", f"## How `{name}` was chosen", "",
          "Seed 0, each candidate trained on the same 90% of the training data and measured on the held-out 10% "

@@ -217,7 +217,7 @@ def _loop(cfg, net, theta, data: Data, saver, out, state, opt, schedule, spe, co
         saver.checkpoint(st)
         metrics.flush(st.step)
 
-    k = eval_every(cfg)
+    k = eval_every(cfg, spe)
     show = JsonLines(out) if out.json else Progress(out, cfg["epochs"], spe, *((state.epoch, state.batch) if state
                                                                            else (0, 0)), at_steps=k is not None)
     listeners = [policy] * (policy is not None) + [interrupt, metrics, show,

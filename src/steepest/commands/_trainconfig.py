@@ -83,7 +83,8 @@ OPTIONS = (
     Opt("step_size", "posint", None, "step schedule: multiply the rate by --gamma every this many steps",
         metavar="STEPS", hi=10**12),
     Opt("gamma", "positive", None, "step/exponential schedule: decay factor", metavar="γ", hi=1.0),
-    Opt("warmup_steps", "nonnegint", None, "warmup/cosine schedule: linear warm-up steps", metavar="STEPS", hi=10**12),
+    Opt("warmup_steps", "nonnegsteps", None, "warmup/cosine schedule: linear warm-up steps, or a share of the "
+        "run's steps such as 1%% (a recipe's warm-up then shrinks with --epochs)", metavar="STEPS|P%", hi=10**12),
     Opt("lr_min", "nonneg", None, "cosine schedule: final learning rate", metavar="η", hi=1e6),
     Opt("pct_start", "fraction", None, "onecycle schedule: share of steps spent rising", metavar="F"),
     # batches and stopping
@@ -103,9 +104,9 @@ OPTIONS = (
     Opt("kernels", "choice", "auto", "how each step's element-wise work runs: numba (compiled, fused passes), "
         "numpy (the reference code) or auto (numba where it imports)", choices=KERNELS),
     Opt("out", "str", None, "run directory (default runs/<dataset>-<time>)", metavar="RUN_DIR"),
-    Opt("eval_every", "posint", None, "evaluate (loss on the whole training set, validation and test sets, "
-        "one metrics row) every N steps; default: at each epoch's end, and every 10 steps with --batch-size "
-        "full, whose every step is an epoch", metavar="N", hi=10**12),
+    Opt("eval_every", "possteps", None, "evaluate (loss on the whole training set, validation and test sets, "
+        "one metrics row) every N steps, or every P%% of the run's steps; default: at each epoch's end, and "
+        "every 10 steps with --batch-size full, whose every step is an epoch", metavar="N|P%", hi=10**12),
     Opt("checkpoint_every", "posint", None, "also write the checkpoint every N optimizer steps (a kill then "
         "loses at most N steps)", metavar="N", hi=10**12),
     Opt("checkpoint_seconds", "positive", 5.0, "write the checkpoint when this many seconds have passed since "
@@ -203,6 +204,15 @@ def convert(opt: Opt, value):
         if not 1 <= b <= opt.hi:
             raise _bad(opt, value, f"an integer in 1 … {opt.hi:,} or 'full'")
         return b
+    if k in ("possteps", "nonnegsteps"):
+        if isinstance(value, str) and value.strip().endswith("%"):
+            p = _number(opt, value.strip()[:-1].strip())
+            top = 100 if k == "possteps" else 100 - 1e-9  # a warm-up of the whole run would leave no run
+            if not 0 < p <= top:
+                raise _bad(opt, value, "a share of the run in (0%, 100%" + (")" if k == "nonnegsteps" else "]")
+                           + " such as 1%, or a number of steps")
+            return f"{p:g}%"
+        k = "posint" if k == "possteps" else "nonnegint"
     if k in ("posint", "nonnegint", "seed"):
         n = _number(opt, value, integer=True)
         low = 1 if k == "posint" else 0
@@ -356,11 +366,32 @@ def to_toml(cfg: dict) -> str:
 
 # ---------------------------------------------------------------- building the pieces
 
-def eval_every(cfg: dict):
+def total_steps(cfg: dict, steps_per_epoch: int):
+    """The run's optimizer updates: epochs × steps per epoch, or --max-steps if fewer (None: neither given)."""
+    totals = []
+    if cfg["epochs"] is not None:
+        totals.append(cfg["epochs"] * steps_per_epoch)
+    if cfg["max_steps"] is not None:
+        totals.append(cfg["max_steps"])
+    return min(totals) if totals else None
+
+
+def steps(cfg: dict, name: str, steps_per_epoch: int, least: int = 0):
+    """Option ``name`` as a number of steps: as given, or "P%" of the run's steps (rounded, at least ``least``)."""
+    value = cfg.get(name)
+    if not isinstance(value, str):
+        return value
+    total = total_steps(cfg, steps_per_epoch)
+    if total is None:
+        raise ConfigError(f"{BY_NAME[name].flag} {value} is a share of the run's steps: give --epochs or --max-steps")
+    return max(least, round(float(value[:-1]) / 100 * total))
+
+
+def eval_every(cfg: dict, steps_per_epoch: int):
     """Steps between evaluations (None: at each epoch's end; full batch: every few steps)."""
     from steepest.records import default_eval_every
 
-    return default_eval_every(cfg["batch_size"], cfg.get("eval_every"))
+    return default_eval_every(cfg["batch_size"], steps(cfg, "eval_every", steps_per_epoch, least=1))
 
 
 def optimizer_kwargs(cfg: dict) -> dict:
@@ -371,10 +402,5 @@ def make_schedule(cfg: dict, steps_per_epoch: int):
     """The learning-rate schedule; ``total_steps`` = epochs × steps per epoch (or --max-steps if fewer)."""
     from steepest.schedules import make_schedule as make
 
-    totals = []
-    if cfg["epochs"] is not None:
-        totals.append(cfg["epochs"] * steps_per_epoch)
-    if cfg["max_steps"] is not None:
-        totals.append(cfg["max_steps"])
-    kwargs = {kw: cfg[name] for name, kw in SCHEDULE_FLAGS.items() if cfg[name] is not None}
-    return make(cfg["schedule"], cfg["lr"], total_steps=min(totals) if totals else None, **kwargs)
+    kwargs = {kw: steps(cfg, name, steps_per_epoch) for name, kw in SCHEDULE_FLAGS.items() if cfg[name] is not None}
+    return make(cfg["schedule"], cfg["lr"], total_steps=total_steps(cfg, steps_per_epoch), **kwargs)

@@ -116,7 +116,7 @@ def new(args, out, comm=None) -> int:
     from steepest.commands import _session
     from steepest.commands._limits import check_network
     from steepest.commands._rundir import RunDir, check_writable, default_out
-    from steepest.commands._trainconfig import make_schedule, optimizer_kwargs, resolve, to_toml
+    from steepest.commands._trainconfig import eval_every, make_schedule, optimizer_kwargs, resolve, to_toml
     from steepest.network import MLP
     from steepest.optim import make_optimizer
     from steepest.loop import steps_per_epoch
@@ -139,6 +139,7 @@ def new(args, out, comm=None) -> int:
     _session.check_batch(cfg, len(data.y))
     make_optimizer(cfg["optimizer"], **optimizer_kwargs(cfg))   # every option checked before any write
     make_schedule(cfg, steps_per_epoch(len(data.y), cfg["batch_size"]))
+    eval_every(cfg, steps_per_epoch(len(data.y), cfg["batch_size"]))  # a share of a run of unknown length: refused
     theta = net.init(cfg["seed"], scheme=cfg["init"], bias=cfg["bias"])
     if rundir is None:
         rundir = RunDir(default_out(ds.name))
