@@ -255,11 +255,13 @@ def selection_markdown(name, cands) -> list[str]:
     return L
 
 
-def markdown(results, where, argv, selection=None) -> str:
+def markdown(results, where, argv, selection=None, note=None) -> str:
     from steepest import recipes
 
+    shown = [a for i, a in enumerate(argv) if a != "--note" and (i == 0 or argv[i - 1] != "--note")]
     L = ["# Test accuracy of the recipes", "",
-         f"Written by `python benchmarks/accuracy.py {' '.join(argv)}`; machine: {where}.", "",
+         f"Written by `python benchmarks/accuracy.py {' '.join(shown)}{' --note …' if note else ''}`; machine: {where}."
+         + (f" {note}" if note else ""), "",
          "Two hidden fully-connected layers, no augmentation, a single model. Each steepest row is one "
          "`steepest train --recipe NAME --seed S` per seed; ± is half the range over seeds. Every recipe holds "
          "out a seeded 10% validation split of the training data (reported below); the test split is only "
@@ -325,6 +327,8 @@ def main(argv=None) -> int:
                    "of recipe NAME instead of training (their config must be the recipe's)")
     p.add_argument("--selection", nargs="+", metavar="NAME=RUN_DIR", help="runs tried while choosing recipe NAME "
                    "on the validation split (finished or stopped): tabled with their validation accuracy only")
+    p.add_argument("--note", default=None, help="how the --from-runs runs were made (threads, other jobs): "
+                   "printed under the machine")
     p.add_argument("--no-measured", action="store_true", help="do not update src/steepest/recipes/measured.toml")
     args = p.parse_args(argv)
     names = args.recipes or recipes.names()
@@ -356,8 +360,8 @@ def main(argv=None) -> int:
         name, _, run_dir = item.partition("=")
         selection.setdefault(name, []).append(candidate(name, run_dir))
     where = machine()
-    Path(args.out).write_text(markdown(results, where, argv if argv is not None else sys.argv[1:], selection),
-                              encoding="utf-8")
+    Path(args.out).write_text(markdown(results, where, argv if argv is not None else sys.argv[1:], selection,
+                                       args.note), encoding="utf-8")
     if not args.no_measured:
         write_measured(results, where)
     print(f"wrote {args.out}")
