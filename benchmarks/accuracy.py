@@ -244,7 +244,7 @@ def selection_markdown(name, cands) -> list[str]:
 
     L = ["", f"## How `{name}` was chosen", "",
          "Seed 0, each candidate trained on the same 90% of the training data and measured on the held-out 10% "
-         "validation split; the test split was not looked at. Options are those where the candidate differs "
+         "validation split; the test split played no part in the choice. Options are those where the candidate differs "
          "from the recipe.", "",
          "| candidate | epochs run | validation acc | training acc | run |", "|---|---|---|---|---|"]
     for c in cands:
@@ -303,6 +303,7 @@ def write_measured(results, where) -> None:
         s = dict(res["summary"])
         s["machine"] = where.split(";")[0]
         s["date"] = time.strftime("%Y-%m-%d")
+        s["options"] = recipes.fingerprint(name)  # which version of the recipe this measures
         if res["shortened"]:
             s["note"] = f"shortened to {s['epochs']} epochs, not the full recipe"
         table[name] = s

@@ -317,3 +317,17 @@ def test_share_of_the_run_on_the_command_line(tmp_path):
     bad = cli("train", "--dataset", "digits", "--time-budget", "1", "--eval-every", "5%", "--out", tmp_path / "bad")
     assert bad.returncode == 2 and "--eval-every 5% is a share of the run's steps" in bad.stderr
     assert len(bad.stderr.strip().splitlines()) <= 3 and not (tmp_path / "bad").exists()
+
+
+def test_shipped_measurements_are_of_the_shipped_recipes():
+    """measured.toml records which version of each recipe it measured; a recipe changed since shows no
+    result until benchmarks/accuracy.py measures it again."""
+    from steepest import recipes
+    from steepest.commands.recipes import _result
+
+    measured = recipes.measured()
+    for name in recipes.names():
+        row = {"target": recipes.load(name)["recipe"]["target"], "fingerprint": recipes.fingerprint(name)}
+        assert measured[name]["options"] == row["fingerprint"], f"{name} changed since it was measured"
+        assert "test accuracy over" in _result(measured[name], row)
+        assert "not measured yet with these options" in _result(measured[name], row | {"fingerprint": "0" * 16})

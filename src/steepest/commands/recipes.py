@@ -26,12 +26,16 @@ def add_parser(subparsers):
     return p
 
 
-def _result(m: dict) -> str:
+def _result(m: dict, row: dict) -> str:
     if not m:
         return "not measured yet"
+    if m.get("options") != row["fingerprint"]:
+        return "not measured yet with these options (benchmarks/ACCURACY.md holds an earlier version's result)"
     acc = f"{100 * m['mean']:.2f}%" + (f" ± {100 * m['spread']:.2f}" if m.get("seeds", 1) > 1 else "")
-    return (f"{acc} test accuracy over {m['seeds']} seed{'s' * (m['seeds'] != 1)}, {m['epochs']} epochs, "
-            f"{m['minutes']:.0f} min/seed on {m['machine']}" + (f" ({m['note']})" if m.get("note") else ""))
+    verdict = "meets" if m["mean"] >= row["target"] else "under"
+    return (f"{acc} test accuracy over {m['seeds']} seed{'s' * (m['seeds'] != 1)} ({verdict} the target), "
+            f"{m['epochs']} epochs, {m['minutes']:.0f} min/seed on {m['machine']}"
+            + (f" ({m['note']})" if m.get("note") else ""))
 
 
 def run(args) -> int:
@@ -53,13 +57,13 @@ def run(args) -> int:
         r = recipes.load(name).get("recipe", {})
         if "title" not in r or "target" not in r:
             raise ConfigError(f"recipe {name} has no title or target; the recipe file is broken")
-        rows.append({"name": name, **r, "measured": measured.get(name)})
+        rows.append({"name": name, **r, "fingerprint": recipes.fingerprint(name), "measured": measured.get(name)})
     if args.json:
         out.emit({"recipes": rows})
         return 0
     for row in rows:
         print(f"{row['name']}: {row['title']} — target ≥ {100 * row['target']:.1f}% "
               f"(anchor: {row.get('anchor', '?')})")
-        print(f"    measured: {_result(row['measured'] or {})}")
+        print(f"    measured: {_result(row['measured'] or {}, row)}")
     print("train one: steepest train --recipe NAME   (options: steepest recipes --show NAME)")
     return 0

@@ -14,7 +14,7 @@ from __future__ import annotations
 
 from importlib import resources
 
-__all__ = ["names", "load", "measured"]
+__all__ = ["names", "load", "measured", "fingerprint"]
 
 
 def _toml():
@@ -45,3 +45,13 @@ def measured() -> dict:
     """``name → results`` from ``measured.toml`` (empty when nothing was measured)."""
     f = _files().joinpath("measured.toml")
     return _toml().loads(f.read_text(encoding="utf-8")) if f.is_file() else {}
+
+
+def fingerprint(name: str) -> str:
+    """A short hash of recipe ``name``'s options: ``measured.toml`` keeps the one it measured, so a result
+    measured on an earlier version of the recipe is not shown as this version's."""
+    import hashlib
+    import json
+
+    options = json.dumps(load(name)["options"], sort_keys=True, separators=(",", ":"))
+    return hashlib.sha256(options.encode("utf-8")).hexdigest()[:16]
