@@ -82,7 +82,7 @@ _RUN_ONLY = {"seed", "epochs", "out", "data_dir", "download", "fallback", "threa
              "checkpoint_seconds"}
 
 
-def from_run(name, run_dir) -> dict:
+def from_run(name, run_dir, data_dir=None) -> dict:
     """A finished ``steepest train`` run directory as one seed of recipe ``name``: its config.toml must
     hold the recipe's options (seed and epochs aside). Wall time: config.toml written → model written."""
     import tomllib
@@ -90,7 +90,7 @@ def from_run(name, run_dir) -> dict:
     run_dir = Path(run_dir)
     cfg = tomllib.loads((run_dir / "config.toml").read_text(encoding="utf-8"))
     want = _recipe_config(name, cfg.get("seed", 0), cfg.get("epochs"))
-    cfg, want = _in_steps(cfg), _in_steps(want, run=cfg)  # the recipe's shares of this run's length
+    cfg, want = _in_steps(cfg, data_dir=data_dir), _in_steps(want, run=cfg, data_dir=data_dir)  # in this run's steps
     differ = sorted(k for k in set(cfg) | {k for k, v in want.items() if v is not None}
                     if k not in _RUN_ONLY and cfg.get(k) != want.get(k))
     if differ:
@@ -101,7 +101,7 @@ def from_run(name, run_dir) -> dict:
             "epochs": last["epoch"], "wall": wall, "run_dir": str(run_dir)}
 
 
-def candidate(name, run_dir) -> dict:
+def candidate(name, run_dir, data_dir=None) -> dict:
     """A run tried while choosing recipe ``name`` on the validation split: the options where it differs
     from the recipe, how far it got, and its last validation (and training) accuracy. Its test accuracy
     is not read: the test split chooses nothing."""
@@ -110,7 +110,7 @@ def candidate(name, run_dir) -> dict:
     run_dir = Path(run_dir)
     cfg = tomllib.loads((run_dir / "config.toml").read_text(encoding="utf-8"))
     want = _recipe_config(name, cfg.get("seed", 0), cfg.get("epochs"))
-    cfg, want = _in_steps(cfg), _in_steps(want, run=cfg)  # the recipe's shares of this run's length
+    cfg, want = _in_steps(cfg, data_dir=data_dir), _in_steps(want, run=cfg, data_dir=data_dir)  # in this run's steps
     differ = {k: cfg.get(k) for k in sorted(set(cfg) | set(want))
               if k not in _RUN_ONLY | {"eval_every"} and cfg.get(k) != want.get(k)}
     rows = [json.loads(l) for l in (run_dir / "metrics.jsonl").read_text(encoding="utf-8").splitlines() if l.strip()]
@@ -120,7 +120,7 @@ def candidate(name, run_dir) -> dict:
             "train_acc": last.get("train_acc")}
 
 
-def _in_steps(cfg, run=None) -> dict:
+def _in_steps(cfg, run=None, data_dir=None) -> dict:
     """``cfg`` with options given as a share of the run ("1%") turned into steps, as the run ``run`` (default
     ``cfg`` itself: its data, batch size and epochs) resolves them: a run configured with warmup_steps = 844
     and one with "1%" of 84,400 steps follow the same schedule."""
@@ -133,7 +133,8 @@ def _in_steps(cfg, run=None) -> dict:
     if not shares:
         return cfg
     full = {o.name: o.default for o in OPTIONS} | (run or cfg)
-    n = len(split(load_dataset(full["dataset"], download=False), full).y)
+    ds = load_dataset(full["dataset"], data_dir=data_dir or full.get("data_dir"), download=False)
+    n = len(split(ds, full).y)
     spe = steps_per_epoch(n, full["batch_size"])
     return cfg | {k: steps(full | {k: cfg[k]}, k, spe, least=1 if BY_NAME[k].kind == "possteps" else 0)
                   for k in shares}
@@ -156,6 +157,19 @@ def _acts(cfg) -> list:
     return [a] if isinstance(a, str) else list(a)
 
 
+def check_torch_models(name) -> None:
+    """Refuse, before any training, a recipe whose options the PyTorch row does not reproduce."""
+    cfg = _recipe_config(name, 0, None)
+    unmodelled = {k: cfg[k] for k in ("l2", "weight_decay", "patience", "eps", "max_steps", "time_budget")
+                  if cfg.get(k)}
+    if cfg["dtype"] != "float32" or cfg["batch_size"] == "full" or cfg.get("momentum") == 0:
+        unmodelled |= {k: cfg[k] for k in ("dtype", "batch_size", "momentum")}
+    if cfg["optimizer"] != "momentum" or unmodelled or len(set(_acts(cfg))) > 1:
+        raise SystemExit(f"the PyTorch row models float32 momentum SGD on mini-batches with one activation; "
+                         f"recipe {name} has optimizer {cfg['optimizer']}, activation {cfg['activation']}"
+                         + (f", {unmodelled}" if unmodelled else "") + "; give --no-torch or --torch-for")
+
+
 def run_torch(name, seed, epochs, data_dir) -> dict:
     """The recipe in PyTorch: same θ₀, batches and schedule as steepest's; PyTorch's own dropout masks."""
     import numpy as np
@@ -169,10 +183,7 @@ def run_torch(name, seed, epochs, data_dir) -> dict:
     from steepest.network import MLP, standardisation
 
     cfg = _recipe_config(name, seed, epochs)
-    unmodelled = {k: cfg[k] for k in ("l2", "weight_decay", "patience", "eps") if cfg.get(k)}
-    if cfg["optimizer"] != "momentum" or unmodelled or len(set(_acts(cfg))) > 1:
-        raise SystemExit(f"the PyTorch row models momentum SGD with one activation; recipe {name} has "
-                         f"optimizer {cfg['optimizer']}, {unmodelled or ''} activation {cfg['activation']}")
+    check_torch_models(name)
     act = {"relu": torch.relu, "leaky_relu": lambda z: torch.nn.functional.leaky_relu(z, LEAKY_SLOPE),
            "tanh": torch.tanh, "sigmoid": torch.sigmoid}[_acts(cfg)[0]]
     ds = load_dataset(cfg["dataset"], data_dir=data_dir, download=False)
@@ -332,12 +343,21 @@ def main(argv=None) -> int:
                    "printed under the machine")
     p.add_argument("--no-measured", action="store_true", help="do not update src/steepest/recipes/measured.toml")
     args = p.parse_args(argv)
+    try:
+        import torch  # noqa: F401
+        have_torch = True
+    except ImportError:
+        have_torch = False
     names = args.recipes or recipes.names()
     given = {}
     for item in args.from_runs or []:
         name, _, run_dir = item.partition("=")
-        given.setdefault(name, []).append(from_run(name, run_dir))
+        given.setdefault(name, []).append(from_run(name, run_dir, args.data_dir))
     names = list(given) if given else names
+    if have_torch and not args.no_torch:
+        for name in names:
+            if args.torch_for is None or name in args.torch_for:
+                check_torch_models(name)  # before hours of training, not after
     results = {}
     for name in names:
         runs = given.get(name, [])
@@ -348,18 +368,13 @@ def main(argv=None) -> int:
         full = recipes.load(name)["options"].get("epochs")
         results[name] = {"runs": runs, "summary": summary(runs),
                          "shortened": any(r["epochs"] != full for r in runs)}
-        try:
-            import torch  # noqa: F401
-            have_torch = True
-        except ImportError:
-            have_torch = False
         if have_torch and not args.no_torch and (args.torch_for is None or name in args.torch_for):
             results[name]["torch"] = run_torch(name, runs[0]["seed"], runs[0]["epochs"], args.data_dir)
             print(f"{name} PyTorch seed {runs[0]['seed']}: test {100 * results[name]['torch']['test_acc']:.2f}%", flush=True)
     selection = {}
     for item in args.selection or []:
         name, _, run_dir = item.partition("=")
-        selection.setdefault(name, []).append(candidate(name, run_dir))
+        selection.setdefault(name, []).append(candidate(name, run_dir, args.data_dir))
     where = machine()
     Path(args.out).write_text(markdown(results, where, argv if argv is not None else sys.argv[1:], selection,
                                        args.note), encoding="utf-8")

@@ -238,3 +238,22 @@ def test_feature_names_survive_save_and_load(digits, tmp_path):
         assert _outcome(back, X) == _outcome(theirs, X)
     assert _outcome(back, renamed)[:2] == _outcome(back, reordered)[:2] == ("error", ValueError)
     assert "does not have valid feature names" in _outcome(back, unnamed)[1][0]
+
+
+def test_a_model_trained_with_shares_of_the_run_refits_to_the_same_theta(digits, tmp_path):
+    """`steepest train --warmup-steps 3% --eval-every 25%` (a recipe's form) loads as an estimator whose
+    fit resolves the shares as the command did: the same θ bit for bit; a bad share is one ConfigError."""
+    r = steepest("train", "--dataset", "digits", "--hidden", "16", "--schedule", "cosine", "--warmup-steps", "3%",
+                 "--eval-every", "25%", "--batch-size", "64", "--epochs", "4", "--threads", "1",
+                 "--out", tmp_path / "run", "--quiet")
+    assert r.returncode == 0, r.stderr
+    from steepest.errors import ConfigError
+    from steepest.io import load_model
+
+    _, theta, _ = load_model(tmp_path / "run" / "model.safetensors")
+    est = load(tmp_path / "run" / "model.safetensors")
+    assert est.get_params()["warmup_steps"] == "3%" and est.get_params()["eval_every"] == "25%"
+    est.set_params(threads=1).fit(digits.X_train, digits.y_train)
+    assert np.array_equal(est.theta_, theta) and len(est.history_.epochs) == 4
+    with pytest.raises(ConfigError, match="share of the run"):
+        MLPClassifier(schedule="cosine", warmup_steps="3 %%", epochs=2).fit(digits.X_train, digits.y_train)

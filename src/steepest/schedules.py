@@ -281,3 +281,24 @@ def make_schedule(name: str, lr, total_steps: int | None = None, **kwargs) -> Sc
     if w >= total:
         raise ConfigError(f"warmup_steps must be < total_steps, got warmup_steps={w}, total_steps={total}")
     return warmup(cosine(lr, total - w, kw["lr_min"]), w, kw["start_factor"])
+
+
+def share_steps(value, total_steps, name: str = "steps", least: int = 0):
+    """A count of steps given as a share of the run, ``"P%"`` with 0 < P ≤ 100, as the whole number
+    ``round(P/100 · total_steps)`` (at least ``least``); any other value is returned as it is.
+
+    >>> share_steps("1%", 84400), share_steps(30, 84400)
+    (844, 30)
+    """
+    if not isinstance(value, str):
+        return value
+    text = value.strip()
+    try:
+        p = float(text[:-1]) if text.endswith("%") else math.nan
+    except ValueError:
+        p = math.nan
+    if not (math.isfinite(p) and 0 < p <= 100):
+        raise ConfigError(f"{name} must be a number of steps or a share of the run such as 1%, got {value!r}")
+    if total_steps is None:
+        raise ConfigError(f"{name} {value} is a share of the run's steps: give epochs or max_steps")
+    return max(least, round(p / 100 * total_steps))

@@ -77,7 +77,8 @@ class MLPClassifier(ClassifierMixin, BaseEstimator):
         Rescale each step's gradient to at most this norm.
     schedule : {"constant", "step", "exponential", "cosine", "warmup", "onecycle"}, default "constant"
     step_size, gamma, warmup_steps, lr_min, pct_start : optional
-        Schedule options; ``total_steps`` is ``epochs × ⌈n / batch_size⌉`` (or ``max_steps`` if fewer).
+        Schedule options; ``total_steps`` is ``epochs × ⌈n / batch_size⌉`` (or ``max_steps`` if fewer);
+        ``warmup_steps`` may be a share of it, e.g. ``"1%"``.
     batch_size : int or "full", default 128
         Mini-batch size B, clipped to the number of samples; ``"full"`` is full-batch descent.
     epochs : int, default 5;  max_steps, time_budget : optional
@@ -93,8 +94,8 @@ class MLPClassifier(ClassifierMixin, BaseEstimator):
         BLAS threads while fitting and predicting.
     kernels : {"auto", "numba", "numpy"}, default "auto"
         How each step's element-wise work runs (:mod:`steepest.fused`), as ``steepest train --kernels``.
-    eval_every : int, optional
-        Evaluate every this many steps (default: each epoch's end; every 10 steps for full batch), as
+    eval_every : int or str, optional
+        Evaluate every this many steps, or every share of the run such as ``"5%"`` (default: each epoch's end; every 10 steps for full batch), as
         ``steepest train --eval-every``; patience counts evaluations.
 
     Attributes
@@ -220,16 +221,19 @@ class MLPClassifier(ClassifierMixin, BaseEstimator):
         """Optimizer, learning-rate schedule and batch size for ``n`` training rows."""
         from .loop import steps_per_epoch
         from .optim import make_optimizer
-        from .schedules import make_schedule
+        from .schedules import make_schedule, share_steps
 
         B = None if self.batch_size == "full" else min(int(self.batch_size), n)
         opt = make_optimizer(self.optimizer, **{k: getattr(self, k) for k in OPTIMIZER_PARAMS
                                                 if getattr(self, k) is not None})
         totals = [t for t in (None if self.epochs is None else self.epochs * steps_per_epoch(n, B),
                               self.max_steps) if t is not None]
-        schedule = make_schedule(self.schedule, self.lr, total_steps=min(totals) if totals else None,
-                                 **{k: getattr(self, k) for k in SCHEDULE_PARAMS if getattr(self, k) is not None})
-        return opt, schedule, B
+        total = min(totals) if totals else None
+        kw = {k: getattr(self, k) for k in SCHEDULE_PARAMS if getattr(self, k) is not None}
+        if "warmup_steps" in kw:  # a number of steps, or a share of the run such as "1%" (as a recipe gives it)
+            kw["warmup_steps"] = share_steps(kw["warmup_steps"], total, "warmup_steps")
+        schedule = make_schedule(self.schedule, self.lr, total_steps=total, **kw)
+        return opt, schedule, B, share_steps(self.eval_every, total, "eval_every", least=1)
 
     # ----------------------------------------------------------------- fitting
     def fit(self, X, y):
@@ -280,13 +284,13 @@ class MLPClassifier(ClassifierMixin, BaseEstimator):
         from .records import default_eval_every
 
         X, y, val = self._split(X, y) if split else (X, y, None)
-        opt, schedule, B = self._pieces(len(y))
+        opt, schedule, B, every = self._pieces(len(y))
         with self._threads():
             result = train(self.net_, self.theta_, X, y, optimizer=opt, lr=schedule, batch_size=B,
                            epochs=epochs, max_steps=max_steps, time_budget=time_budget, eps=self.eps,
                            patience=self.patience if split else None, val=val, seed=self.seed,
                            clip_norm=self.clip_norm, monitor=False, state=self._state,
-                           eval_every=default_eval_every(B, self.eval_every), kernels=self.kernels)
+                           eval_every=default_eval_every(B, every), kernels=self.kernels)
         self._state = result.state
         self.theta_ = result.theta
         self.history_ = result.history

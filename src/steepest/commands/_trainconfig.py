@@ -378,13 +378,12 @@ def total_steps(cfg: dict, steps_per_epoch: int):
 
 def steps(cfg: dict, name: str, steps_per_epoch: int, least: int = 0):
     """Option ``name`` as a number of steps: as given, or "P%" of the run's steps (rounded, at least ``least``)."""
+    from steepest.schedules import share_steps
+
     value = cfg.get(name)
-    if not isinstance(value, str):
-        return value
-    total = total_steps(cfg, steps_per_epoch)
-    if total is None:
+    if isinstance(value, str) and total_steps(cfg, steps_per_epoch) is None:
         raise ConfigError(f"{BY_NAME[name].flag} {value} is a share of the run's steps: give --epochs or --max-steps")
-    return max(least, round(float(value[:-1]) / 100 * total))
+    return share_steps(value, total_steps(cfg, steps_per_epoch), BY_NAME[name].flag, least)
 
 
 def eval_every(cfg: dict, steps_per_epoch: int):
