@@ -82,17 +82,22 @@ _RUN_ONLY = {"seed", "epochs", "out", "data_dir", "download", "fallback", "threa
              "checkpoint_seconds"}
 
 
+def _against(name, run_dir, data_dir=None):
+    """A run directory's config.toml and the options where it differs from recipe ``name`` (seed, epochs
+    and the other run-only options aside), shares of the run compared in this run's steps."""
+    import tomllib
+
+    cfg = tomllib.loads((Path(run_dir) / "config.toml").read_text(encoding="utf-8"))
+    want = _recipe_config(name, cfg.get("seed", 0), cfg.get("epochs"))
+    cfg, want = _in_steps(cfg, data_dir=data_dir), _in_steps(want, run=cfg, data_dir=data_dir)
+    return cfg, {k: cfg.get(k) for k in sorted(set(cfg) | set(want)) if k not in _RUN_ONLY and cfg.get(k) != want.get(k)}
+
+
 def from_run(name, run_dir, data_dir=None) -> dict:
     """A finished ``steepest train`` run directory as one seed of recipe ``name``: its config.toml must
     hold the recipe's options (seed and epochs aside). Wall time: config.toml written → model written."""
-    import tomllib
-
     run_dir = Path(run_dir)
-    cfg = tomllib.loads((run_dir / "config.toml").read_text(encoding="utf-8"))
-    want = _recipe_config(name, cfg.get("seed", 0), cfg.get("epochs"))
-    cfg, want = _in_steps(cfg, data_dir=data_dir), _in_steps(want, run=cfg, data_dir=data_dir)  # in this run's steps
-    differ = sorted(k for k in set(cfg) | {k for k, v in want.items() if v is not None}
-                    if k not in _RUN_ONLY and cfg.get(k) != want.get(k))
+    cfg, differ = _against(name, run_dir, data_dir)
     if differ:
         raise SystemExit(f"{run_dir} is not a run of recipe {name}: {', '.join(differ)} differ")
     last = json.loads((run_dir / "metrics.jsonl").read_text(encoding="utf-8").splitlines()[-1])
@@ -103,16 +108,11 @@ def from_run(name, run_dir, data_dir=None) -> dict:
 
 def candidate(name, run_dir, data_dir=None) -> dict:
     """A run tried while choosing recipe ``name`` on the validation split: the options where it differs
-    from the recipe, how far it got, and its last validation (and training) accuracy. Its test accuracy
-    is not read: the test split chooses nothing."""
-    import tomllib
-
+    from the recipe (its evaluation cadence aside), how far it got, and its last validation (and training)
+    accuracy. Its test accuracy is not read: the test split chooses nothing."""
     run_dir = Path(run_dir)
-    cfg = tomllib.loads((run_dir / "config.toml").read_text(encoding="utf-8"))
-    want = _recipe_config(name, cfg.get("seed", 0), cfg.get("epochs"))
-    cfg, want = _in_steps(cfg, data_dir=data_dir), _in_steps(want, run=cfg, data_dir=data_dir)  # in this run's steps
-    differ = {k: cfg.get(k) for k in sorted(set(cfg) | set(want))
-              if k not in _RUN_ONLY | {"eval_every"} and cfg.get(k) != want.get(k)}
+    cfg, differ = _against(name, run_dir, data_dir)
+    differ.pop("eval_every", None)
     rows = [json.loads(l) for l in (run_dir / "metrics.jsonl").read_text(encoding="utf-8").splitlines() if l.strip()]
     last = rows[-1] if rows else {}
     return {"run_dir": str(run_dir), "differ": differ, "epochs": cfg.get("epochs"), "reached": last.get("epoch", 0),
@@ -126,7 +126,7 @@ def _in_steps(cfg, run=None, data_dir=None) -> dict:
     and one with "1%" of 84,400 steps follow the same schedule."""
     from steepest.batches import steps_per_epoch
     from steepest.commands._session import split
-    from steepest.commands._trainconfig import BY_NAME, OPTIONS, steps
+    from steepest.commands._trainconfig import OPTIONS, steps
     from steepest.data import load_dataset
 
     shares = [o.name for o in OPTIONS if o.kind.endswith("steps") and isinstance(cfg.get(o.name), str)]
@@ -136,8 +136,7 @@ def _in_steps(cfg, run=None, data_dir=None) -> dict:
     ds = load_dataset(full["dataset"], data_dir=data_dir or full.get("data_dir"), download=False)
     n = len(split(ds, full).y)
     spe = steps_per_epoch(n, full["batch_size"])
-    return cfg | {k: steps(full | {k: cfg[k]}, k, spe, least=1 if BY_NAME[k].kind == "possteps" else 0)
-                  for k in shares}
+    return cfg | {k: steps(full | {k: cfg[k]}, k, spe) for k in shares}
 
 
 def _recipe_config(name, seed, epochs):

@@ -294,7 +294,7 @@ def test_share_of_the_run_is_the_same_schedule_as_its_steps():
     counted = make_schedule(cfg | {"warmup_steps": 844}, spe)
     assert [shared(t) for t in range(0, 84400, 211)] == [counted(t) for t in range(0, 84400, 211)]
     assert steps(cfg | {"eval_every": "5%"}, "eval_every", spe) == 4220
-    assert steps(cfg | {"epochs": 1, "eval_every": "5%"}, "eval_every", 9, least=1) == 1  # never 0 steps
+    assert steps(cfg | {"epochs": 1, "eval_every": "5%"}, "eval_every", 9) == 1  # never 0 steps
     assert steps(cfg | {"epochs": 1, "warmup_steps": "1%"}, "warmup_steps", 9) == 0      # a shortened recipe
 
 

@@ -283,6 +283,26 @@ def make_schedule(name: str, lr, total_steps: int | None = None, **kwargs) -> Sc
     return warmup(cosine(lr, total - w, kw["lr_min"]), w, kw["start_factor"])
 
 
+
+def run_length(epochs, max_steps, steps_per_epoch: int):
+    """A run's optimizer updates: ``epochs × steps_per_epoch``, or ``max_steps`` if fewer (None: neither)."""
+    totals = [t for t in (None if epochs is None else epochs * steps_per_epoch, max_steps) if t is not None]
+    return min(totals) if totals else None
+
+
+def share_percent(value, name: str = "steps"):
+    """P from a share of the run written ``"P%"`` (0 < P ≤ 100); None for a value not written with ``%``."""
+    if not isinstance(value, str) or not value.strip().endswith("%"):
+        return None
+    try:
+        p = float(value.strip()[:-1])
+    except ValueError:
+        p = math.nan
+    if not (math.isfinite(p) and 0 < p <= 100):
+        raise ConfigError(f"{name} must be a number of steps or a share of the run such as 1%, got {value!r}")
+    return p
+
+
 def share_steps(value, total_steps, name: str = "steps", least: int = 0):
     """A count of steps given as a share of the run, ``"P%"`` with 0 < P ≤ 100, as the whole number
     ``round(P/100 · total_steps)`` (at least ``least``); any other value is returned as it is.
@@ -290,15 +310,9 @@ def share_steps(value, total_steps, name: str = "steps", least: int = 0):
     >>> share_steps("1%", 84400), share_steps(30, 84400)
     (844, 30)
     """
-    if not isinstance(value, str):
+    p = share_percent(value, name)
+    if p is None:
         return value
-    text = value.strip()
-    try:
-        p = float(text[:-1]) if text.endswith("%") else math.nan
-    except ValueError:
-        p = math.nan
-    if not (math.isfinite(p) and 0 < p <= 100):
-        raise ConfigError(f"{name} must be a number of steps or a share of the run such as 1%, got {value!r}")
     if total_steps is None:
-        raise ConfigError(f"{name} {value} is a share of the run's steps: give epochs or max_steps")
+        raise ConfigError(f"{name} {value} is a share of the run's steps: give the run a length (epochs or max steps)")
     return max(least, round(p / 100 * total_steps))

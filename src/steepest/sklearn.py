@@ -95,8 +95,8 @@ class MLPClassifier(ClassifierMixin, BaseEstimator):
     kernels : {"auto", "numba", "numpy"}, default "auto"
         How each step's element-wise work runs (:mod:`steepest.fused`), as ``steepest train --kernels``.
     eval_every : int or str, optional
-        Evaluate every this many steps, or every share of the run such as ``"5%"`` (default: each epoch's end; every 10 steps for full batch), as
-        ``steepest train --eval-every``; patience counts evaluations.
+        Evaluate every this many steps, or every share of the run such as ``"5%"`` (default: each epoch's
+        end; every 10 steps for full batch), as ``steepest train --eval-every``; patience counts evaluations.
 
     Attributes
     ----------
@@ -221,14 +221,12 @@ class MLPClassifier(ClassifierMixin, BaseEstimator):
         """Optimizer, learning-rate schedule and batch size for ``n`` training rows."""
         from .loop import steps_per_epoch
         from .optim import make_optimizer
-        from .schedules import make_schedule, share_steps
+        from .schedules import make_schedule, run_length, share_steps
 
         B = None if self.batch_size == "full" else min(int(self.batch_size), n)
         opt = make_optimizer(self.optimizer, **{k: getattr(self, k) for k in OPTIMIZER_PARAMS
                                                 if getattr(self, k) is not None})
-        totals = [t for t in (None if self.epochs is None else self.epochs * steps_per_epoch(n, B),
-                              self.max_steps) if t is not None]
-        total = min(totals) if totals else None
+        total = run_length(self.epochs, self.max_steps, steps_per_epoch(n, B))
         kw = {k: getattr(self, k) for k in SCHEDULE_PARAMS if getattr(self, k) is not None}
         if "warmup_steps" in kw:  # a number of steps, or a share of the run such as "1%" (as a recipe gives it)
             kw["warmup_steps"] = share_steps(kw["warmup_steps"], total, "warmup_steps")

@@ -205,12 +205,12 @@ def convert(opt: Opt, value):
             raise _bad(opt, value, f"an integer in 1 … {opt.hi:,} or 'full'")
         return b
     if k in ("possteps", "nonnegsteps"):
-        if isinstance(value, str) and value.strip().endswith("%"):
-            p = _number(opt, value.strip()[:-1].strip())
-            top = 100 if k == "possteps" else 100 - 1e-9  # a warm-up of the whole run would leave no run
-            if not 0 < p <= top:
-                raise _bad(opt, value, "a share of the run in (0%, 100%" + (")" if k == "nonnegsteps" else "]")
-                           + " such as 1%, or a number of steps")
+        from steepest.schedules import share_percent
+
+        p = share_percent(value, opt.flag)
+        if p is not None:
+            if k == "nonnegsteps" and p == 100:  # a warm-up of the whole run would leave no run
+                raise _bad(opt, value, "a share of the run below 100%, such as 1%, or a number of steps")
             return f"{p:g}%"
         k = "posint" if k == "possteps" else "nonnegint"
     if k in ("posint", "nonnegint", "seed"):
@@ -366,31 +366,19 @@ def to_toml(cfg: dict) -> str:
 
 # ---------------------------------------------------------------- building the pieces
 
-def total_steps(cfg: dict, steps_per_epoch: int):
-    """The run's optimizer updates: epochs × steps per epoch, or --max-steps if fewer (None: neither given)."""
-    totals = []
-    if cfg["epochs"] is not None:
-        totals.append(cfg["epochs"] * steps_per_epoch)
-    if cfg["max_steps"] is not None:
-        totals.append(cfg["max_steps"])
-    return min(totals) if totals else None
+def steps(cfg: dict, name: str, steps_per_epoch: int):
+    """Option ``name`` as a number of steps: as given, or "P%" of the run's steps (an evaluation cadence at least 1)."""
+    from steepest.schedules import run_length, share_steps
 
-
-def steps(cfg: dict, name: str, steps_per_epoch: int, least: int = 0):
-    """Option ``name`` as a number of steps: as given, or "P%" of the run's steps (rounded, at least ``least``)."""
-    from steepest.schedules import share_steps
-
-    value = cfg.get(name)
-    if isinstance(value, str) and total_steps(cfg, steps_per_epoch) is None:
-        raise ConfigError(f"{BY_NAME[name].flag} {value} is a share of the run's steps: give --epochs or --max-steps")
-    return share_steps(value, total_steps(cfg, steps_per_epoch), BY_NAME[name].flag, least)
+    return share_steps(cfg.get(name), run_length(cfg["epochs"], cfg["max_steps"], steps_per_epoch),
+                       BY_NAME[name].flag, least=1 if BY_NAME[name].kind == "possteps" else 0)
 
 
 def eval_every(cfg: dict, steps_per_epoch: int):
     """Steps between evaluations (None: at each epoch's end; full batch: every few steps)."""
     from steepest.records import default_eval_every
 
-    return default_eval_every(cfg["batch_size"], steps(cfg, "eval_every", steps_per_epoch, least=1))
+    return default_eval_every(cfg["batch_size"], steps(cfg, "eval_every", steps_per_epoch))
 
 
 def optimizer_kwargs(cfg: dict) -> dict:
@@ -399,7 +387,8 @@ def optimizer_kwargs(cfg: dict) -> dict:
 
 def make_schedule(cfg: dict, steps_per_epoch: int):
     """The learning-rate schedule; ``total_steps`` = epochs × steps per epoch (or --max-steps if fewer)."""
-    from steepest.schedules import make_schedule as make
+    from steepest.schedules import make_schedule as make, run_length
 
     kwargs = {kw: steps(cfg, name, steps_per_epoch) for name, kw in SCHEDULE_FLAGS.items() if cfg[name] is not None}
-    return make(cfg["schedule"], cfg["lr"], total_steps=total_steps(cfg, steps_per_epoch), **kwargs)
+    return make(cfg["schedule"], cfg["lr"], total_steps=run_length(cfg["epochs"], cfg["max_steps"], steps_per_epoch),
+                **kwargs)
