@@ -225,7 +225,12 @@ def test_recipes_list_and_resolve():
         assert cfg["val_split"], f"{name} must choose on a validation split, never on test"
     r = cli("recipes", "--json")
     assert r.returncode == 0, r.stderr
-    assert {row["name"] for row in json.loads(r.stdout)["recipes"]} == set(names)
+    rows = {row["name"]: row for row in json.loads(r.stdout)["recipes"]}
+    assert set(rows) == set(names)
+    for name, row in rows.items():  # the verdict a script reads agrees with the shipped measurement
+        m = recipes.measured().get(name)
+        assert row["measured_current"] == (bool(m) and m["options"] == recipes.fingerprint(name))
+        assert row["meets_target"] == (row["measured_current"] and m["mean"] >= row["target"])
     bad = cli("train", "--recipe", "no-such-recipe")
     assert bad.returncode == 2 and "steepest recipes" in bad.stderr
 

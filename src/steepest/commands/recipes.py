@@ -57,7 +57,10 @@ def run(args) -> int:
         r = recipes.load(name).get("recipe", {})
         if "title" not in r or "target" not in r:
             raise ConfigError(f"recipe {name} has no title or target; the recipe file is broken")
-        rows.append({"name": name, **r, "fingerprint": recipes.fingerprint(name), "measured": measured.get(name)})
+        m, fp = measured.get(name), recipes.fingerprint(name)
+        current = bool(m) and m.get("options") == fp  # measured with the options shipped now
+        rows.append({"name": name, **r, "fingerprint": fp, "measured": m, "measured_current": current,
+                     "meets_target": current and m["mean"] >= r["target"]})
     if args.json:
         out.emit({"recipes": rows})
         return 0
