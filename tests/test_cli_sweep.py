@@ -273,3 +273,27 @@ def _hang_on_fifo(ws):
     finally:
         signal.alarm(0)
         signal.signal(signal.SIGALRM, old)
+
+
+def test_an_empty_value_is_refused_everywhere(ws, monkeypatch):
+    """``--resume "$UNSET"``, ``--recipe ""``, an empty model path: each option and positional of each
+    command refuses an empty or blank value before anything runs — never read as "not given", which
+    would silently start a default run instead."""
+    monkeypatch.chdir(ws / "scratch")
+    out = ws / "scratch" / "out"
+    bases, failures, n = base_commands(ws, out), [], 0
+    for command, action, positionals in swept_arguments():
+        for value in ("", "  "):
+            n += 1
+            label = f"{command} {action.option_strings[-1] if action.option_strings else action.dest} {value!r}"
+            before = snapshot(ws)
+            rc, err = _run([command, *_with(bases[command], positionals, action, value)])
+            try:
+                check_outcome(label, rc, err)
+                assert rc == 2, f"{label}: exit status {rc}, not refused\n{err}"
+                assert snapshot(ws) == before and not out.exists(), f"{label}: refused, but wrote"
+            except AssertionError as e:
+                failures.append(str(e)[:400])
+            reset(ws)
+    assert n > 150
+    assert not failures, f"{len(failures)} of {n}:\n" + "\n".join(failures[:20])

@@ -52,10 +52,22 @@ def build_parser() -> argparse.ArgumentParser:
 def parse(parser, argv):
     """Parse; an unknown option is reported by the subcommand's parser, which names its own --help."""
     args, extra = parser.parse_known_args(argv)
+    owner = parser.commands.get(getattr(args, "command", None), parser)
     if extra:
-        owner = parser.commands.get(getattr(args, "command", None), parser)
         owner.error(f"unrecognized arguments: {' '.join(extra)}")
+    _refuse_empty(owner, args)
     return args
+
+
+def _refuse_empty(owner, args):
+    """An empty or blank value given to any option or argument (``--resume "$UNSET"``, ``--recipe ""``)
+    is a usage error: read as "not given", it would silently start something else."""
+    for action in owner._actions:
+        value = getattr(args, action.dest, None)
+        values = value if isinstance(value, list) else [value]
+        if value is not action.default and any(isinstance(v, str) and not v.strip() for v in values):
+            name = "/".join(action.option_strings) or action.metavar or action.dest
+            owner.error(f"{name} was given an empty value")
 
 
 def one_line(message: str) -> str:
