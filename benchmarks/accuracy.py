@@ -268,7 +268,8 @@ def selection_markdown(name, cands) -> list[str]:
 def markdown(results, where, argv, selection=None, note=None) -> str:
     from steepest import recipes
 
-    shown = [a for i, a in enumerate(argv) if a != "--note" and (i == 0 or argv[i - 1] != "--note")]
+    shown = [a for i, a in enumerate(argv)
+             if a != "--note" and not a.startswith("--note=") and (i == 0 or argv[i - 1] != "--note")]
     L = ["# Test accuracy of the recipes", "",
          f"Written by `python benchmarks/accuracy.py {' '.join(shown)}{' --note …' if note else ''}`; machine: {where}."
          + (f" {note}" if note else ""), "",
@@ -321,14 +322,40 @@ def write_measured(results, where) -> None:
                         encoding="utf-8")
 
 
+def _positive(text):
+    try:
+        n = int(text)
+    except ValueError:
+        n = 0
+    if n < 1:
+        raise argparse.ArgumentTypeError(f"a whole number ≥ 1, got {text!r}")
+    return n
+
+
+def _pairs(p, flag, items, names) -> list:
+    """``NAME=RUN_DIR`` items as (name, Path), each a known recipe and an existing run directory."""
+    out = []
+    for item in items or []:
+        name, eq, run_dir = item.partition("=")
+        if not (eq and name and run_dir):
+            p.error(f"{flag} takes NAME=RUN_DIR items, got {item!r}")
+        if name not in names:
+            p.error(f"{flag} {item}: no recipe {name!r} (recipes: {', '.join(names)})")
+        if not (Path(run_dir) / "config.toml").is_file() or not (Path(run_dir) / "metrics.jsonl").is_file():
+            p.error(f"{flag} {item}: {run_dir} is not a steepest run directory (no config.toml or metrics.jsonl)")
+        out.append((name, Path(run_dir)))
+    return out
+
+
 def main(argv=None) -> int:
     from steepest import recipes
+    from steepest.errors import SteepestError
 
     p = argparse.ArgumentParser(description=__doc__.split("\n\n")[0],
                                 formatter_class=argparse.RawDescriptionHelpFormatter)
     p.add_argument("--recipes", nargs="+", default=None, metavar="NAME", help="default: all")
-    p.add_argument("--seeds", type=int, default=3)
-    p.add_argument("--epochs", type=int, default=None, help="shorten every recipe to this many epochs (marked)")
+    p.add_argument("--seeds", type=_positive, default=None, help="seeds 0 … N−1 of each recipe (default 3)")
+    p.add_argument("--epochs", type=_positive, default=None, help="shorten every recipe to this many epochs (marked)")
     p.add_argument("--no-torch", action="store_true", help="skip the PyTorch row")
     p.add_argument("--torch-for", nargs="+", metavar="NAME", help="the PyTorch row for these recipes only")
     p.add_argument("--data-dir", default=None, help="where mnist/ and fashion-mnist/ are (default $STEEPEST_DATA)")
@@ -342,25 +369,46 @@ def main(argv=None) -> int:
                    "printed under the machine")
     p.add_argument("--no-measured", action="store_true", help="do not update src/steepest/recipes/measured.toml")
     args = p.parse_args(argv)
+    # Every argument is checked here, before the first of hours of training.
+    known = recipes.names()
+    for name in (args.recipes or []) + (args.torch_for or []):
+        if name not in known:
+            p.error(f"no recipe {name!r} (recipes: {', '.join(known)})")
+    finished = _pairs(p, "--from-runs", args.from_runs, known)
+    for name, run_dir in finished:
+        if not (run_dir / "model.safetensors").is_file():
+            p.error(f"--from-runs {name}={run_dir}: the run has not finished (no model.safetensors)")
+    if finished and (args.recipes or args.epochs or args.seeds):
+        p.error("--from-runs summarises finished runs: --recipes, --seeds and --epochs apply only when training")
+    tried = _pairs(p, "--selection", args.selection, known)
+    out = Path(args.out)
+    if not out.parent.is_dir() or not os.access(out.parent, os.W_OK) or out.is_dir():
+        p.error(f"--out {out}: cannot write a file there")
     try:
         import torch  # noqa: F401
         have_torch = True
     except ImportError:
         have_torch = False
-    names = args.recipes or recipes.names()
     given = {}
-    for item in args.from_runs or []:
-        name, _, run_dir = item.partition("=")
-        given.setdefault(name, []).append(from_run(name, run_dir, args.data_dir))
-    names = list(given) if given else names
-    if have_torch and not args.no_torch:
-        for name in names:
-            if args.torch_for is None or name in args.torch_for:
-                check_torch_models(name)  # before hours of training, not after
+    try:
+        for name, run_dir in finished:
+            given.setdefault(name, []).append(from_run(name, run_dir, args.data_dir))
+        names = list(given) if given else (args.recipes or known)
+        if args.torch_for and not set(args.torch_for) <= set(names):
+            p.error(f"--torch-for {' '.join(args.torch_for)}: only recipes being measured ({', '.join(names)})")
+        if have_torch and not args.no_torch:
+            for name in names:
+                if args.torch_for is None or name in args.torch_for:
+                    check_torch_models(name)
+        selection = {}
+        for name, run_dir in tried:
+            selection.setdefault(name, []).append(candidate(name, run_dir, args.data_dir))
+    except (SteepestError, OSError, ValueError) as e:
+        p.error(str(e))
     results = {}
     for name in names:
         runs = given.get(name, [])
-        for seed in range(0 if given else args.seeds):
+        for seed in range(0 if given else args.seeds or 3):
             runs.append(run_steepest(name, seed, args.epochs, args.data_dir, args.runs_dir))
             print(f"{name} seed {seed}: test {100 * runs[-1]['test_acc']:.2f}% in {runs[-1]['wall'] / 60:.1f} min",
                   flush=True)
@@ -370,13 +418,9 @@ def main(argv=None) -> int:
         if have_torch and not args.no_torch and (args.torch_for is None or name in args.torch_for):
             results[name]["torch"] = run_torch(name, runs[0]["seed"], runs[0]["epochs"], args.data_dir)
             print(f"{name} PyTorch seed {runs[0]['seed']}: test {100 * results[name]['torch']['test_acc']:.2f}%", flush=True)
-    selection = {}
-    for item in args.selection or []:
-        name, _, run_dir = item.partition("=")
-        selection.setdefault(name, []).append(candidate(name, run_dir, args.data_dir))
     where = machine()
-    Path(args.out).write_text(markdown(results, where, argv if argv is not None else sys.argv[1:], selection,
-                                       args.note), encoding="utf-8")
+    out.write_text(markdown(results, where, argv if argv is not None else sys.argv[1:], selection, args.note),
+                   encoding="utf-8")
     if not args.no_measured:
         write_measured(results, where)
     print(f"wrote {args.out}")

@@ -120,3 +120,37 @@ def test_accuracy_selection_table_reads_validation_never_test(tmp_path):
     assert f"{100 * last['test_acc']:.2f}%" not in md or last["test_acc"] == last["val_acc"]
     (out / "model.safetensors").unlink()  # a run stopped by hand leaves no model: marked as stopped
     assert "2 of 2 (stopped)" in "\n".join(acc.selection_markdown("mnist-dropout", [acc.candidate("mnist-dropout", out)]))
+
+
+def test_accuracy_script_checks_every_argument_before_training(tmp_path):
+    """benchmarks/accuracy.py trains for hours: a wrong argument is refused at once, in one line, before
+    any run starts (no runs directory, no ACCURACY.md), never after the training as a traceback."""
+    import subprocess
+
+    runs, out = tmp_path / "runs", tmp_path / "ACC.md"
+    (tmp_path / "half").mkdir()
+    (tmp_path / "half" / "config.toml").write_text('dataset = "mnist"\n')
+    (tmp_path / "half" / "metrics.jsonl").write_text("")
+    base = ["--runs-dir", str(runs), "--no-measured", "--no-torch"]
+    bad = {
+        "unknown recipe": ["--recipes", "mnist-record", "bogus"],
+        "no seeds": ["--seeds", "0"],
+        "zero epochs": ["--epochs", "0"],
+        "negative epochs": ["--epochs", "-3"],
+        "pair without =": ["--from-runs", "mnist-record"],
+        "pair without name": ["--from-runs", f"={tmp_path}"],
+        "missing run": ["--from-runs", f"mnist-record={tmp_path / 'nope'}"],
+        "unfinished run": ["--from-runs", f"mnist-record={tmp_path / 'half'}"],
+        "selection after training": ["--recipes", "mnist-record", "--seeds", "1", "--selection",
+                                     f"mnist-record={tmp_path / 'nope'}"],
+        "output folder": ["--recipes", "mnist-record", "--out", str(tmp_path / "nope" / "ACC.md")],
+        "torch row for an unknown recipe": ["--recipes", "mnist-record", "--torch-for", "bogus"],
+    }
+    for label, args in bad.items():
+        argv = [sys.executable, str(BENCH / "accuracy.py"), *base, *args]
+        argv += [] if "--out" in args else ["--out", str(out)]
+        r = subprocess.run(argv, capture_output=True, text=True, timeout=120)
+        assert r.returncode == 2, f"{label}: exit {r.returncode}\n{r.stderr[-800:]}"
+        assert "Traceback" not in r.stderr and r.stderr.strip().splitlines()[-1].startswith("usage:") is False, label
+        assert "error:" in r.stderr.strip().splitlines()[-1], f"{label}: {r.stderr[-400:]}"
+        assert not runs.exists() and not out.exists(), f"{label}: refused only after starting"
