@@ -235,6 +235,38 @@ def test_recipes_list_and_resolve():
     assert bad.returncode == 2 and "steepest recipes" in bad.stderr
 
 
+def test_a_recipe_option_can_be_turned_off_or_left_out(tmp_path):
+    """Every recipe option can be overridden: `off` unsets one, --no-standardize turns the flag off, and a
+    recipe's warm-up or momentum that the chosen schedule or optimizer does not use is left out with a
+    note — while the same option typed by the user with that schedule or optimizer is still refused."""
+    import tomllib
+
+    small = ["--dataset", "digits", "--hidden", "8", "8", "--epochs", "1", "--quiet"]
+    r = cli("train", "--recipe", "mnist-dropout", "--schedule", "onecycle", "--optimizer", "adam", *small,
+            "--out", str(tmp_path / "a"))
+    assert r.returncode == 0, r.stderr
+    assert "recipe's --warmup-steps 1% is left out: --schedule onecycle" in r.stdout + r.stderr
+    assert "recipe's --momentum 0.95 is left out: --optimizer adam" in r.stdout + r.stderr
+    cfg = tomllib.loads((tmp_path / "a" / "config.toml").read_text())
+    assert cfg["schedule"] == "onecycle" and "warmup_steps" not in cfg and "momentum" not in cfg
+    typed = cli("train", "--recipe", "mnist-dropout", "--schedule", "onecycle", "--warmup-steps", "2%", *small,
+                "--out", str(tmp_path / "b"))
+    assert typed.returncode == 2 and "--warmup-steps does not apply to --schedule onecycle" in typed.stderr
+    assert not (tmp_path / "b").exists()
+    r = cli("train", "--recipe", "mnist-record", "--max-norm", "off", "--label-smoothing", "off",
+            "--no-standardize", *small, "--out", str(tmp_path / "c"))
+    assert r.returncode == 0, r.stderr
+    cfg = tomllib.loads((tmp_path / "c" / "config.toml").read_text())
+    assert "max_norm" not in cfg and "label_smoothing" not in cfg and cfg["standardize"] is False
+    assert cfg["val_split"] == 0.1  # what was not turned off stays the recipe's
+    from steepest.io.models import load_model
+
+    net, _, _ = load_model(tmp_path / "c" / "model.safetensors")
+    assert net.max_norm is None and net.input_mean is None
+    missing = cli("train", "--dataset", "digits", "--schedule", "warmup", "--epochs", "1")
+    assert missing.returncode == 2 and "--schedule warmup needs --warmup-steps" in missing.stderr
+
+
 def _subset(real, name, tmp_path, n_train=1200, n_test=300):
     from steepest.data.idx import read_idx, write_idx
 

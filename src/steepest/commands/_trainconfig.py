@@ -154,9 +154,16 @@ def _number(opt, value, integer=False):
     return int(x) if integer else x
 
 
+#: the value that turns off an option a recipe or --config file set (its default is "not set")
+OFF = "off"
+
+
 def convert(opt: Opt, value):
-    """Check ``value`` (a string from the command line or a TOML value) for ``opt``; return it typed."""
+    """Check ``value`` (a string from the command line or a TOML value) for ``opt``; return it typed.
+    ``off`` (for an option whose default is "not set") returns None: the option is not set."""
     k = opt.kind
+    if opt.default is None and k not in ("str", "flag") and value in (OFF, [OFF]):
+        return None
     if k == "str":
         if not isinstance(value, str) or not value:
             raise _bad(opt, value, "a non-empty string")
@@ -249,6 +256,8 @@ def add_arguments(parser) -> None:
         if opt.kind == "flag":
             group.add_argument(opt.flag, dest=opt.name, action="store_const", const=True, default=None,
                                help=opt.help)
+            group.add_argument("--no-" + opt.flag[2:], dest=opt.name, action="store_const", const=False,
+                               default=None, help=f"turn {opt.flag} off (when a recipe or --config sets it)")
             continue
         if opt.kind == "bool":
             group.add_argument("--no-" + opt.name.replace("_", "-"), dest=opt.name, action="store_const",
@@ -316,19 +325,29 @@ def read_recipe(name) -> dict:
     return {k.replace("-", "_"): v for k, v in options.items()}
 
 
-def resolve(args) -> dict:
+def resolve(args, notes=None) -> dict:
     """The run's configuration: defaults, then ``--recipe``, then ``--config`` TOML, then the command line;
-    all checked."""
+    all checked. A recipe's schedule or optimizer option that the schedule or optimizer chosen over it
+    does not use (its warm-up under ``--schedule onecycle``, its momentum under ``--optimizer adam``) is
+    left out, saying so in ``notes``; the same option given by the user is an error."""
     cfg = {o.name: o.default for o in OPTIONS}
-    sources = [read_recipe(args.recipe)] if getattr(args, "recipe", None) else []
-    sources += [read_toml(args.config)] if getattr(args, "config", None) else []
-    sources.append(given(args))
+    recipe = read_recipe(args.recipe) if getattr(args, "recipe", None) else {}
+    sources = [recipe] + ([read_toml(args.config)] if getattr(args, "config", None) else []) + [given(args)]
     for source in sources:
         for name, value in source.items():
             cfg[name] = convert(BY_NAME[name], value)
     named = set().union(*sources)
     if "epochs" not in named and named & {"max_steps", "time_budget"}:
         cfg["epochs"] = None  # the default number of epochs applies only when no other bound is given
+    overridden = set().union(*sources[1:])
+    for flags, accepts, key in ((SCHEDULE_FLAGS, _SCHEDULE_ACCEPTS, "schedule"),
+                                (OPTIMIZER_FLAGS, _OPTIMIZER_ACCEPTS, "optimizer")):
+        for name, kw in flags.items():
+            if name in recipe and name not in overridden and cfg[name] is not None and kw not in accepts[cfg[key]]:
+                if notes is not None:
+                    notes.append(f"note: the recipe's {BY_NAME[name].flag} {_show(recipe[name])} is left out: "
+                                 f"--{key} {cfg[key]} does not use it")
+                cfg[name] = None
     check(cfg)
     return cfg
 
@@ -344,6 +363,11 @@ def check(cfg: dict) -> None:
                           f"layers; give {len(hidden) + 1}")
     if cfg["patience"] is not None and cfg["val_split"] is None:
         raise ConfigError("--patience needs a validation set; add --val-split 0.1")
+    missing = [BY_NAME[n].flag for n, kw in SCHEDULE_FLAGS.items()
+               if kw in SCHEDULE_OPTIONS[cfg["schedule"]][0] and cfg[n] is None]
+    if missing:
+        raise ConfigError(f"--schedule {cfg['schedule']} needs {' and '.join(missing)}; e.g. "
+                          + " ".join(f"{f} {_EXAMPLE[f]}" for f in missing))
     for name, kw in SCHEDULE_FLAGS.items():
         if cfg[name] is not None and kw not in _SCHEDULE_ACCEPTS[cfg["schedule"]]:
             raise ConfigError(f"{BY_NAME[name].flag} does not apply to --schedule {cfg['schedule']}; "
@@ -355,6 +379,7 @@ def check(cfg: dict) -> None:
 
 
 _SCHEDULE_ACCEPTS = {name: required + optional for name, (required, optional) in SCHEDULE_OPTIONS.items()}
+_EXAMPLE = {"--step-size": "1000", "--gamma": "0.5", "--warmup-steps": "1%"}
 
 
 def to_toml(cfg: dict) -> str:

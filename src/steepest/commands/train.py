@@ -18,6 +18,11 @@ examples:
   steepest train --resume runs/mnist             # continue after Ctrl-C, bit for bit
   steepest train --recipe mnist-record           # a named recipe (`steepest recipes` lists them)
   steepest train --recipe mnist-dropout --epochs 1 --seed 3   # … with options overridden
+  steepest train --recipe mnist-record --max-norm off --no-standardize   # … or turned off
+
+An option that a recipe or --config sets is turned off with the value `off` (a flag with
+--no-…); a recipe's warm-up or momentum that the schedule or optimizer you choose does not
+use is left out, with a note.
 
 Run directory: config.toml, metrics.csv, metrics.jsonl, model.safetensors,
 checkpoints/checkpoint.safetensors (each epoch, every --checkpoint-every steps, on Ctrl-C).
@@ -121,7 +126,8 @@ def new(args, out, comm=None) -> int:
     from steepest.optim import make_optimizer
     from steepest.loop import steps_per_epoch
 
-    cfg = resolve(args)
+    notes = []
+    cfg = resolve(args, notes)
     writer = comm is None or comm.Get_rank() == 0  # the other ranks of a data-parallel run write nothing
     # Output first: a read-only or occupied directory is reported before minutes of data loading.
     rundir = RunDir(cfg["out"]) if cfg["out"] else None
@@ -131,6 +137,8 @@ def new(args, out, comm=None) -> int:
             out.note(f"note: {rundir.path} holds a run that stopped before its first checkpoint; starting it again")
     elif writer:
         check_writable("runs")
+    for note in notes:
+        out.note(note)
     ds = _load(cfg, out)
     data = _session.split(ds, cfg)
     check_network([ds.n_features, *cfg["hidden"], ds.n_classes])
