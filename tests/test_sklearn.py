@@ -257,3 +257,19 @@ def test_a_model_trained_with_shares_of_the_run_refits_to_the_same_theta(digits,
     assert np.array_equal(est.theta_, theta) and len(est.history_.epochs) == 4
     with pytest.raises(ConfigError, match="share of the run"):
         MLPClassifier(schedule="cosine", warmup_steps="3 %%", epochs=2).fit(digits.X_train, digits.y_train)
+
+
+def test_a_checkpoint_loads_with_its_own_options_and_network(digits, tmp_path):
+    """``load`` of a checkpoint (its options are under "config", not "training") gives the estimator the
+    run's options and the network's shape: a refit builds the same 64-8-4-10 network, not the defaults."""
+    from sklearn.base import clone
+
+    r = steepest("train", "--dataset", "digits", "--hidden", "8", "4", "--activation", "tanh", "--lr", "0.2",
+                 "--batch-size", "32", "--epochs", "1", "--out", tmp_path / "run", "--quiet")
+    assert r.returncode == 0, r.stderr
+    for path in ("checkpoints/checkpoint.safetensors", "model.safetensors"):
+        est = load(tmp_path / "run" / path)
+        p = est.get_params()
+        assert (p["hidden"], p["activation"], p["lr"], p["batch_size"]) == ((8, 4), "tanh", 0.2, 32), path
+        refit = clone(est).set_params(epochs=1).fit(digits.X_train, digits.y_train)
+        assert refit.net_.sizes == est.net_.sizes == (64, 8, 4, 10), path

@@ -387,11 +387,17 @@ def load(path) -> MLPClassifier:
     net, theta, meta = load_model(path)
     sk = meta.get("sklearn") or {}
     names = set(MLPClassifier().get_params())
-    params = sk.get("params") or {k: v for k, v in (meta.get("training") or {}).items() if k in names}
+    # the options it was trained with: a model file's "training", a checkpoint's "config"
+    params = sk.get("params") or meta.get("training") or meta.get("config") or {}
     params = {k: v for k, v in params.items() if k in names}
     for key in ("hidden", "activation"):
         if isinstance(params.get(key), list):
             params[key] = tuple(params[key])
+    # the network's own shape and training-time parts, whatever the metadata says: a refit builds this net
+    acts = tuple(net.activations)
+    params |= {"hidden": tuple(net.sizes[1:-1]), "activation": acts[0] if len(set(acts)) == 1 else acts,
+               "dropout": list(net.dropout) if net.dropout else None, "max_norm": net.max_norm,
+               "label_smoothing": net.label_smoothing or None, "l2": net.l2}
     est = MLPClassifier(**{**params, "input_scale": net.input_scale, "dtype": str(net.dtype)})
     classes = sk.get("classes", list(range(net.sizes[-1])))
     if not isinstance(classes, list) or len(classes) != net.sizes[-1]:
