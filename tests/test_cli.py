@@ -157,6 +157,14 @@ def test_config_file_with_command_line_override(tmp_path):
     assert json_lines(again.stdout)[-1]["test_acc"] == meta["metrics"]["test_acc"]  # same seed, same result
 
 
+def test_config_file_giving_one_option_twice_is_refused(tmp_path):
+    """batch_size and batch-size are one option: a file with both does not silently keep the last."""
+    (tmp_path / "two.toml").write_text('dataset = "digits"\nbatch_size = 16\nbatch-size = 64\n')
+    r = steepest("train", "--config", tmp_path / "two.toml", "--out", tmp_path / "run")
+    assert r.returncode == 2 and "option batch_size is given twice" in r.stderr
+    assert not (tmp_path / "run").exists()
+
+
 def test_full_batch_gradient_descent_and_float64(tmp_path):
     r = steepest("train", "--dataset", "digits", "--hidden", "16", "--optimizer", "gd", "--batch-size", "full",
                  "--lr", "0.5", "--epochs", "4", "--dtype", "float64", "--out", tmp_path / "gd", "--json")

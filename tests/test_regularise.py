@@ -233,6 +233,8 @@ def test_recipes_list_and_resolve():
         assert row["meets_target"] == (row["measured_current"] and m["mean"] >= row["target"])
     bad = cli("train", "--recipe", "no-such-recipe")
     assert bad.returncode == 2 and "steepest recipes" in bad.stderr
+    bad = cli("recipes", "--show", " mnist-record")  # the flag the user typed, the name as typed
+    assert bad.returncode == 2 and "--show ' mnist-record': no such recipe" in bad.stderr
 
 
 def test_a_recipe_option_can_be_turned_off_or_left_out(tmp_path):
@@ -323,7 +325,7 @@ def test_share_of_the_run_converts_and_refuses():
 
 
 def test_share_of_the_run_is_the_same_schedule_as_its_steps():
-    from steepest.commands._trainconfig import BY_NAME, OPTIONS, convert, make_schedule, steps
+    from steepest.commands._trainconfig import BY_NAME, OPTIONS, ConfigError, convert, make_schedule, steps
 
     cfg = {o.name: o.default for o in OPTIONS} | {"schedule": "cosine", "lr": 0.1, "epochs": 200}
     spe = 422
@@ -333,6 +335,12 @@ def test_share_of_the_run_is_the_same_schedule_as_its_steps():
     assert steps(cfg | {"eval_every": "5%"}, "eval_every", spe) == 4220
     assert steps(cfg | {"epochs": 1, "eval_every": "5%"}, "eval_every", 9) == 1  # never 0 steps
     assert steps(cfg | {"epochs": 1, "warmup_steps": "1%"}, "warmup_steps", 9) == 0      # a shortened recipe
+    with pytest.raises(ConfigError, match=r"--warmup-steps 97.5% of a 20-step run rounds to 20 steps, the whole"):
+        steps(cfg | {"epochs": 1, "warmup_steps": "97.5%"}, "warmup_steps", 20)  # named as typed, for both
+    from steepest.sklearn import MLPClassifier
+
+    with pytest.raises(ConfigError, match=r"warmup_steps 100% of a 2-step run rounds to 2 steps, the whole"):
+        MLPClassifier(schedule="cosine", warmup_steps="100%", epochs=1, batch_size=2).fit(np.eye(4), [0, 1, 0, 1])
 
 
 def test_share_of_the_run_on_the_command_line(tmp_path):

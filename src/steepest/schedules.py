@@ -303,9 +303,11 @@ def share_percent(value, name: str = "steps"):
     return p
 
 
-def share_steps(value, total_steps, name: str = "steps", least: int = 0):
+def share_steps(value, total_steps, name: str = "steps", least: int = 0, within: bool = False):
     """A count of steps given as a share of the run, ``"P%"`` with 0 < P ≤ 100, as the whole number
     ``round(P/100 · total_steps)`` (at least ``least``); any other value is returned as it is.
+    ``within``: the count must leave some of the run after it (a warm-up), else a :class:`ConfigError`
+    that names the share as given.
 
     >>> share_steps("1%", 84400), share_steps(30, 84400)
     (844, 30)
@@ -315,4 +317,8 @@ def share_steps(value, total_steps, name: str = "steps", least: int = 0):
         return value
     if total_steps is None:
         raise ConfigError(f"{name} {value} is a share of the run's steps: give the run a length (epochs or max steps)")
-    return max(least, round(p / 100 * total_steps))
+    n = max(least, round(p / 100 * total_steps))
+    if within and n >= total_steps:
+        raise ConfigError(f"{name} {value} of a {total_steps}-step run rounds to {n} step{'s' * (n != 1)}, the "
+                          "whole run; give a smaller share or a number of steps")
+    return n

@@ -229,7 +229,8 @@ class MLPClassifier(ClassifierMixin, BaseEstimator):
         total = run_length(self.epochs, self.max_steps, steps_per_epoch(n, B))
         kw = {k: getattr(self, k) for k in SCHEDULE_PARAMS if getattr(self, k) is not None}
         if "warmup_steps" in kw:  # a number of steps, or a share of the run such as "1%" (as a recipe gives it)
-            kw["warmup_steps"] = share_steps(kw["warmup_steps"], total, "warmup_steps")
+            kw["warmup_steps"] = share_steps(kw["warmup_steps"], total, "warmup_steps",
+                                             within=self.schedule == "cosine")
         schedule = make_schedule(self.schedule, self.lr, total_steps=total, **kw)
         return opt, schedule, B, share_steps(self.eval_every, total, "eval_every", least=1)
 

@@ -306,18 +306,22 @@ def read_toml(path) -> dict:
         if name not in BY_NAME:
             raise ConfigError(f"--config {path}: unknown option {key!r}; valid options are the flags of "
                               "`steepest train --help` without the dashes, e.g. batch_size = 128")
+        if name in out:
+            raise ConfigError(f"--config {path}: option {name} is given twice (as {name} and with dashes); "
+                              "keep one")
         out[name] = value
     return out
 
 
-def read_recipe(name) -> dict:
+def read_recipe(name, flag="--recipe") -> dict:
     """The ``[options]`` of the named recipe (:mod:`steepest.recipes`), checked like a ``--config`` file."""
     from steepest import recipes
 
     try:
         options = recipes.load(name).get("options", {})
     except KeyError:
-        raise ConfigError(f"--recipe {name}: no such recipe; `steepest recipes` lists them "
+        shown = repr(name) if len(name) <= 60 else repr(name[:57]) + "…"
+        raise ConfigError(f"{flag} {shown}: no such recipe; `steepest recipes` lists them "
                           f"({', '.join(recipes.names())})") from None
     unknown = sorted(k for k in options if k.replace("-", "_") not in BY_NAME)
     if unknown:
@@ -396,7 +400,8 @@ def steps(cfg: dict, name: str, steps_per_epoch: int):
     from steepest.schedules import run_length, share_steps
 
     return share_steps(cfg.get(name), run_length(cfg["epochs"], cfg["max_steps"], steps_per_epoch),
-                       BY_NAME[name].flag, least=1 if BY_NAME[name].kind == "possteps" else 0)
+                       BY_NAME[name].flag, least=1 if BY_NAME[name].kind == "possteps" else 0,
+                       within=name == "warmup_steps" and cfg["schedule"] == "cosine")
 
 
 def eval_every(cfg: dict, steps_per_epoch: int):

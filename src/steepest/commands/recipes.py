@@ -45,7 +45,7 @@ def run(args) -> int:
 
     out = Output(args.json)
     if args.show:
-        options = read_recipe(args.show)
+        options = read_recipe(args.show, "--show")
         if args.json:
             out.emit({"name": args.show, **recipes.load(args.show)})
         else:
