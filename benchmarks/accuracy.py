@@ -88,6 +88,7 @@ def _against(name, run_dir, data_dir=None):
     import tomllib
 
     cfg = tomllib.loads((Path(run_dir) / "config.toml").read_text(encoding="utf-8"))
+    cfg = {k: v for k, v in cfg.items() if v is not False or k == "download"}  # --no-standardize: not set
     want = _recipe_config(name, cfg.get("seed", 0), cfg.get("epochs"))
     cfg, want = _in_steps(cfg, data_dir=data_dir), _in_steps(want, run=cfg, data_dir=data_dir)
     return cfg, {k: cfg.get(k) for k in sorted(set(cfg) | set(want)) if k not in _RUN_ONLY and cfg.get(k) != want.get(k)}
@@ -405,6 +406,10 @@ def main(argv=None) -> int:
             selection.setdefault(name, []).append(candidate(name, run_dir, args.data_dir))
     except (SteepestError, OSError, ValueError) as e:
         p.error(str(e))
+    except SystemExit as e:  # a run that is not of its recipe, a recipe the PyTorch row does not model
+        if not isinstance(e.code, str):
+            raise
+        p.error(e.code)
     results = {}
     for name in names:
         runs = given.get(name, [])

@@ -255,16 +255,26 @@ def test_a_recipe_option_can_be_turned_off_or_left_out(tmp_path):
                 "--out", str(tmp_path / "b"))
     assert typed.returncode == 2 and "--warmup-steps does not apply to --schedule onecycle" in typed.stderr
     assert not (tmp_path / "b").exists()
-    r = cli("train", "--recipe", "mnist-record", "--max-norm", "off", "--label-smoothing", "off",
-            "--no-standardize", *small, "--out", str(tmp_path / "c"))
-    assert r.returncode == 0, r.stderr
-    cfg = tomllib.loads((tmp_path / "c" / "config.toml").read_text())
-    assert "max_norm" not in cfg and "label_smoothing" not in cfg and cfg["standardize"] is False
-    assert cfg["val_split"] == 0.1  # what was not turned off stays the recipe's
     from steepest.io.models import load_model
 
+    r = cli("train", "--recipe", "fashion-record", "--max-norm", "off", "--label-smoothing", "off", "--dropout",
+            "off", "--no-standardize", *small, "--out", str(tmp_path / "c"))
+    assert r.returncode == 0, r.stderr
+    cfg = tomllib.loads((tmp_path / "c" / "config.toml").read_text())
+    assert not {"max_norm", "label_smoothing", "dropout"} & set(cfg) and cfg["standardize"] is False
+    assert cfg["val_split"] == 0.1  # what was not turned off stays the recipe's
     net, _, _ = load_model(tmp_path / "c" / "model.safetensors")
-    assert net.max_norm is None and net.input_mean is None
+    assert net.max_norm is None and net.input_mean is None and net.dropout is None and not net.label_smoothing
+    assert cli("train", "--recipe", "fashion-record", *small, "--out", str(tmp_path / "d")).returncode == 0
+    on, _, _ = load_model(tmp_path / "d" / "model.safetensors")  # the recipe as shipped sets each of them
+    assert on.max_norm and on.input_mean is not None and on.dropout and on.label_smoothing
+    (tmp_path / "off.toml").write_text('max_norm = "off"\n')  # off in a --config file too
+    r = cli("train", "--recipe", "mnist-record", "--config", str(tmp_path / "off.toml"), *small,
+            "--out", str(tmp_path / "e"))
+    assert r.returncode == 0 and "max_norm" not in tomllib.loads((tmp_path / "e" / "config.toml").read_text())
+    r = cli("train", "--dataset", "digits", "--hidden", "8", "--time-budget", "off", "--quiet", "--json",
+            "--out", str(tmp_path / "f"))  # an option turned off does not count as a bound on the run
+    assert r.returncode == 0 and json.loads(r.stdout.splitlines()[-1])["epochs"] == 5
     missing = cli("train", "--dataset", "digits", "--schedule", "warmup", "--epochs", "1")
     assert missing.returncode == 2 and "--schedule warmup needs --warmup-steps" in missing.stderr
 

@@ -273,3 +273,15 @@ def test_a_checkpoint_loads_with_its_own_options_and_network(digits, tmp_path):
         assert (p["hidden"], p["activation"], p["lr"], p["batch_size"]) == ((8, 4), "tanh", 0.2, 32), path
         refit = clone(est).set_params(epochs=1).fit(digits.X_train, digits.y_train)
         assert refit.net_.sizes == est.net_.sizes == (64, 8, 4, 10), path
+    r = steepest("train", "--dataset", "digits", "--hidden", "--epochs", "1", "--out", tmp_path / "none", "--quiet")
+    assert r.returncode == 0, r.stderr  # softmax regression: no hidden layer, no activation to take
+    est = load(tmp_path / "none" / "model.safetensors")
+    assert est.get_params()["hidden"] == () and clone(est).fit(digits.X_train, digits.y_train).net_.sizes == (64, 10)
+
+
+def test_load_gives_back_the_parameters_that_were_saved(digits, tmp_path):
+    """MLPClassifier.save → load: get_params() equal, whatever form the regularisation was given in."""
+    est = MLPClassifier(hidden=16, activation=("relu",), dropout=[0.0, 0.0], label_smoothing=0.0, max_norm=3.0,
+                        epochs=1).fit(digits.X_train, digits.y_train)
+    est.save(tmp_path / "m.safetensors")
+    assert load(tmp_path / "m.safetensors").get_params() == est.get_params()

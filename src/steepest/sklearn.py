@@ -394,11 +394,12 @@ def load(path) -> MLPClassifier:
     for key in ("hidden", "activation"):
         if isinstance(params.get(key), list):
             params[key] = tuple(params[key])
-    # the network's own shape and training-time parts, whatever the metadata says: a refit builds this net
-    acts = tuple(net.activations)
-    params |= {"hidden": tuple(net.sizes[1:-1]), "activation": acts[0] if len(set(acts)) == 1 else acts,
-               "dropout": list(net.dropout) if net.dropout else None, "max_norm": net.max_norm,
-               "label_smoothing": net.label_smoothing or None, "l2": net.l2}
+    if not sk.get("params"):  # a file of steepest train: the network's own shape and training-time parts,
+        acts = tuple(net.activations)  # whatever its metadata says, so that a refit builds this network
+        params |= {"hidden": tuple(net.sizes[1:-1]), "dropout": list(net.dropout) if net.dropout else None,
+                   "max_norm": net.max_norm, "label_smoothing": net.label_smoothing or None, "l2": net.l2}
+        if acts:  # (no hidden layer: no activation to take)
+            params["activation"] = acts[0] if len(set(acts)) == 1 else acts
     est = MLPClassifier(**{**params, "input_scale": net.input_scale, "dtype": str(net.dtype)})
     classes = sk.get("classes", list(range(net.sizes[-1])))
     if not isinstance(classes, list) or len(classes) != net.sizes[-1]:

@@ -341,7 +341,7 @@ def resolve(args, notes=None) -> dict:
         for name, value in source.items():
             cfg[name] = convert(BY_NAME[name], value)
     named = set().union(*sources)
-    if "epochs" not in named and named & {"max_steps", "time_budget"}:
+    if "epochs" not in named and (cfg["max_steps"] is not None or cfg["time_budget"] is not None):
         cfg["epochs"] = None  # the default number of epochs applies only when no other bound is given
     overridden = set().union(*sources[1:])
     for flags, accepts, key in ((SCHEDULE_FLAGS, _SCHEDULE_ACCEPTS, "schedule"),

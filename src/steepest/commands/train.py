@@ -20,8 +20,9 @@ examples:
   steepest train --recipe mnist-dropout --epochs 1 --seed 3   # … with options overridden
   steepest train --recipe mnist-record --max-norm off --no-standardize   # … or turned off
 
-An option that a recipe or --config sets is turned off with the value `off` (a flag with
---no-…); a recipe's warm-up or momentum that the schedule or optimizer you choose does not
+An option that a recipe or --config sets is unset with the value `off` (its default then
+applies: no max-norm, no dropout, the optimizer's own momentum); a flag is turned off with
+--no-…. A recipe's warm-up or momentum that the schedule or optimizer you choose does not
 use is left out, with a note.
 
 Run directory: config.toml, metrics.csv, metrics.jsonl, model.safetensors,
@@ -224,7 +225,8 @@ def resume(args, out, comm=None) -> int:
     from steepest.errors import ConfigError
     from steepest.io import load_checkpoint
 
-    extra = [BY_NAME[k].flag for k in given(args) if k not in RESUME_OPTIONS]
+    extra = ["--no-" + BY_NAME[k].flag[2:] if v is False and BY_NAME[k].kind == "flag" else BY_NAME[k].flag
+             for k, v in given(args).items() if k not in RESUME_OPTIONS]
     extra += [f for f, on in (("--config", args.config), ("--recipe", args.recipe), ("--force", args.force)) if on]
     if extra:
         raise ConfigError(f"{', '.join(extra)} cannot be combined with --resume (the run continues as it "
