@@ -328,6 +328,8 @@ def test_share_of_the_run_converts_and_refuses():
 
     assert convert(BY_NAME["warmup_steps"], "1%") == "1%" and convert(BY_NAME["warmup_steps"], " 2.5 %") == "2.5%"
     assert convert(BY_NAME["eval_every"], "100%") == "100%" and convert(BY_NAME["eval_every"], 7) == 7
+    with pytest.raises(ConfigError, match='share of the run written "5%"'):  # TOML eval_every = 0.05
+        convert(BY_NAME["eval_every"], 0.05)
     for name, bad in (("warmup_steps", "0%"), ("warmup_steps", "100%"), ("warmup_steps", "-1%"),
                       ("warmup_steps", "x%"), ("eval_every", "0%"), ("eval_every", "101%"), ("eval_every", "nan%")):
         with pytest.raises(ConfigError, match=BY_NAME[name].flag):

@@ -219,6 +219,12 @@ def convert(opt: Opt, value):
             if k == "nonnegsteps" and p == 100:  # a warm-up of the whole run would leave no run
                 raise _bad(opt, value, "a share of the run below 100%, such as 1%, or a number of steps")
             return f"{p:g}%"
+        try:
+            x = float(value) if isinstance(value, (float, str)) else None
+        except ValueError:
+            x = None
+        if x is not None and 0 < x < 1:  # 0.05 meant as a share of the run
+            raise _bad(opt, value, f"a number of steps, or a share of the run written \"{100 * x:g}%\"")
         k = "posint" if k == "possteps" else "nonnegint"
     if k in ("posint", "nonnegint", "seed"):
         n = _number(opt, value, integer=True)
