@@ -158,6 +158,24 @@ def _number(opt, value, integer=False):
 OFF = "off"
 
 
+def _share(opt: Opt, value):
+    """A count of steps written as a share of the run ("P%"), normalised; None for a count of steps."""
+    from steepest.schedules import share_percent
+
+    p = share_percent(value, opt.flag)
+    if p is not None:
+        if opt.kind == "nonnegsteps" and p == 100:  # a warm-up of the whole run would leave no run
+            raise _bad(opt, value, "a share of the run below 100%, such as 1%, or a number of steps")
+        return f"{p:g}%"
+    try:
+        x = float(value) if isinstance(value, (float, str)) else None
+    except ValueError:
+        x = None
+    if x is not None and 0 < x < 1:  # 0.05 meant as a share of the run
+        raise _bad(opt, value, f"a number of steps, or a share of the run written \"{100 * x:g}%\"")
+    return None
+
+
 def convert(opt: Opt, value):
     """Check ``value`` (a string from the command line or a TOML value) for ``opt``; return it typed.
     ``off`` (for an option whose default is "not set") returns None: the option is not set."""
@@ -212,19 +230,9 @@ def convert(opt: Opt, value):
             raise _bad(opt, value, f"an integer in 1 … {opt.hi:,} or 'full'")
         return b
     if k in ("possteps", "nonnegsteps"):
-        from steepest.schedules import share_percent
-
-        p = share_percent(value, opt.flag)
-        if p is not None:
-            if k == "nonnegsteps" and p == 100:  # a warm-up of the whole run would leave no run
-                raise _bad(opt, value, "a share of the run below 100%, such as 1%, or a number of steps")
-            return f"{p:g}%"
-        try:
-            x = float(value) if isinstance(value, (float, str)) else None
-        except ValueError:
-            x = None
-        if x is not None and 0 < x < 1:  # 0.05 meant as a share of the run
-            raise _bad(opt, value, f"a number of steps, or a share of the run written \"{100 * x:g}%\"")
+        share = _share(opt, value)
+        if share is not None:
+            return share
         k = "posint" if k == "possteps" else "nonnegint"
     if k in ("posint", "nonnegint", "seed"):
         n = _number(opt, value, integer=True)
