@@ -87,8 +87,11 @@ def _against(name, run_dir, data_dir=None):
     and the other run-only options aside), shares of the run compared in this run's steps."""
     import tomllib
 
+    from steepest.commands._trainconfig import BY_NAME
+
     cfg = tomllib.loads((Path(run_dir) / "config.toml").read_text(encoding="utf-8"))
-    cfg = {k: v for k, v in cfg.items() if v is not False or k == "download"}  # --no-standardize: not set
+    cfg = {k: v for k, v in cfg.items()  # a flag turned off (--no-standardize) is a flag not set
+           if not (v is False and k in BY_NAME and BY_NAME[k].kind == "flag")}
     want = _recipe_config(name, cfg.get("seed", 0), cfg.get("epochs"))
     cfg, want = _in_steps(cfg, data_dir=data_dir), _in_steps(want, run=cfg, data_dir=data_dir)
     return cfg, {k: cfg.get(k) for k in sorted(set(cfg) | set(want)) if k not in _RUN_ONLY and cfg.get(k) != want.get(k)}
@@ -397,10 +400,9 @@ def main(argv=None) -> int:
         names = list(given) if given else (args.recipes or known)
         if args.torch_for and not set(args.torch_for) <= set(names):
             p.error(f"--torch-for {' '.join(args.torch_for)}: only recipes being measured ({', '.join(names)})")
-        if have_torch and not args.no_torch:
-            for name in names:
-                if args.torch_for is None or name in args.torch_for:
-                    check_torch_models(name)
+        with_torch = [n for n in names if have_torch and not args.no_torch and n in (args.torch_for or names)]
+        for name in with_torch:
+            check_torch_models(name)
         selection = {}
         for name, run_dir in tried:
             selection.setdefault(name, []).append(candidate(name, run_dir, args.data_dir))
@@ -420,7 +422,7 @@ def main(argv=None) -> int:
         full = recipes.load(name)["options"].get("epochs")
         results[name] = {"runs": runs, "summary": summary(runs),
                          "shortened": any(r["epochs"] != full for r in runs)}
-        if have_torch and not args.no_torch and (args.torch_for is None or name in args.torch_for):
+        if name in with_torch:
             results[name]["torch"] = run_torch(name, runs[0]["seed"], runs[0]["epochs"], args.data_dir)
             print(f"{name} PyTorch seed {runs[0]['seed']}: test {100 * results[name]['torch']['test_acc']:.2f}%", flush=True)
     where = machine()

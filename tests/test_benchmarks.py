@@ -151,6 +151,7 @@ def test_accuracy_script_checks_every_argument_before_training(tmp_path):
         argv += [] if "--out" in args else ["--out", str(out)]
         r = subprocess.run(argv, capture_output=True, text=True, timeout=120)
         assert r.returncode == 2, f"{label}: exit {r.returncode}\n{r.stderr[-800:]}"
-        assert "Traceback" not in r.stderr and r.stderr.strip().splitlines()[-1].startswith("usage:") is False, label
-        assert "error:" in r.stderr.strip().splitlines()[-1], f"{label}: {r.stderr[-400:]}"
+        last = r.stderr.strip().splitlines()[-1]
+        assert "Traceback" not in r.stderr and not last.startswith("usage:"), label
+        assert "error:" in last, f"{label}: {r.stderr[-400:]}"
         assert not runs.exists() and not out.exists(), f"{label}: refused only after starting"

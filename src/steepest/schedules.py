@@ -283,7 +283,6 @@ def make_schedule(name: str, lr, total_steps: int | None = None, **kwargs) -> Sc
     return warmup(cosine(lr, total - w, kw["lr_min"]), w, kw["start_factor"])
 
 
-
 def run_length(epochs, max_steps, steps_per_epoch: int):
     """A run's optimizer updates: ``epochs × steps_per_epoch``, or ``max_steps`` if fewer (None: neither)."""
     totals = [t for t in (None if epochs is None else epochs * steps_per_epoch, max_steps) if t is not None]

@@ -358,14 +358,12 @@ def resolve(args, notes=None) -> dict:
     if "epochs" not in named and (cfg["max_steps"] is not None or cfg["time_budget"] is not None):
         cfg["epochs"] = None  # the default number of epochs applies only when no other bound is given
     overridden = set().union(*sources[1:])
-    for flags, accepts, key in ((SCHEDULE_FLAGS, _SCHEDULE_ACCEPTS, "schedule"),
-                                (OPTIMIZER_FLAGS, _OPTIMIZER_ACCEPTS, "optimizer")):
-        for name, kw in flags.items():
-            if name in recipe and name not in overridden and cfg[name] is not None and kw not in accepts[cfg[key]]:
-                if notes is not None:
-                    notes.append(f"note: the recipe's {BY_NAME[name].flag} {_show(recipe[name])} is left out: "
-                                 f"--{key} {cfg[key]} does not use it")
-                cfg[name] = None
+    for name, key in list(_unused(cfg)):
+        if name in recipe and name not in overridden:
+            if notes is not None:
+                notes.append(f"note: the recipe's {BY_NAME[name].flag} {_show(recipe[name])} is left out: "
+                             f"--{key} {cfg[key]} does not use it")
+            cfg[name] = None
     check(cfg)
     return cfg
 
@@ -386,14 +384,19 @@ def check(cfg: dict) -> None:
     if missing:
         raise ConfigError(f"--schedule {cfg['schedule']} needs {' and '.join(missing)}; e.g. "
                           + " ".join(f"{f} {_EXAMPLE[f]}" for f in missing))
-    for name, kw in SCHEDULE_FLAGS.items():
-        if cfg[name] is not None and kw not in _SCHEDULE_ACCEPTS[cfg["schedule"]]:
-            raise ConfigError(f"{BY_NAME[name].flag} does not apply to --schedule {cfg['schedule']}; "
-                              f"remove it or choose a schedule that uses it")
-    for name, kw in OPTIMIZER_FLAGS.items():
-        if cfg[name] is not None and kw not in _OPTIMIZER_ACCEPTS[cfg["optimizer"]]:
-            raise ConfigError(f"{BY_NAME[name].flag} does not apply to --optimizer {cfg['optimizer']}; "
-                              f"remove it or choose an optimizer that uses it")
+    for name, key in _unused(cfg):
+        raise ConfigError(f"{BY_NAME[name].flag} does not apply to --{key} {cfg[key]}; remove it or choose "
+                          f"{'an' if key == 'optimizer' else 'a'} {key} that uses it")
+
+
+def _unused(cfg: dict):
+    """``(option, "schedule" | "optimizer")`` for each option set that the chosen schedule or optimizer
+    does not take."""
+    for flags, accepts, key in ((SCHEDULE_FLAGS, _SCHEDULE_ACCEPTS, "schedule"),
+                                (OPTIMIZER_FLAGS, _OPTIMIZER_ACCEPTS, "optimizer")):
+        for name, kw in flags.items():
+            if cfg[name] is not None and kw not in accepts[cfg[key]]:
+                yield name, key
 
 
 _SCHEDULE_ACCEPTS = {name: required + optional for name, (required, optional) in SCHEDULE_OPTIONS.items()}

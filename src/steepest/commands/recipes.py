@@ -26,13 +26,20 @@ def add_parser(subparsers):
     return p
 
 
+def _status(m: dict | None, fingerprint: str, target: float) -> tuple[bool, bool]:
+    """(measured with the options shipped now, and that measurement meets the target)."""
+    current = bool(m) and m.get("options") == fingerprint
+    return current, current and m["mean"] >= target
+
+
 def _result(m: dict, row: dict) -> str:
     if not m:
         return "not measured yet"
-    if m.get("options") != row["fingerprint"]:
+    current, meets = _status(m, row["fingerprint"], row["target"])
+    if not current:
         return "not measured yet with these options (benchmarks/ACCURACY.md holds an earlier version's result)"
     acc = f"{100 * m['mean']:.2f}%" + (f" ± {100 * m['spread']:.2f}" if m.get("seeds", 1) > 1 else "")
-    verdict = "meets" if m["mean"] >= row["target"] else "under"
+    verdict = "meets" if meets else "under"
     return (f"{acc} test accuracy over {m['seeds']} seed{'s' * (m['seeds'] != 1)} ({verdict} the target), "
             f"{m['epochs']} epochs, {m['minutes']:.0f} min/seed on {m['machine']}"
             + (f" ({m['note']})" if m.get("note") else ""))
@@ -58,9 +65,9 @@ def run(args) -> int:
         if "title" not in r or "target" not in r:
             raise ConfigError(f"recipe {name} has no title or target; the recipe file is broken")
         m, fp = measured.get(name), recipes.fingerprint(name)
-        current = bool(m) and m.get("options") == fp  # measured with the options shipped now
+        current, meets = _status(m, fp, r["target"])
         rows.append({"name": name, **r, "fingerprint": fp, "measured": m, "measured_current": current,
-                     "meets_target": current and m["mean"] >= r["target"]})
+                     "meets_target": meets})
     if args.json:
         out.emit({"recipes": rows})
         return 0
