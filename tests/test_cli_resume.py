@@ -56,14 +56,16 @@ def start(run):
     return proc
 
 
-@pytest.mark.skipif(sys.platform == "win32", reason="SIGINT to a child process is POSIX")
-def test_ctrl_c_then_resume_gives_the_uninterrupted_theta(tmp_path, whole):
+@pytest.mark.skipif(sys.platform == "win32", reason="signals to a child process are POSIX")
+@pytest.mark.parametrize("sig, status, said", [(signal.SIGINT, 130, "interrupted at step"),
+                                               (signal.SIGTERM, 143, "stopped by SIGTERM at step")])
+def test_ctrl_c_or_sigterm_then_resume_gives_the_uninterrupted_theta(tmp_path, whole, sig, status, said):
     run = tmp_path / "interrupted"
     proc = start(run)
-    proc.send_signal(signal.SIGINT)
+    proc.send_signal(sig)
     out, err = proc.communicate(timeout=300)
-    assert proc.returncode == 130, err
-    assert "Traceback" not in err
+    assert proc.returncode == status, err
+    assert "Traceback" not in err and said in err
     assert f"steepest train --resume {run}" in err and "checkpoint saved to" in err
     end = json.loads(out.splitlines()[-1])
     assert end["event"] == "end" and end["stop_reason"] == "interrupted" and end["model"] is None

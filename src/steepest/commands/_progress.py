@@ -18,30 +18,44 @@ EPOCH_KEYS = JSON_COLUMNS
 
 
 class Interrupt(Listener):
-    """Inside the block, the first Ctrl-C only sets :attr:`requested` (training stops after the
-    current step and saves a checkpoint); a second one interrupts at once."""
+    """Inside the block, the first Ctrl-C (SIGINT) or SIGTERM only sets :attr:`requested` (training stops
+    after the current step and saves a checkpoint); a second one acts as it would have without us.
 
-    def __init__(self):
-        self.requested = False
-        self._old = None
+    SIGTERM is what ``kill``, ``timeout``, systemd and batch schedulers send: it ends the run as Ctrl-C
+    does, resumable, with exit status 143 (128 + 15) instead of 130. ``signals`` says which to take
+    (data-parallel runs leave SIGTERM to :mod:`steepest.parallel`, which reads it as the launcher's).
+    """
+
+    def __init__(self, signals=(signal.SIGINT, signal.SIGTERM)):
+        self.signals, self.requested, self._old = tuple(signals), None, {}
 
     def __enter__(self):
-        if threading.current_thread() is threading.main_thread() and \
-                signal.getsignal(signal.SIGINT) is not signal.SIG_IGN:
-            self._old = signal.signal(signal.SIGINT, self._handle)
+        if threading.current_thread() is threading.main_thread():
+            for s in self.signals:
+                if signal.getsignal(s) is not signal.SIG_IGN:  # nohup, background jobs: leave it ignored
+                    self._old[s] = signal.signal(s, self._handle)
         return self
 
     def _handle(self, signum, frame):
-        self.requested = True
-        signal.signal(signal.SIGINT, self._old)
+        self.requested = self.requested or signum
+        signal.signal(signum, self._old.pop(signum))
 
     def __exit__(self, *exc):
-        if self._old is not None:
-            signal.signal(signal.SIGINT, self._old)
+        for s, old in self._old.items():
+            signal.signal(s, old)
+        self._old = {}
         return False
 
+    @property
+    def status(self) -> int:
+        """The exit status of a run this stopped: 128 + the signal's number (130 for Ctrl-C)."""
+        return 128 + int(self.requested or signal.SIGINT)
+
     def on_step_end(self, run, rec):
-        return Stop("interrupted", f"stopped by request at step {rec.step}") if self.requested else None
+        if not self.requested:
+            return None
+        by = "request" if self.requested == signal.SIGINT else signal.Signals(self.requested).name
+        return Stop("interrupted", f"stopped by {by} at step {rec.step}")
 
 
 def _pct(x):

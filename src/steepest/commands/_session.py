@@ -7,6 +7,7 @@ from :func:`fit` on they are the same code, so a resumed run writes the same fil
 from __future__ import annotations
 
 import contextlib
+import signal
 from dataclasses import dataclass
 
 import numpy as np
@@ -120,6 +121,7 @@ def fit(cfg, net, theta, data: Data, rundir, out, state=None, comm=None) -> int:
     A ``state`` that has already stopped (its model was not saved: the process ended in
     between) is not trained further; its model is saved.
     """
+    from steepest.commands._progress import Interrupt
     from steepest.commands._trainconfig import make_schedule, optimizer_kwargs
     from steepest.optim import make_optimizer
     from steepest.loop import TrainResult, steps_per_epoch
@@ -140,19 +142,23 @@ def fit(cfg, net, theta, data: Data, rundir, out, state=None, comm=None) -> int:
         result = TrainResult(state.theta, state.history, stop.reason, stop.sentence(), state, stop)
     else:
         policy = measured_threads(cfg, out, comm)
-        result = _loop(cfg, net, theta, data, saver, out, state, opt, schedule, spe, comm, policy)
+        # Ctrl-C, and SIGTERM (kill, timeout, schedulers) unless the MPI launcher's: stop, resumable
+        interrupt = Interrupt() if comm is None else Interrupt(signals=(signal.SIGINT,))
+        result = _loop(cfg, net, theta, data, saver, out, state, opt, schedule, spe, comm, policy, interrupt)
         st = result.state
         if comm is not None and comm.Get_rank() != 0:  # rank 0 alone saves and reports
-            return {"interrupted": 130, "diverged": 1}.get(result.stop_reason, 0)
+            return {"interrupted": interrupt.status, "diverged": 1}.get(result.stop_reason, 0)
         if result.stop_reason == "interrupted":
-            out.note(f"interrupted at step {st.step} (epoch {st.epoch + 1 if st.batch else st.epoch}); "
+            how = "interrupted" if interrupt.status == 130 else \
+                f"stopped by {signal.Signals(interrupt.status - 128).name}"
+            out.note(f"{how} at step {st.step} (epoch {st.epoch + 1 if st.batch else st.epoch}); "
                      f"checkpoint saved to {rundir.checkpoint}")
             out.note(f"to continue: steepest train --resume {rundir.path}")
             if out.json:
                 out.emit({"event": "end", "stop_reason": "interrupted", "stop_message": result.stop_message,
                           "epochs": st.epoch, "steps": st.step, "seconds": st.seconds, "model": None,
                           "checkpoint": str(rundir.checkpoint), "run_dir": str(rundir.path)})
-            return 130
+            return interrupt.status
     from steepest.commands._common import blas_threads
 
     chosen = cfg["threads"] or (policy.current if policy is not None else None)
@@ -203,15 +209,15 @@ def measured_threads(cfg, out, comm=None):
     return MeasuredThreads(on_choice=emit)
 
 
-def _loop(cfg, net, theta, data: Data, saver, out, state, opt, schedule, spe, comm=None, policy=None):
+def _loop(cfg, net, theta, data: Data, saver, out, state, opt, schedule, spe, comm, policy, interrupt):
     """``train()`` with the terminal's listeners: Ctrl-C, checkpoints, metrics files, progress."""
     from steepest.commands._common import blas_threads
-    from steepest.commands._progress import Interrupt, JsonLines, Progress
+    from steepest.commands._progress import JsonLines, Progress
     from steepest.commands._trainconfig import eval_every
     from steepest.listeners import Checkpointer
     from steepest.loop import train
 
-    interrupt, metrics = Interrupt(), MetricsWriter(saver)
+    metrics = MetricsWriter(saver)
 
     def save(st):
         saver.checkpoint(st)
