@@ -297,3 +297,28 @@ def test_an_empty_value_is_refused_everywhere(ws, monkeypatch):
             reset(ws)
     assert n > 150
     assert not failures, f"{len(failures)} of {n}:\n" + "\n".join(failures[:20])
+
+
+def test_a_value_that_starts_with_a_dash_is_shown_how_to_give(ws, monkeypatch):
+    """argparse reads ``--eval-every -1%`` or ``--out -runs`` as an option without its value; the one-line
+    error says so and how to write it (``--eval-every=-1%``), and that form then reaches the option's
+    own check (or is taken), for every single-valued option of every command."""
+    monkeypatch.chdir(ws / "scratch")
+    out = ws / "scratch" / "out"
+    bases, failures, n = base_commands(ws, out), [], 0
+    for command, action, positionals in swept_arguments():
+        if not action.option_strings or action.nargs is not None:
+            continue
+        n += 1
+        flag, value = action.option_strings[-1], "-z%"
+        argv = _with(bases[command], positionals, action, value)
+        rc, err = _run([command, *argv])
+        try:
+            assert rc == 2 and f"write {flag}={value})" in err and err.count("\n") == 1, f"{flag}: {err!r}"
+            rc, err = _run([command, *argv[:-2], f"{flag}={value}"])
+            assert "expected one argument" not in err, f"{flag}={value}: {err!r}"
+        except AssertionError as e:
+            failures.append(f"{command} {e}"[:400])
+        reset(ws)
+    assert n > 60
+    assert not failures, f"{len(failures)} of {n}:\n" + "\n".join(failures[:20])

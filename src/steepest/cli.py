@@ -26,8 +26,24 @@ examples:
 class Parser(argparse.ArgumentParser):
     """argparse, but a usage error is one line that says where to look, exit status 2."""
 
+    argv: list = []  # the words being parsed, for the hint below
+
     def error(self, message):
-        self.exit(2, f"steepest: error: {message}; see `{self.prog} --help`\n")
+        self.exit(2, f"steepest: error: {message}{_dash_hint(message, self.argv)}; see `{self.prog} --help`\n")
+
+
+def _dash_hint(message: str, argv) -> str:
+    """argparse reads a word that starts with '-' as an option, unless it is a plain negative number:
+    `--eval-every -1%` is "expected one argument". Say how to give such a value."""
+    import re
+
+    m = re.match(r"argument (\S+): expected one argument", message)
+    if m:
+        names = m.group(1).split("/")
+        for word, after in zip(argv, argv[1:]):
+            if word in names and after.startswith("-") and after not in ("-", "--"):
+                return f" (the word after it, {after!r}, reads as an option: write {names[-1]}={after})"
+    return ""
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -51,6 +67,7 @@ def build_parser() -> argparse.ArgumentParser:
 
 def parse(parser, argv):
     """Parse; an unknown option is reported by the subcommand's parser, which names its own --help."""
+    Parser.argv = [str(a) for a in (sys.argv[1:] if argv is None else argv)]
     args, extra = parser.parse_known_args(argv)
     owner = parser.commands.get(getattr(args, "command", None), parser)
     if extra:
