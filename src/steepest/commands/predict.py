@@ -57,10 +57,13 @@ def _inputs(path: Path, net, meta):
         if a.ndim != 2 or a.shape[1] != d or a.shape[0] == 0:
             raise ShapeError(f"{path}: array of shape {a.shape} does not fit the model, which takes {d} "
                              f"inputs; give (d,) or (n, d) with d = {d}")
-        if a.dtype.kind == "f" and not np.isfinite(a).all():  # where, in the array as the user gave it
-            at = tuple(int(i) for i in np.argwhere(~np.isfinite(given))[0])
-            raise DataError(f"{path}: value at index {at[0] if len(at) == 1 else at} is not finite "
-                            f"({given[at]}); clean the array first")
+        with np.errstate(over="ignore"):  # 1e39 is finite in float64, inf in the network's float32
+            cast = a.astype(net.dtype)
+        if a.dtype.kind == "f" and not np.isfinite(cast).all():  # where, in the array as the user gave it
+            at = tuple(int(i) for i in np.argwhere(~np.isfinite(cast.reshape(given.shape)))[0])
+            what = "is not finite" if not np.isfinite(given[at]) else f"is too large for {net.dtype}, the model's precision"
+            raise DataError(f"{path}: value at index {at[0] if len(at) == 1 else at} {what} ({given[at]}); "
+                            "clean the array first")
         labels = [str(path)] if a.shape[0] == 1 else [f"{path}[{i}]" for i in range(a.shape[0])]
         return labels, a
     if path.suffix.lower() not in IMAGE_EXTENSIONS:
@@ -71,6 +74,24 @@ def _inputs(path: Path, net, meta):
     # The model multiplies its input by input_scale to get 0..1 (1/255 for MNIST, 1/16 for digits).
     raw = pixels / 255.0 / net.input_scale
     return [str(path)], raw[None, :].astype(net.dtype)
+
+
+def _probabilities(net, theta, labels, X):
+    """The class probabilities of each row; inputs far outside anything trained on (1e30 where the
+    pixels were 0–255) overflow the logits, and NaN is no answer: refused, naming the row."""
+    import numpy as np
+
+    from steepest.errors import DataError
+
+    with np.errstate(all="ignore"):
+        P = net.predict_proba(theta, X).astype(np.float64)
+    bad = ~np.isfinite(P).all(axis=1)
+    if bad.any():
+        i = int(np.argmax(bad))
+        raise DataError(f"{labels[i]}: the model's outputs overflow {net.dtype} for these inputs (largest "
+                        f"magnitude {np.abs(X[i].astype(np.float64)).max():.3g}); give inputs on the scale of "
+                        "the data it was trained on")
+    return P
 
 
 def run(args) -> int:
@@ -87,8 +108,8 @@ def run(args) -> int:
     net, theta, meta = load_model(path)
     names = (meta.get("dataset") or {}).get("class_names")
     batches = [_inputs(Path(f), net, meta) for f in args.files]  # all checked before any output
-    for labels, X in batches:
-        P = net.predict_proba(theta, X).astype(np.float64)
+    probabilities = [_probabilities(net, theta, labels, X) for labels, X in batches]
+    for (labels, _), P in zip(batches, probabilities):
         for label, p in zip(labels, P):
             k = int(p.argmax())
             name = names[k] if names and k < len(names) else str(k)
