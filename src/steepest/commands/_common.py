@@ -64,11 +64,18 @@ def looks_like_path(name: str) -> bool:
     return os.sep in name or name.lower().endswith(DATA_SUFFIXES) or Path(name).exists()
 
 
+def is_user_file(name: str, labels=None) -> bool:
+    """Whether ``--dataset name`` (with ``--labels``) names the user's own data rather than a named dataset."""
+    from steepest.data import KNOWN_DATASETS
+
+    return labels is not None or (name not in KNOWN_DATASETS and looks_like_path(name))
+
+
 def load_data(name: str, data_dir=None, labels=None, download=True, progress=False):
     """A :class:`steepest.data.Dataset` from a dataset name or a path to the user's data."""
     from steepest.data import KNOWN_DATASETS, load_dataset, load_file
 
-    if labels is not None or (name not in KNOWN_DATASETS and looks_like_path(name)):
+    if is_user_file(name, labels):
         return load_file(name, labels=labels)
     if name not in KNOWN_DATASETS:
         raise ConfigError(f"unknown dataset {name!r}; choose one of {', '.join(KNOWN_DATASETS)}, "
@@ -152,11 +159,29 @@ def load_model_and_dataset(args):
     path = model_path(args.model)
     net, theta, meta = load_model(path)
     trained = (meta.get("dataset") or {}).get("name")
-    name = args.dataset or trained
+    name, labels = (args.dataset, args.labels) if args.dataset else trained_data(meta)
     if not name:
         raise ConfigError(f"{path} does not record its dataset; give one with --dataset")
-    ds = load_data(name, data_dir=args.data_dir, labels=args.labels, download=args.download)
+    if not args.dataset and is_user_file(name, labels) and not Path(name).exists():
+        raise ConfigError(f"{path} was trained on {name}, which is not there any more; give its data with --dataset")
+    ds = load_data(name, data_dir=args.data_dir, labels=labels, download=args.download)
     return path, net, theta, meta, trained, ds
+
+
+def trained_data(meta: dict) -> tuple:
+    """``(dataset, labels)`` a model was trained on, as ``--dataset``/``--labels`` take them: the file it
+    records (a user's file is recorded by its absolute path), else the dataset name.
+
+    The name alone is not enough: a file ``moons.npz`` is recorded as ``moons``, which is also a
+    built-in dataset; models from before the path was recorded still have their ``training.dataset``.
+    """
+    record, training = meta.get("dataset") or {}, meta.get("training") or {}
+    if record.get("file"):
+        return record["file"], record.get("labels")
+    given, labels = training.get("dataset"), training.get("labels")
+    if isinstance(given, str) and given and is_user_file(given, labels):
+        return given, labels if isinstance(labels, str) else None
+    return record.get("name"), None
 
 
 def regularisation(net) -> list[str]:

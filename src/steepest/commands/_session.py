@@ -59,15 +59,18 @@ def check_batch(cfg: dict, n: int) -> None:
                           f"use --batch-size {n} or less, or --batch-size full")
 
 
-def model_metadata(cfg, net, data: Data, opt, schedule, metrics, threads=None) -> dict:
+def model_metadata(cfg, net, data: Data, opt, schedule, metrics, threads=None, fingerprint=None) -> dict:
+    from steepest.commands._common import is_user_file
+
     ds = data.ds
+    file = {"file": cfg["dataset"], "labels": cfg["labels"]} if is_user_file(cfg["dataset"], cfg["labels"]) else {}
     return {
         "threads": threads or {"policy": "fixed" if cfg["threads"] else "library", "threads": cfg["threads"]},
         "kernels": kernels_record(cfg.get("kernels", "auto")),
         "preprocessing": {"input_scale": ds.input_scale,
                           "image_shape": list(ds.image_shape) if ds.image_shape else None},
-        "dataset": {"name": ds.name, "source": ds.source, "n_classes": net.sizes[-1],
-                    "class_names": ds.class_names, "n_train": len(data.y),
+        "dataset": {"name": ds.name, "source": ds.source, **file, "n_classes": net.sizes[-1],
+                    "fingerprint": fingerprint or ds.fingerprint(), "class_names": ds.class_names, "n_train": len(data.y),
                     "n_val": len(data.val[1]) if data.val else 0,
                     "n_test": len(data.test[1]) if data.test else 0},
         "training": {**cfg, "optimizer_config": opt.config(),
@@ -81,8 +84,8 @@ class Saver:
     """Writes the run's checkpoint and model; a write the disk refuses becomes a :class:`RunWriteError`
     that says which checkpoint is intact and how to go on. ``step`` is that of the checkpoint on disk."""
 
-    def __init__(self, rundir, net, cfg, step=None):
-        self.rundir, self.net, self.cfg, self.step = rundir, net, cfg, step
+    def __init__(self, rundir, net, cfg, step=None, data=None):
+        self.rundir, self.net, self.cfg, self.step, self.data = rundir, net, cfg, step, data
 
     @contextlib.contextmanager
     def failing(self, step, kept=None):
@@ -104,7 +107,7 @@ class Saver:
         from steepest.io import save_checkpoint
 
         with self.failing(st.step):
-            save_checkpoint(self.rundir.checkpoint, self.net, st, self.cfg)
+            save_checkpoint(self.rundir.checkpoint, self.net, st, self.cfg, self.data)
         self.step = st.step
 
     def model(self, theta, metadata, step) -> None:
@@ -133,7 +136,7 @@ def fit(cfg, net, theta, data: Data, rundir, out, state=None, comm=None) -> int:
     if state is not None and set(state.opt_state) != set(opt.init(state.theta)):
         raise ConfigError(f"{rundir.checkpoint}: its optimizer state ({', '.join(state.opt_state)}) does "
                           f"not belong to --optimizer {cfg['optimizer']}; the run directory is inconsistent")
-    saver = Saver(rundir, net, cfg, None if state is None else state.step)
+    saver = Saver(rundir, net, cfg, None if state is None else state.step, {"fingerprint": data.ds.fingerprint()})
     policy = None  # the measured thread count's listener, when training runs with one
     if state is not None and state.stop_reason not in (None, "interrupted"):
         if comm is not None and comm.Get_rank() != 0:
@@ -165,7 +168,8 @@ def fit(cfg, net, theta, data: Data, rundir, out, state=None, comm=None) -> int:
     with blas_threads(chosen):  # also so that the model file records the thread count used
         metrics = final_metrics(net, result, data)
         saver.model(result.theta, model_metadata(cfg, net, data, opt, schedule, metrics,
-                                                 policy.record() if policy is not None else None),
+                                                 policy.record() if policy is not None else None,
+                                                 saver.data["fingerprint"]),
                     result.state.step)
     report_end(out, result, metrics, data, rundir, cfg)
     return 1 if result.stop_reason == "diverged" else 0
@@ -258,8 +262,10 @@ def final_metrics(net, result, data: Data) -> dict:
          "seconds": st.seconds, "wall_seconds": st.wall,
          "train_loss": last.get("train_loss"), "train_acc": last.get("train_acc"),
          "val_acc": last.get("val_acc"), "test_acc": None, "test_loss": None}
-    # Measured on the final θ (after a patience restore or a stop within an epoch, not the last record's).
-    for name, pair in (("test", data.test), ("val", data.val)):
+    # Measured on the final θ (after a patience restore or a stop within an epoch, not the last record's);
+    # the training set too when no evaluation was of the final θ (a stop before the first, a divergence).
+    train = (("train", (data.X, data.y)),) if last.get("step") != st.step or result.stop_reason == "diverged" else ()
+    for name, pair in (("test", data.test), ("val", data.val)) + train:
         if pair is not None:
             e = evaluate(net, result.theta, *pair)
             m[f"{name}_acc"], m[f"{name}_loss"] = e.accuracy, e.loss
@@ -287,9 +293,13 @@ def report_end(out, result, m, data: Data, rundir, cfg=None) -> None:
     if m["test_acc"] is not None:
         what = "images" if ds.image_shape else "samples"
         head = f"test accuracy {100 * m['test_acc']:.2f}% ({ds.name}, {len(data.test[1])} {what})"
-    else:
-        head = (f"training accuracy {100 * (m['train_acc'] or 0):.2f}% ({ds.name} has no test split: "
-                "put X_test and y_test in the .npz to measure test accuracy)")
+    elif m["val_acc"] is not None:
+        head = (f"training accuracy {100 * m['train_acc']:.2f}%, validation accuracy {100 * m['val_acc']:.2f}% "
+                f"({ds.name} has no test split)")
+    else:  # each kind of file says how it takes a test split; every one can hold some data out
+        npz = "put X_test and y_test in the .npz, or " if str(ds.source).lower().endswith(".npz") else ""
+        head = (f"training accuracy {100 * m['train_acc']:.2f}% ({ds.name} has no test split: {npz}hold out "
+                "part of the training data with --val-split 0.1 to measure on samples it did not train on)")
     out.note(f"{head} — model saved to {rundir.model}")
     if out.json:
         out.emit({"event": "end", **{k: m[k] for k in ("stop_reason", "stop_message", "test_acc", "test_loss")},

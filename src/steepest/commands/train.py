@@ -142,6 +142,7 @@ def new(args, out, comm=None) -> int:
     for note in notes:
         out.note(note)
     ds = _load(cfg, out)
+    _absolute_data_paths(cfg)
     data = _session.split(ds, cfg)
     check_network([ds.n_features, *cfg["hidden"], ds.n_classes])
     net = MLP([ds.n_features, *cfg["hidden"], ds.n_classes], activation=cfg["activation"],
@@ -167,6 +168,19 @@ def new(args, out, comm=None) -> int:
     except BaseException:
         rundir.remove_if_unused()
         raise
+
+
+def _absolute_data_paths(cfg) -> None:
+    """A user's data file is recorded (config.toml, checkpoint, model) by its absolute path: ``--resume``
+    from another directory, and ``evaluate`` without ``--dataset``, then read the same file."""
+    import os
+
+    from steepest.commands._common import is_user_file
+
+    if is_user_file(cfg["dataset"], cfg["labels"]):
+        cfg["dataset"] = os.path.abspath(cfg["dataset"])
+        if cfg["labels"] is not None:
+            cfg["labels"] = os.path.abspath(cfg["labels"])
 
 
 def _regularisation(cfg, data) -> dict:
@@ -227,7 +241,7 @@ def resume(args, out, comm=None) -> int:
     from steepest.io import load_checkpoint
 
     extra = ["--no-" + BY_NAME[k].flag[2:] if v is False and BY_NAME[k].kind == "flag" else BY_NAME[k].flag
-             for k, v in given(args).items() if k not in RESUME_OPTIONS]
+             for k, v in given(args).items() if k not in RESUME_OPTIONS + MOVED_DATA]
     extra += [f for f, on in (("--config", args.config), ("--recipe", args.recipe), ("--force", args.force)) if on]
     if extra:
         raise ConfigError(f"{', '.join(extra)} cannot be combined with --resume (the run continues as it "
@@ -240,7 +254,7 @@ def resume(args, out, comm=None) -> int:
         return _restart(args, out, rundir, comm)
     if comm is None or comm.Get_rank() == 0:  # the run directory is rank 0's (the others only read it)
         lock_dir(rundir.path)
-    net, state, cfg = load_checkpoint(rundir.checkpoint)
+    net, state, cfg, recorded = load_checkpoint(rundir.checkpoint, data=True)
     finished = state.stop_reason not in (None, "interrupted")
     if finished and rundir.model.exists():
         raise ConfigError(f"{rundir.path} already finished ({state.stop_reason}: {state.stop_message}); "
@@ -253,8 +267,15 @@ def resume(args, out, comm=None) -> int:
     for key, value in cfg.items():
         if value is not None:
             cfg[key] = convert(BY_NAME[key], value)
+    moved = {k: v for k, v in given(args).items() if k in MOVED_DATA}
+    if moved and not (recorded or {}).get("fingerprint"):
+        raise ConfigError(f"{', '.join(BY_NAME[k].flag for k in moved)} cannot be combined with --resume of "
+                          "this run: its checkpoint does not record what its data held, to check a moved copy "
+                          "against; resume it with its data where it was, or start a new run with --out")
     for name, value in given(args).items():
         cfg[name] = convert(BY_NAME[name], value)
+    if "dataset" in moved and "labels" not in moved:
+        cfg["labels"] = None
     writer = comm is None or comm.Get_rank() == 0  # the other ranks of a data-parallel run write nothing
     if writer:
         check_writable(rundir.path)
@@ -262,12 +283,15 @@ def resume(args, out, comm=None) -> int:
     if stale:
         out.say(f"removed {stale} temporary file{'s' * (stale > 1)} left by a write that was cut short")
     ds = _load({**cfg, "fallback": None}, out)
+    _absolute_data_paths(cfg)
+    _same_data(ds, cfg, recorded, bool(moved))
     data = _session.split(ds, cfg)
     if net.sizes[0] != ds.n_features or net.sizes[-1] < ds.n_classes:
         raise ConfigError(f"{cfg['dataset']} no longer fits the checkpoint's network {net.sizes}; "
                           "resume with the data the run started with")
     rundir.columns = data.columns()
     if writer:
+        _config_file(rundir, cfg, out, moved)
         rundir.start_metrics(data.columns(), state.history.epochs)
     if finished:  # it stopped, but ended before its model was written: write it now
         out.say(f"{rundir.path} finished training ({state.stop_reason}) but has no model; saving it")
@@ -275,6 +299,53 @@ def resume(args, out, comm=None) -> int:
         out.say(f"resuming {rundir.path} at epoch {state.epoch + 1}, step {state.step} "
                 f"({cfg['dataset']}, {'-'.join(map(str, net.sizes))})")
     return _session.fit(cfg, net, state.theta, data, rundir, out, state=state, comm=comm)
+
+
+def _config_file(rundir, cfg, out, moved) -> None:
+    """config.toml on ``--resume``: rewritten when the data moved (it records the data's path); otherwise
+    a note when it was edited by hand, since the run continues as its checkpoint was configured."""
+    from steepest.commands._trainconfig import BY_NAME, convert, read_toml, to_toml
+    from steepest.errors import ConfigError
+
+    if moved:
+        rundir.write_config(_provenance(cfg) + f"# resumed with its data at {cfg['dataset']}\n"
+                            + to_toml({k: v for k, v in cfg.items() if k != "out"}))
+        return
+    how = (f"the run continues as its checkpoint says — to train with the edits, start a new run with "
+           f"`steepest train --config {rundir.config} --out NEW_DIR`")
+    try:
+        edited = read_toml(rundir.config) if rundir.config.exists() else {}
+        differ = sorted(k for k, v in edited.items() if k not in ("out",) + RESUME_ONLY and
+                        convert(BY_NAME[k], v) != cfg.get(k))
+    except ConfigError as e:
+        out.note(f"note: {rundir.config} no longer reads as a configuration ({str(e).split('; ')[0]}); {how}")
+        return
+    if differ:
+        out.note(f"note: {rundir.config} differs from the run's configuration in {', '.join(differ)}; {how}")
+
+
+# Options --resume takes when the data moved: the copy is checked against the run's fingerprint.
+MOVED_DATA = ("dataset", "labels")
+# Options that only say how to run, not what; config.toml may differ in them without being edited.
+RESUME_ONLY = ("data_dir", "download", "threads", "checkpoint_every", "checkpoint_seconds")
+
+
+def _same_data(ds, cfg, recorded, moved: bool) -> None:
+    """The data ``--resume`` loaded is the data the run started with, else a :class:`ConfigError`.
+
+    The checkpoint records a digest of the samples (:meth:`Dataset.fingerprint`); a file edited in
+    place, another file under the same relative path, or a moved copy that differs are all refused —
+    they would continue the run on other data, with nothing said. Checkpoints written before the
+    digest was recorded are checked only for their shape, as before.
+    """
+    from steepest.errors import ConfigError
+
+    want = (recorded or {}).get("fingerprint")
+    if want and ds.fingerprint() != want:
+        where = "the copy given with --dataset" if moved else cfg["dataset"]
+        raise ConfigError(f"{where} is not the data this run started with (its samples differ from those the "
+                          f"checkpoint records, fingerprint {want}); resume with the same data — give a moved "
+                          "copy with --dataset — or start a new run with --out")
 
 
 def _restart(args, out, rundir, comm=None) -> int:

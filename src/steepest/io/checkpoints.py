@@ -72,8 +72,9 @@ def _check_history(path, steps: dict) -> None:
                              "from it; start the run again (the same command with --out NEW_DIR, or --force)")
 
 
-def save_checkpoint(path, net: MLP, state, config: dict) -> Path:
-    """Write a :class:`~steepest.loop.TrainState` and the run's ``config`` (atomically)."""
+def save_checkpoint(path, net: MLP, state, config: dict, data: dict | None = None) -> Path:
+    """Write a :class:`~steepest.loop.TrainState` and the run's ``config`` (atomically); ``data``, what
+    the run was trained on (``{"fingerprint": …}``), lets a resume check it is given the same data."""
     net.check_theta(state.theta)
     tensors = {"theta": state.theta}
     for key, value in state.opt_state.items():
@@ -86,11 +87,14 @@ def save_checkpoint(path, net: MLP, state, config: dict) -> Path:
                if f.name not in _STATE_ARRAYS}
     meta = {"architecture": net.config(), "state": scalars, "history_epochs": state.history.epochs,
             "config": config, "environment": environment()}
+    if data is not None:
+        meta["data"] = data
     return _save(path, tensors, _encode(CHECKPOINT_FORMAT, meta))
 
 
-def load_checkpoint(path):
-    """Read a checkpoint: ``(net, state, config)``, ready for ``train(..., state=state)``."""
+def load_checkpoint(path, data: bool = False):
+    """Read a checkpoint: ``(net, state, config)``, ready for ``train(..., state=state)``; with ``data``,
+    also the record of the data it was trained on (``{"fingerprint": …}``, None when not written)."""
     from ..loop import History, TrainState
 
     tensors, meta = read_safetensors(path, formats=(CHECKPOINT_FORMAT,))
@@ -123,4 +127,9 @@ def load_checkpoint(path):
     config = meta.get("config", {})
     if not isinstance(config, dict):
         raise _corrupt(path, "its configuration is not a JSON object")
-    return net, state, config
+    if not data:
+        return net, state, config
+    record = meta.get("data")
+    if record is not None and not (isinstance(record, dict) and isinstance(record.get("fingerprint"), str)):
+        raise _corrupt(path, "its data record is not an object with a fingerprint")
+    return net, state, config, record

@@ -111,9 +111,10 @@ def _check_model_meta(path, meta) -> None:
     names = (meta.get("dataset") or {}).get("class_names")
     if names is not None and not (isinstance(names, list) and all(isinstance(n, str) for n in names)):
         raise _corrupt(path, "class_names is not a list of strings")
-    name = (meta.get("dataset") or {}).get("name")
-    if name is not None and not isinstance(name, str):
-        raise _corrupt(path, "the dataset name is not a string")
+    for key in ("name", "file", "labels", "fingerprint"):
+        value = (meta.get("dataset") or {}).get(key)
+        if value is not None and not isinstance(value, str):
+            raise _corrupt(path, f"the dataset {'name' if key == 'name' else key} {_short(value)} is not a string")
     _check_training_meta(path, meta.get("training") or {}, meta.get("seed"))
 
 
