@@ -28,7 +28,9 @@ use is left out, with a note.
 Run directory: config.toml, metrics.csv, metrics.jsonl, model.safetensors,
 checkpoints/checkpoint.safetensors (each epoch, every --checkpoint-every steps, on Ctrl-C
 or SIGTERM).
-A killed run continues from its last checkpoint with --resume, to the same θ bit for bit.
+A killed run continues from its last checkpoint with --resume, to the same θ bit for bit,
+on the same data: a file is recorded by its absolute path and a digest of its samples;
+other data there is refused, and a moved copy is given with --resume RUN_DIR --dataset PATH.
 Exit status: 0 done; 1 diverged (the last finite θ is saved); 2 bad input, or a run
 directory that cannot be written (full disk, read-only: the last checkpoint is kept, fix it
 and --resume); 130 interrupted by Ctrl-C, 143 stopped by SIGTERM (resume either with --resume).
