@@ -285,3 +285,106 @@ def test_load_gives_back_the_parameters_that_were_saved(digits, tmp_path):
                         epochs=1).fit(digits.X_train, digits.y_train)
     est.save(tmp_path / "m.safetensors")
     assert load(tmp_path / "m.safetensors").get_params() == est.get_params()
+
+
+# ---------------------------------------------------------------- every parameter checked, every input held
+
+def test_every_parameter_is_checked_as_steepest_train_checks_its_option():
+    """Each parameter has a kind and a bound, the same as the `steepest train` option of its name (so a
+    value the command line refuses is refused here), and the hidden-layer limits are the command's."""
+    from steepest.commands import _limits
+    from steepest.commands._trainconfig import BY_NAME
+    from steepest.sklearn import MAX_LAYERS, MAX_WIDTH, PARAM_KINDS
+
+    assert set(PARAM_KINDS) == set(MLPClassifier().get_params()) == set(WRONG) | set(WITH)  # all tried below
+    assert {n: (BY_NAME[n].kind, BY_NAME[n].hi) for n in PARAM_KINDS if n != "input_scale"} == \
+        {n: k for n, k in PARAM_KINDS.items() if n != "input_scale"}
+    assert (MAX_LAYERS, MAX_WIDTH) == (_limits.MAX_LAYERS, _limits.MAX_WIDTH)
+
+
+#: a wrong type and a wrong value for every parameter (those the adversarial pass found first)
+WRONG = {
+    "hidden": [None, 1.5, (16.0,), (True,), (10**9,)], "activation": [None, 3, ()], "init": [None, 3],
+    "bias": [None], "dtype": [np.float32, "float16"], "input_scale": ["a", None, True, 0],
+    "l2": ["a", None, True, -1.0], "dropout": [0.5, "0.5", [0.2, "a"], True, [0.2, 1.0], [0.5]],
+    "max_norm": ["a", True, 0.0], "label_smoothing": ["a", 1.0], "standardize": ["yes", 1],
+    "optimizer": [None, "lbfgs"], "lr": ["a", True, 0, float("nan")], "momentum": ["a", True, -0.1],
+    "clip_norm": ["a", 0.0], "schedule": [None], "batch_size": [None, 1.5, True, float("nan")],
+    "epochs": ["a", True, 1.5, 0], "max_steps": ["a", 0], "time_budget": ["a", 0.0], "eps": ["a", -1.0],
+    "val_split": ["a", 0.0, 1.0], "eval_every": [True, 1.5, "0%", "200%", 0], "kernels": [None, "cuda"],
+    "seed": [np.random.RandomState(0), np.random.default_rng(0), -1, 1.5, "a", True, 2**63],
+    "threads": [0, -1, 1.5, "a", True, 10**6],
+}
+WITH = {"beta1": ({"optimizer": "adam"}, ["a", True, -0.5]), "beta2": ({"optimizer": "adam"}, ["a", True]),
+        "weight_decay": ({}, ["a", -1.0, 1e4]), "patience": ({"val_split": 0.2}, ["a", 0, 1.5]),
+        "step_size": ({"schedule": "step", "gamma": 0.5}, ["a", 0, 2.5]),
+        "gamma": ({"schedule": "step", "step_size": 10}, ["a", True, 2.0]),
+        "warmup_steps": ({"schedule": "warmup"}, ["a", -1, 0.05, "100%"]),
+        "lr_min": ({"schedule": "cosine"}, ["a", -1.0]), "pct_start": ({"schedule": "onecycle"}, ["a", 1.0])}
+CASES = [(name, {name: v}) for name, values in WRONG.items() for v in values] + \
+    [(name, {**extra, name: v}) for name, (extra, values) in WITH.items() for v in values]
+
+
+def _case_id(name, value):
+    plain = value is None or isinstance(value, (bool, int, float, str, list, tuple, type))
+    return f"{name}={value!r}"[:40] if plain else f"{name}={type(value).__name__}"
+
+
+@pytest.mark.parametrize("name, params", CASES, ids=[_case_id(n, p[n]) for n, p in CASES])
+def test_a_wrong_parameter_is_a_config_error_that_names_it(digits, name, params):
+    """Whatever the parameter and however it is wrong, fit refuses it with a ConfigError (a ValueError)
+    that names the parameter and says what to give — never NumPy's TypeError, never silently."""
+    with pytest.raises(ConfigError) as e:
+        small(**{"epochs": 1, **params}).fit(digits.X_train[:100], digits.y_train[:100])
+    assert isinstance(e.value, ValueError) and name in str(e.value) and "; " in str(e.value), str(e.value)
+
+
+def test_a_single_dropout_rate_is_refused_as_steepest_train_refuses_it(digits, tmp_path):
+    """`--dropout 0.5` for a network with hidden layers is refused by the command line; so is dropout=0.5,
+    with the list to give instead."""
+    with pytest.raises(ConfigError, match=r"one for the input and one per hidden layer.*dropout=\[0.2, 0.5, 0.5\]"):
+        small(hidden=(16, 8), dropout=0.5).fit(digits.X_train[:100], digits.y_train[:100])
+    r = steepest("train", "--dataset", "digits", "--hidden", "16", "8", "--dropout", "0.5", "--epochs", "1",
+                 "--out", tmp_path / "run", "--quiet")
+    assert r.returncode != 0 and "--dropout" in r.stderr and "give 3" in r.stderr
+
+
+def test_seed_none_draws_a_fresh_seed_and_keeps_it(digits, tmp_path):
+    """seed=None is scikit-learn's random_state=None: each fit draws its own seed, kept as seed_, in the
+    saved file and in load(); the run it drew is repeated, bit for bit, by seed=seed_."""
+    a = small(seed=None, epochs=2).fit(digits.X_train, digits.y_train)
+    b = clone(a).fit(digits.X_train, digits.y_train)
+    assert clone(a).get_params()["seed"] is None and a.seed_ != b.seed_ and not np.array_equal(a.theta_, b.theta_)
+    again = small(seed=a.seed_, epochs=2).fit(digits.X_train, digits.y_train)
+    assert np.array_equal(again.theta_, a.theta_)
+    back = load(a.save(tmp_path / "fresh.safetensors"))
+    assert back.get_params() == a.get_params() and back.seed_ == a.seed_
+    assert np.array_equal(back.predict_proba(digits.X_test), a.predict_proba(digits.X_test))
+    assert small(epochs=1).fit(digits.X_train[:100], digits.y_train[:100]).seed_ == 0
+
+
+def test_values_too_large_for_the_networks_precision_are_refused(digits):
+    """Finite float64 inputs that float32 cannot hold (1e300), or whose products overflow inside the
+    network (3e38 on 64 inputs), are refused as NaN and inf are — a ValueError that says why — by every
+    method, instead of NaN outputs and NumPy overflow warnings."""
+    import warnings
+
+    est = small(epochs=1, input_scale=1.0).fit(digits.X_train / 16, digits.y_train)
+    huge = np.full((2, 64), 1e300)
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")  # no overflow warning on the way to the error
+        for method in (est.predict, est.predict_proba, est.predict_log_proba, lambda X: est.score(X, [0, 1])):
+            with pytest.raises(ValueError, match="too large for the network's float32 precision"):
+                method(huge)
+        with pytest.raises(ValueError, match="row 0 of X .* overflows the network's float32 precision"):
+            est.predict_proba(np.full((2, 64), 3e38))
+        X = digits.X_train.astype(np.float64)
+        X[5, 3] = 1e300
+        with pytest.raises(ValueError, match=r"1e\+300 \(row 5, column 3\): too large"):
+            small(epochs=1).fit(X, digits.y_train)
+        with pytest.raises(ValueError, match="too large"):
+            small().partial_fit(X, digits.y_train, classes=np.arange(10))
+        with pytest.raises(ValueError, match="too large"):
+            est.partial_fit(X, digits.y_train)
+    wide = small(dtype="float64", epochs=1).fit(digits.X_train, digits.y_train)  # the bound is the network's own
+    assert np.isfinite(wide.predict_proba(np.full((2, 64), 1e39))).all()

@@ -26,6 +26,8 @@ a pickle runs code when loaded, so share :meth:`~MLPClassifier.save` files inste
 from __future__ import annotations
 
 import contextlib
+import inspect
+import math
 
 import numpy as np
 from sklearn.base import BaseEstimator, ClassifierMixin
@@ -41,6 +43,37 @@ __all__ = ["MLPClassifier", "load", "to_onnx"]
 OPTIMIZER_PARAMS = ("momentum", "beta1", "beta2", "weight_decay")
 #: estimator parameter → schedule keyword it feeds (passed only when not None)
 SCHEDULE_PARAMS = ("step_size", "gamma", "warmup_steps", "lr_min", "pct_start")
+
+#: each parameter → (kind, largest value): the kinds and bounds of the ``steepest train`` option of the same
+#: name, so that a value the command line refuses is refused here too (tests/test_sklearn.py holds the two
+#: tables equal); ``input_scale``, which ``steepest train`` takes from the dataset, is a number > 0.
+PARAM_KINDS = {
+    "hidden": ("hidden", None), "activation": ("activation", None), "init": ("choice", None),
+    "bias": ("choice", None), "dtype": ("choice", None), "input_scale": ("positive", None), "l2": ("nonneg", 1e6),
+    "dropout": ("rates", None), "max_norm": ("positive", 1e6), "label_smoothing": ("smoothing", None),
+    "standardize": ("flag", None), "optimizer": ("choice", None), "lr": ("positive", 1e6),
+    "momentum": ("nonneg", None), "beta1": ("nonneg", None), "beta2": ("nonneg", None),
+    "weight_decay": ("nonneg", 1e3), "clip_norm": ("positive", None), "schedule": ("choice", None),
+    "step_size": ("posint", 10**12), "gamma": ("positive", 1.0), "warmup_steps": ("nonnegsteps", 10**12),
+    "lr_min": ("nonneg", 1e6), "pct_start": ("fraction", None), "batch_size": ("batch", 2**31),
+    "epochs": ("posint", 10**6), "max_steps": ("posint", 10**12), "time_budget": ("positive", 3.2e7),
+    "eps": ("positive", None), "patience": ("posint", 10**6), "val_split": ("fraction", None),
+    "seed": ("seed", None), "threads": ("posint", 1024), "eval_every": ("possteps", 10**12),
+    "kernels": ("choice", None),
+}
+#: the names a "choice" parameter takes
+CHOICES = {"init": INITS, "bias": BIASES, "optimizer": OPTIMIZERS, "schedule": SCHEDULES,
+           "dtype": ("float32", "float64"), "kernels": KERNELS}
+#: hidden layers: at most this many, each at most this wide (``steepest train``'s limits)
+MAX_LAYERS, MAX_WIDTH = 64, 65_536
+#: parameters that may be None although their default is not: epochs (the run then ends by max_steps,
+#: time_budget, or train's own 10 epochs) and seed (fresh randomness at each fit)
+NULLABLE = ("epochs", "seed")
+#: a value to suggest for a parameter whose default is None
+EXAMPLES = {"max_norm": 3.0, "label_smoothing": 0.1, "standardize": True, "momentum": 0.9, "beta1": 0.9,
+            "beta2": 0.999, "weight_decay": 1e-4, "clip_norm": 1.0, "step_size": 1000, "gamma": 0.5,
+            "warmup_steps": "1%", "lr_min": 0.0, "pct_start": 0.3, "max_steps": 1000, "time_budget": 60.0,
+            "eps": 1e-3, "patience": 5, "val_split": 0.1, "threads": 1, "eval_every": "5%"}
 
 
 class MLPClassifier(ClassifierMixin, BaseEstimator):
@@ -61,7 +94,8 @@ class MLPClassifier(ClassifierMixin, BaseEstimator):
     l2 : float, default 0.0
         The loss term ``(λ/2) Σ‖W‖²``.
     dropout : list of float, optional
-        Inverted dropout rates of the input and each hidden layer (training only; ``--dropout``).
+        Inverted dropout rates in [0, 1): one for the input and one per hidden layer, as
+        ``--dropout 0.2 0.5 0.5`` (training only). A single number is refused, as ``steepest train`` does.
     max_norm : float, optional
         Each hidden unit's incoming weights kept at norm ≤ c after each update (``--max-norm``).
     label_smoothing : float, optional
@@ -88,10 +122,13 @@ class MLPClassifier(ClassifierMixin, BaseEstimator):
     patience : int, optional;  val_split : float, optional
         Early stopping on the loss of a held-out fraction ``val_split`` of the training data
         (chosen as ``steepest train --val-split`` chooses it), keeping the best θ.
-    seed : int, default 0
-        Seeds the initial θ, the shuffles and the validation split.
+    seed : int or None, default 0
+        Seeds the initial θ, the shuffles and the validation split (an integer in 0 … 2**63 − 1). None,
+        as scikit-learn's ``random_state=None``: each fit draws a fresh seed, kept as ``seed_`` (and in
+        :meth:`save`'s file), so that the run can be repeated with ``seed=est.seed_``. A NumPy
+        ``Generator`` or ``RandomState`` is not taken: give ``int(rng.integers(2**63))``.
     threads : int, optional
-        BLAS threads while fitting and predicting.
+        BLAS threads while fitting and predicting (1 … 1024).
     kernels : {"auto", "numba", "numpy"}, default "auto"
         How each step's element-wise work runs (:mod:`steepest.fused`), as ``steepest train --kernels``.
     eval_every : int or str, optional
@@ -108,6 +145,13 @@ class MLPClassifier(ClassifierMixin, BaseEstimator):
     validation_scores_ : list of float — validation accuracy per epoch (with ``val_split``)
     history_ : steepest.History — everything recorded, step by step and epoch by epoch
     n_iter_ : int — epochs run;  t_ : int — training samples seen;  stop_reason_ : str
+    seed_ : int — the seed the fit used: ``seed``, or the one drawn when ``seed`` is None
+
+    Every parameter is checked when fitting, against the values ``steepest train`` takes for the option of
+    the same name (:data:`PARAM_KINDS`): a wrong type or value is a :class:`~steepest.errors.ConfigError`
+    that names the parameter and what it takes. Inputs are checked as scikit-learn checks them (finite,
+    numeric), and also against the network's precision: a value that ``dtype`` cannot hold once multiplied
+    by ``input_scale``, or a row whose outputs overflow, is a :class:`~steepest.errors.DataError`.
     """
 
     def __init__(self, hidden=(128, 64), activation="relu", init="he", bias="zero", dtype="float32",
@@ -154,31 +198,35 @@ class MLPClassifier(ClassifierMixin, BaseEstimator):
 
     # ----------------------------------------------------------------- checks and pieces
     def _check_params(self):
-        """The choices against :mod:`steepest.registry`; numbers are checked where they are used."""
-        for name, choices in (("init", INITS), ("bias", BIASES), ("optimizer", OPTIMIZERS),
-                              ("schedule", SCHEDULES), ("dtype", ("float32", "float64")), ("kernels", KERNELS)):
-            if getattr(self, name) not in choices:
-                raise ConfigError(f"{name} must be one of {', '.join(choices)}, got {getattr(self, name)!r}")
+        """Each parameter against its kind (:data:`PARAM_KINDS`, those of ``steepest train``), then the ones
+        that go together; returns the hidden widths and the activation(s) as :class:`~steepest.network.MLP`
+        takes them."""
+        defaults = {k: p.default for k, p in inspect.signature(MLPClassifier.__init__).parameters.items()}
+        _check_param("hidden", self.hidden, defaults["hidden"], defaults["hidden"])
+        hidden = [int(h) for h in ([self.hidden] if _whole(self.hidden) else self.hidden)]
+        for name in PARAM_KINDS:
+            example = [0.2] + [0.5] * len(hidden) if name == "dropout" else \
+                EXAMPLES[name] if defaults[name] is None else defaults[name]
+            _check_param(name, getattr(self, name), defaults[name], example)
         acts = [self.activation] if isinstance(self.activation, str) else list(self.activation)
-        if not acts or any(a not in ACTIVATIONS for a in acts):
-            raise ConfigError(f"activation must be one of {', '.join(ACTIVATIONS)} (or one per hidden layer), "
-                              f"got {self.activation!r}")
-        hidden = (self.hidden,) if isinstance(self.hidden, (int, np.integer)) else tuple(self.hidden)
-        if not all(isinstance(h, (int, np.integer)) and not isinstance(h, bool) and h >= 1 for h in hidden):
-            raise ConfigError(f"hidden must be positive layer widths, got {self.hidden!r}")
-        if self.batch_size != "full" and (isinstance(self.batch_size, bool) or
-                                          not isinstance(self.batch_size, (int, np.integer)) or self.batch_size < 1):
-            raise ConfigError(f"batch_size must be a positive integer or 'full', got {self.batch_size!r}")
+        if len(acts) > 1 and len(acts) != len(hidden):
+            raise ConfigError(f"activation lists {len(acts)} names for {len(hidden)} hidden layers; give one name, "
+                              "or one per hidden layer")
+        if self.dropout is not None and len(self.dropout) != len(hidden) + 1:
+            raise ConfigError(f"dropout lists {len(self.dropout)} rate(s) for the input and {len(hidden)} hidden "
+                              f"layer(s); give {len(hidden) + 1}, e.g. dropout={[0.2] + [0.5] * len(hidden)}")
+        missing = [n for n in SCHEDULE_PARAMS if n in SCHEDULE_OPTIONS[self.schedule][0] and getattr(self, n) is None]
+        if missing:
+            raise ConfigError(f"schedule {self.schedule} needs {' and '.join(missing)}; give e.g. "
+                              + ", ".join(f"{n}={EXAMPLES[n]!r}" for n in missing))
         if self.patience is not None and self.val_split is None:
             raise ConfigError("patience needs a validation set; set val_split, e.g. val_split=0.1")
-        if self.val_split is not None and not 0 < self.val_split < 1:
-            raise ConfigError(f"val_split must be a fraction between 0 and 1, got {self.val_split!r}")
         for names, accepts, what in ((OPTIMIZER_PARAMS, OPTIMIZER_OPTIONS[self.optimizer], f"optimizer {self.optimizer}"),
                                      (SCHEDULE_PARAMS, sum(SCHEDULE_OPTIONS[self.schedule], ()), f"schedule {self.schedule}")):
             for name in names:
                 if getattr(self, name) is not None and name not in accepts:
                     raise ConfigError(f"{name} does not apply to {what}; leave it None or choose one that uses it")
-        return [int(h) for h in hidden], acts[0] if len(acts) == 1 else acts
+        return hidden, acts[0] if len(acts) == 1 else acts
 
     def _threads(self):
         if self.threads is None:
@@ -193,6 +241,8 @@ class MLPClassifier(ClassifierMixin, BaseEstimator):
         X, y = (out, None) if isinstance(y, str) and y == "no_validation" else out
         if X.dtype.kind not in "iuf":  # bool, …: the network takes numbers
             X = X.astype(self.dtype)
+        net = getattr(self, "net_", None) if not reset else None  # fitted: the network's own precision
+        _check_magnitude(X, net.dtype if net else np.dtype(self.dtype), net.input_scale if net else self.input_scale)
         return X if y is None else (X, y)
 
     def _encode(self, y):
@@ -213,7 +263,7 @@ class MLPClassifier(ClassifierMixin, BaseEstimator):
         n_val = max(1, round(n * self.val_split))
         if n_val >= n:
             raise ConfigError(f"val_split {self.val_split} leaves no training data out of {n} samples")
-        perm = np.random.default_rng([self.seed, 1]).permutation(n)
+        perm = np.random.default_rng([self.seed_, 1]).permutation(n)
         vi, ti = np.sort(perm[:n_val]), np.sort(perm[n_val:])
         return X[ti], y[ti], (X[vi], y[vi])
 
@@ -237,33 +287,39 @@ class MLPClassifier(ClassifierMixin, BaseEstimator):
     # ----------------------------------------------------------------- fitting
     def fit(self, X, y):
         """Train from a fresh θ on ``X (n, d)``, ``y (n,)``; returns self."""
+        shape = self._check_params()
         X, y = self._validate(X, y, reset=True)
         check_classification_targets(y)
         self.classes_ = np.unique(y)
-        self._start(X)
+        self._start(X, *shape)
+        self._trained_by = "fit"
         return self._run(X, self._encode(y), epochs=self.epochs, max_steps=self.max_steps,
                          time_budget=self.time_budget, split=True)
 
     def partial_fit(self, X, y, classes=None):
         """One epoch on ``X, y``, continuing θ and the optimizer's state; ``classes`` on the first call."""
         first = not hasattr(self, "classes_")
+        shape = self._check_params() if first else None
         X, y = self._validate(X, y, reset=first)
         check_classification_targets(y)
         if first:
             if classes is None:
                 raise ConfigError("the first partial_fit needs classes=: every label the data can have")
             self.classes_ = np.unique(np.asarray(classes))
-            self._start(X)
+            self._start(X, *shape)
         elif classes is not None and not np.array_equal(np.unique(np.asarray(classes)), self.classes_):
             raise ConfigError(f"classes={list(classes)!r} differs from the first partial_fit's "
                               f"{self.classes_.tolist()}")
-        return self._run(X, self._encode(y), epochs=(self._state.epoch if self._state else 0) + 1, max_steps=None, time_budget=None,
-                         split=False)
+        self._trained_by = "partial_fit"  # a run that save() records but `steepest explain` cannot repeat
+        return self._run(X, self._encode(y), epochs=(self._state.epoch if self._state else 0) + 1, max_steps=None,
+                         time_budget=None, split=False)
 
-    def _start(self, X):
+    def _start(self, X, hidden, activation):
         from .network import MLP
 
-        hidden, activation = self._check_params()
+        # seed None: scikit-learn's random_state=None, fresh randomness; the seed drawn is kept, so that
+        # save() records it and the run can be repeated
+        self.seed_ = int(np.random.default_rng().integers(2**63)) if self.seed is None else int(self.seed)
         if len(self.classes_) < 2:
             raise DataError(f"the classifier needs at least 2 classes to learn, got 1 class "
                             f"({self.classes_.tolist()})")
@@ -275,7 +331,7 @@ class MLPClassifier(ClassifierMixin, BaseEstimator):
             reg["input_mean"], reg["input_std"] = standardisation(rows, self.input_scale)
         self.net_ = MLP([X.shape[1], *hidden, len(self.classes_)], activation=activation, dtype=self.dtype,
                         input_scale=self.input_scale, l2=self.l2, **reg)
-        self.theta_ = self.net_.init(self.seed, scheme=self.init, bias=self.bias)
+        self.theta_ = self.net_.init(self.seed_, scheme=self.init, bias=self.bias)
         self._state = None
 
     def _run(self, X, y, epochs, max_steps, time_budget, split):
@@ -287,7 +343,7 @@ class MLPClassifier(ClassifierMixin, BaseEstimator):
         with self._threads():
             result = train(self.net_, self.theta_, X, y, optimizer=opt, lr=schedule, batch_size=B,
                            epochs=epochs, max_steps=max_steps, time_budget=time_budget, eps=self.eps,
-                           patience=self.patience if split else None, val=val, seed=self.seed,
+                           patience=self.patience if split else None, val=val, seed=self.seed_,
                            clip_norm=self.clip_norm, monitor=False, state=self._state,
                            eval_every=default_eval_every(B, every), kernels=self.kernels)
         self._state = result.state
@@ -309,8 +365,12 @@ class MLPClassifier(ClassifierMixin, BaseEstimator):
     def _logits(self, X):
         check_is_fitted(self)
         X = self._validate(X, reset=False)
-        with self._threads():
-            return self.net_.logits(self.theta_, X)
+        # overflow inside the network (inputs that fit its precision, products that do not) is refused
+        # below with the row it comes from, rather than warned about by NumPy and returned as NaN
+        with self._threads(), np.errstate(over="ignore", invalid="ignore"):
+            Z = self.net_.logits(self.theta_, X)
+        _check_finite_logits(Z, X, self.net_, self.theta_)
+        return Z
 
     def predict_proba(self, X):
         """``softmax(z_L)`` per row, shape (n, k), columns in the order of ``classes_``."""
@@ -353,10 +413,13 @@ class MLPClassifier(ClassifierMixin, BaseEstimator):
                             "params": self.get_params(),
                             "feature_names_in": getattr(self, "feature_names_in_", None),
                             "loss_curve": self.loss_curve_, "n_iter": self.n_iter_, "t": self.t_,
-                            "stop_reason": self.stop_reason_},
+                            "stop_reason": self.stop_reason_,
+                            "trained_by": getattr(self, "_trained_by", None)},
+                # the recipe in the form `steepest train` writes it, which explain and landscape read
+                "training": {**self.get_params(), "seed": self.seed_},
                 "dataset": {"name": None, "n_classes": len(self.classes_),
                             "class_names": [str(c) for c in self.classes_.tolist()]},
-                "seed": self.seed}
+                "seed": self.seed_}
         return save_model(path, self.net_, self.theta_, meta)
 
     def to_onnx(self, dtype=None):
@@ -367,6 +430,124 @@ class MLPClassifier(ClassifierMixin, BaseEstimator):
         names = getattr(self, "feature_names_in_", None)
         return export(self.net_, self.theta_, labels=self.classes_, dtype=dtype,
                       metadata={"feature_names": None if names is None else names.tolist()})
+
+
+# ----------------------------------------------------------------- checking one parameter
+def _whole(v) -> bool:
+    """An integer; a bool is one to Python, but never a count or a seed here."""
+    return isinstance(v, (int, np.integer)) and not isinstance(v, (bool, np.bool_))
+
+
+def _real(v) -> bool:
+    """A finite real number (not a bool, not a string of digits)."""
+    return _whole(v) or (isinstance(v, (float, np.floating)) and math.isfinite(v))
+
+
+def _listed(v) -> bool:
+    """What a parameter that takes several values may be given as."""
+    return isinstance(v, (list, tuple)) or (isinstance(v, np.ndarray) and v.ndim == 1)
+
+
+def _steps(v, least, hi) -> bool:
+    """A number of steps in ``least … hi``, or a share of the run ``"P%"`` (0 < P ≤ 100; below 100 for a
+    warm-up, which must leave some of the run)."""
+    from .schedules import share_percent
+
+    if not isinstance(v, str):
+        return _whole(v) and least <= v <= hi
+    try:
+        p = share_percent(v)
+    except ConfigError:
+        return False
+    return p is not None and (least > 0 or p < 100)
+
+
+#: kind → (does value v, at most hi, belong to it; what the kind takes, for the message)
+_KINDS = {
+    "positive": (lambda v, hi: _real(v) and 0 < v <= hi, "a number > 0"),
+    "nonneg": (lambda v, hi: _real(v) and 0 <= v <= hi, "a number >= 0"),
+    "fraction": (lambda v, hi: _real(v) and 0 < v < 1, "a fraction between 0 and 1 (exclusive)"),
+    "smoothing": (lambda v, hi: _real(v) and 0 <= v < 1, "a number in [0, 1)"),
+    "posint": (lambda v, hi: _whole(v) and 1 <= v <= hi, "an integer >= 1"),
+    "seed": (lambda v, hi: _whole(v) and 0 <= v < 2**63,
+             "an integer in 0 … 2**63 − 1, or None (fresh randomness at each fit)"),
+    "batch": (lambda v, hi: (isinstance(v, str) and v == "full") or (_whole(v) and 1 <= v <= hi),
+              "a positive integer or 'full'"),
+    "flag": (lambda v, hi: isinstance(v, (bool, np.bool_)), "True or False (None: False)"),
+    "possteps": (lambda v, hi: _steps(v, 1, hi), 'a number of steps >= 1, or a share of the run such as "5%"'),
+    "nonnegsteps": (lambda v, hi: _steps(v, 0, hi),
+                    'a number of steps >= 0, or a share of the run below 100% such as "1%"'),
+    "hidden": (lambda v, hi: _widths(v), f"positive layer widths: an integer or a list of them, at most "
+               f"{MAX_LAYERS} layers of at most {MAX_WIDTH:,} units"),
+    "activation": (lambda v, hi: _names(v), f"one of {', '.join(ACTIVATIONS)} (or a list, one per hidden layer)"),
+    "rates": (lambda v, hi: _listed(v) and all(_real(p) and 0 <= p < 1 for p in v),
+              "a list of rates in [0, 1), one for the input and one per hidden layer "
+              "(as steepest train --dropout 0.2 0.5 0.5)"),
+}
+
+
+def _widths(v) -> bool:
+    """Hidden layer widths: one integer, or a list of at most MAX_LAYERS (none: no hidden layer)."""
+    widths = [v] if _whole(v) else list(v) if _listed(v) else None
+    return widths is not None and len(widths) <= MAX_LAYERS and all(_whole(h) and 1 <= h <= MAX_WIDTH
+                                                                    for h in widths)
+
+
+def _names(v) -> bool:
+    """Activation names: one for all hidden layers, or a non-empty list."""
+    names = [v] if isinstance(v, str) else list(v) if _listed(v) else []
+    return len(names) > 0 and all(isinstance(a, str) and a in ACTIVATIONS for a in names)
+
+
+def _show(value) -> str:
+    text = repr(value)
+    return text if len(text) <= 60 else text[:57] + "…"
+
+
+def _check_param(name, value, default, example):
+    """Raise a :class:`ConfigError` that names parameter ``name`` and what it takes, unless ``value`` is of
+    its kind (:data:`PARAM_KINDS`); ``example`` is a value to suggest instead."""
+    if value is None and (default is None or name in NULLABLE):
+        return
+    kind, hi = PARAM_KINDS[name]
+    if kind == "choice":
+        if not (isinstance(value, str) and value in CHOICES[name]):
+            raise ConfigError(f"{name} must be one of {', '.join(CHOICES[name])}, got {_show(value)}; "
+                              f"give e.g. {name}={default!r}")
+        return
+    test, want = _KINDS[kind]
+    if not test(value, math.inf if hi is None else hi):
+        bound = "" if hi is None or kind == "hidden" else f" (at most {hi:,})" if isinstance(hi, int) \
+            else f" (at most {hi:g})"
+        advice = "from a numpy Generator rng, seed=int(rng.integers(2**63)); " if kind == "seed" else ""
+        raise ConfigError(f"{name} must be {want}{bound}, got {_show(value)}; {advice}give e.g. {name}={example!r}")
+
+
+def _check_magnitude(X, dtype, input_scale):
+    """Refuse finite inputs that the network's precision cannot hold: ``X · input_scale`` beyond the largest
+    float of ``dtype`` becomes ±inf in the first layer, then NaN, with only NumPy's warnings to say so."""
+    if X.dtype.kind != "f" or X.size == 0:
+        return
+    limit = float(np.finfo(dtype).max)
+    if max(float(X.max()), -float(X.min())) * input_scale > limit:
+        r, c = np.unravel_index(np.argmax(np.abs(X)), X.shape)  # a copy of X, on the error path only
+        raise DataError(f"X holds {X[r, c]:g} (row {r}, column {c}): too large for the network's {np.dtype(dtype)} "
+                        f"precision (X × input_scale must stay within ±{limit:.3g}); scale the inputs down, "
+                        "e.g. with a StandardScaler, or use dtype='float64'")
+
+
+def _check_finite_logits(Z, X, net, theta):
+    """Refuse logits that overflowed to ±inf or NaN inside the network, naming the first row."""
+    bad = ~np.isfinite(Z).all(axis=1)
+    if not bad.any():
+        return
+    if not np.isfinite(theta).all():
+        raise DataError("the fitted θ holds non-finite values, so every output is NaN; fit again, e.g. with a "
+                        "smaller lr")
+    r = int(np.argmax(bad))
+    raise DataError(f"row {r} of X (largest |x| {float(np.abs(X[r]).max()):g}) overflows the network's "
+                    f"{net.dtype} precision: its outputs are not finite numbers; scale the inputs down, e.g. with "
+                    "a StandardScaler, or use dtype='float64'")
 
 
 def _encode_classes(classes):
@@ -410,6 +591,8 @@ def load(path) -> MLPClassifier:
     if sk.get("feature_names_in") is not None:
         est.feature_names_in_ = np.array(sk["feature_names_in"], dtype=object)
     est.net_, est.theta_, est._state = net, theta, None
+    est.seed_ = meta["seed"] if meta.get("seed") is not None else params.get("seed") or 0
+    est._trained_by = sk.get("trained_by")
     est.loss_curve_ = sk.get("loss_curve") or []
     est.n_iter_ = sk.get("n_iter", (meta.get("metrics") or {}).get("epochs", 0))
     est.t_ = sk.get("t", (meta.get("metrics") or {}).get("samples", 0))
