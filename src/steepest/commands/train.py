@@ -363,6 +363,6 @@ def _restart(args, out, rundir, comm=None) -> int:
     if rundir.model.exists() or not is_regular(rundir.config):
         raise ConfigError(f"{rundir.path} has no checkpoint ({CHECKPOINT}) and no config.toml to start again "
                           "from; nothing to resume, start a new run with --out")
-    out.note(f"note: {rundir.path} stopped before its first checkpoint; starting it again from its config.toml")
+    # the new run says it starts again ("holds a run that stopped before its first checkpoint"): once
     args.config, args.out, args.resume = str(rundir.config), str(rundir.path), None
     return new(args, out, comm)
