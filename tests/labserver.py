@@ -5,9 +5,18 @@ import os
 import signal
 import subprocess
 import sys
+import threading
 import time
 import urllib.error
 import urllib.request
+
+
+def _json_or_text(raw: bytes):
+    """An error response's JSON, or ``{"text": …}`` when it is not JSON (a 500's plain-text page)."""
+    try:
+        return json.loads(raw or b"{}")
+    except ValueError:
+        return {"text": raw.decode("utf-8", "replace")}
 
 
 class Lab:
@@ -21,6 +30,15 @@ class Lab:
             raise AssertionError(f"no URL line: {line!r} {self.proc.stderr.read()}")
         self.url = line.split(" ", 1)[1].strip()
         self.base, self.token = self.url.split("/?token=")
+        # read stderr as it comes: a server that writes tracebacks would otherwise fill the pipe and
+        # block, and a test can then assert that nothing went to stderr (self.stderr())
+        self._err = []
+        self._reader = threading.Thread(target=lambda: self._err.extend(self.proc.stderr), daemon=True)
+        self._reader.start()
+
+    def stderr(self) -> str:
+        """What the server has written to stderr so far."""
+        return "".join(self._err)
 
     def request(self, path, body=None, token=True, headers=None, raw=None):
         data = raw if raw is not None else (json.dumps(body).encode() if body is not None else None)
@@ -32,7 +50,7 @@ class Lab:
             with urllib.request.urlopen(req, timeout=30) as r:
                 return r.status, json.loads(r.read())
         except urllib.error.HTTPError as e:
-            return e.code, json.loads(e.read() or b"{}")
+            return e.code, _json_or_text(e.read())
 
     def post(self, path, body=None):
         return self.request(path, body if body is not None else {})
@@ -54,8 +72,10 @@ class Lab:
     def stop(self):
         self.proc.send_signal(signal.SIGINT)
         try:
-            out, err = self.proc.communicate(timeout=20)
+            self.proc.wait(timeout=20)
         except subprocess.TimeoutExpired:
             self.proc.kill()
-            out, err = self.proc.communicate()
-        return self.proc.returncode, out, err
+            self.proc.wait()
+        out = self.proc.stdout.read()  # a few lines after the URL: never enough to fill the pipe
+        self._reader.join(timeout=5)
+        return self.proc.returncode, out, self.stderr()

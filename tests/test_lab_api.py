@@ -64,7 +64,7 @@ def test_host_header_must_be_the_bound_address(lab):
 
 @pytest.mark.parametrize("body, words", [
     ({"lr": -0.1}, "lr must be > 0"), ({"batch_size": 0}, "batch_size must be ≥ 1"),
-    ({"hidden": [100000]}, "at most 2048"), ({"hidden": [2048, 2048, 2048]}, "parameters"),
+    ({"hidden": [100000]}, "at most 2,048"), ({"hidden": [2048, 2048, 2048]}, "parameters"),
     ({"batch_size": 5000}, "larger than the 1437"), ({"optimizer": "lbfgs"}, "optimizer must be one of"),
     ({"nonsense": 1}, "unknown setting"), ([1, 2], "JSON object"),
 ])

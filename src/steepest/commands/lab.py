@@ -23,6 +23,7 @@ needs the lab extra: pip install 'steepest[lab]' (Starlette and uvicorn).
 
 def add_parser(subparsers):
     from steepest.commands import _limits as L
+    from steepest.lab.config import MAX_LAYER, MAX_LR, MAX_SEED
     from steepest.registry import ACTIVATIONS, OPTIMIZERS
 
     p = subparsers.add_parser("lab", help=HELP, description=HELP + ".", epilog=EPILOG,
@@ -34,12 +35,15 @@ def add_parser(subparsers):
                    help="do not download a named dataset that is not found locally")
     p.add_argument("--fallback", metavar="NAME", help="dataset to start on instead when --dataset cannot be found "
                    "nor downloaded (e.g. --fallback digits); says so on screen")
-    p.add_argument("--hidden", type=L.WIDTH, nargs="+", default=None, metavar="N", help="hidden layer widths")
+    # the bounds of what a page trains live (steepest.lab.config), not train's: one limit, stated alike here
+    # and in the API's refusals
+    p.add_argument("--hidden", type=L.Count(1, MAX_LAYER, "a layer width"), nargs="+", default=None, metavar="N",
+                   help=f"hidden layer widths (each at most {MAX_LAYER:,})")
     p.add_argument("--activation", choices=ACTIVATIONS, default=None)
     p.add_argument("--optimizer", choices=OPTIMIZERS, default=None)
-    p.add_argument("--lr", type=L.LR, default=None, metavar="η")
-    p.add_argument("--batch-size", default=None, metavar="B|full")
-    p.add_argument("--seed", type=L.SEED, default=None)
+    p.add_argument("--lr", type=L.Real(0.0, MAX_LR, open_lo=True), default=None, metavar="η")
+    p.add_argument("--batch-size", type=_batch_size, default=None, metavar="B|full")
+    p.add_argument("--seed", type=L.Count(0, MAX_SEED, "a seed"), default=None)
     p.add_argument("--host", default="127.0.0.1", help="address to bind (default 127.0.0.1: this machine only)")
     p.add_argument("--port", type=L.Count(0, 65535, "a port"), default=0, help="port (default 0: a free one)")
     p.add_argument("--no-browser", action="store_true", help="print the URL but do not open a browser")
@@ -55,17 +59,15 @@ def _config(args) -> dict:
         if getattr(args, key) is not None:
             cfg[key] = getattr(args, key)
     if args.batch_size is not None:
-        cfg["batch_size"] = "full" if args.batch_size == "full" else _int(args.batch_size)
+        cfg["batch_size"] = args.batch_size
     return cfg
 
 
-def _int(text):
-    from steepest.errors import ConfigError
+def _batch_size(text):
+    """``full`` or a count in digits (int() would also take " 5", "1_000" and "٣")."""
+    from steepest.commands._limits import Count
 
-    try:
-        return int(text)
-    except ValueError:
-        raise ConfigError(f"--batch-size must be a positive integer or 'full', got {text!r}") from None
+    return "full" if text == "full" else Count(1, 10**9, "'full' or a batch size")(text)
 
 
 def run(args) -> int:
@@ -88,19 +90,63 @@ def run(args) -> int:
     if args.fallback and args.fallback not in BUNDLED + files:
         raise ConfigError(f"--fallback must be one of {', '.join(BUNDLED)} or a data file, got {args.fallback!r}; "
                           "e.g. --fallback digits")
-    engine = _engine(cfg, args, datasets=BUNDLED + files)
+    # what can be checked without serving is checked first, for --dry-run as for the real run
+    _check_runs_dir(args.runs_dir)
+    sock = _listen(args.host, args.port)
+    try:
+        engine = _engine(cfg, args, datasets=BUNDLED + files)
+    except BaseException:
+        sock.close()
+        raise
     if args.dry_run:
+        sock.close()
         engine.quit()
         print(f"lab: ready to serve {engine.cfg['dataset']} on {args.host} (not serving: --dry-run)")
         return 0
-    try:
-        serve(engine, host=args.host, port=args.port, open_browser=not args.no_browser)
-    except OSError as e:
-        engine.quit()
-        raise ConfigError(f"cannot listen on {args.host}:{args.port} ({e.strerror or e}); "
-                          "choose another --port or --host") from None
+    serve(engine, host=args.host, open_browser=not args.no_browser, sock=sock)
     _save_on_exit(engine)
     return 0
+
+
+def _listen(host: str, port: int):
+    """The lab's listening socket on ``host:port``, or the one-line refusal of both real and dry runs."""
+    from steepest.errors import ConfigError
+    from steepest.lab.server import bind
+
+    try:
+        return bind(host, port)
+    except (OSError, UnicodeError) as e:  # socket.gaierror (an OSError): a name that does not resolve
+        reason = e.strerror if isinstance(e, OSError) and e.strerror else str(e)
+        raise ConfigError(f"cannot listen on {host}:{port} ({reason}); choose another --port or --host "
+                          "(an address of this machine, e.g. 127.0.0.1)") from None
+
+
+def _check_runs_dir(path) -> None:
+    """Refuse --runs-dir unless it is, or can be made as, a writable directory. Creates nothing.
+
+    Checked before serving: a lab that can never save would otherwise fail only when asked to, after
+    the training the user wanted to keep.
+    """
+    import os
+    import tempfile
+    from pathlib import Path
+
+    from steepest.errors import ConfigError
+
+    def refuse(what):
+        return ConfigError(f"--runs-dir {path}: {what}; choose a writable directory with --runs-dir")
+
+    p = Path(path).absolute()
+    try:
+        probe = next(a for a in (p, *p.parents) if a.exists())  # "/" exists: there is one
+    except OSError as e:  # a name too long for the file system, say
+        raise refuse(e.strerror or str(e)) from None
+    if not probe.is_dir():
+        raise refuse("not a directory" if probe == p else f"{probe} is not a directory")
+    try:  # the one sure test of writability, root's included: make a directory there and remove it
+        os.rmdir(tempfile.mkdtemp(dir=probe, prefix=".steepest-probe-"))
+    except OSError as e:
+        raise refuse(f"cannot write in {probe} ({e.strerror or e})") from None
 
 
 def _engine(cfg, args, **kwargs):

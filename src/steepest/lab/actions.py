@@ -6,6 +6,7 @@ own buffers), so they never disturb the training thread.
 
 from __future__ import annotations
 
+import errno
 import time
 from pathlib import Path
 
@@ -13,10 +14,13 @@ import numpy as np
 
 from steepest.errors import ConfigError, DataError
 from steepest.lab import probe
+from steepest.lab.config import short
 from steepest.records import evaluation_columns
 from steepest.registry import OPTIMIZER_OPTIONS
 
 MAX_IMAGE_SIDE = 1024
+#: bytes of a run's name in UTF-8: one path component on Linux, macOS and Windows file systems
+MAX_NAME_BYTES = 255
 
 
 def _current(engine, racer=0):
@@ -42,7 +46,7 @@ def _pixels(payload, net, data):
             raise ConfigError(f"{ds.name} is not square images; send 'pixels' ({d} numbers) instead of 'image'")
         try:
             a = np.asarray(payload["image"], dtype=np.float64)
-        except (TypeError, ValueError):
+        except (TypeError, ValueError, OverflowError):  # OverflowError: an integer past float64's range
             raise DataError("image must be a 2-D array of numbers 0…255") from None
         if a.ndim != 2 or max(a.shape) > MAX_IMAGE_SIDE:
             raise DataError(f"image must be a 2-D array at most {MAX_IMAGE_SIDE} on a side, got shape {a.shape}")
@@ -50,7 +54,7 @@ def _pixels(payload, net, data):
         return grey / 255.0 / ds.input_scale
     try:
         x = np.asarray(payload.get("pixels"), dtype=np.float64)
-    except (TypeError, ValueError):
+    except (TypeError, ValueError, OverflowError):  # OverflowError: an integer past float64's range
         raise DataError(f"pixels must be a list of {d} numbers") from None
     if x.shape != (d,):
         raise DataError(f"pixels must be a list of {d} numbers for this network, got shape {x.shape}")
@@ -69,6 +73,10 @@ def predict(engine, payload) -> dict:
     """Class probabilities of one input, and −∂L/∂x for the class ``target`` (default: the predicted one)."""
     if not isinstance(payload, dict):
         raise DataError("predict takes a JSON object with 'pixels' or 'image'")
+    unknown = sorted(set(payload) - {"pixels", "image", "target"})
+    if unknown:
+        raise DataError(f"unknown field(s) {', '.join(map(short, unknown))}; predict takes pixels or image, "
+                        "and target")
     net, theta, data, _ = _current(engine)
     x = _pixels(payload, net, data)
     with engine.read_lock:
@@ -76,7 +84,7 @@ def predict(engine, payload) -> dict:
     k = int(p.argmax())
     target = payload.get("target", k)
     if isinstance(target, bool) or not isinstance(target, int) or not 0 <= target < net.sizes[-1]:
-        raise DataError(f"target must be a class 0…{net.sizes[-1] - 1}, got {target!r}")
+        raise DataError(f"target must be a class 0…{net.sizes[-1] - 1}, got {short(target)}")
     g = probe.input_gradient(net, theta, x, target)
     scale = float(np.abs(g).max()) or 1.0
     return {"class": k, "probabilities": [round(float(v), 5) for v in p], "target": target,
@@ -87,7 +95,7 @@ def predict(engine, payload) -> dict:
 def surface(engine, n=21) -> dict:
     """The loss on the plane of the paths, over a box that holds every racer's path with a margin."""
     if isinstance(n, bool) or not isinstance(n, int) or not 5 <= n <= 61:
-        raise ConfigError(f"the surface grid side n must be an integer 5…61, got {n!r}")
+        raise ConfigError(f"the surface grid side n must be an integer 5…61, got {short(n)}")
     with engine.lock:
         plane, net, data = engine.plane, engine.reader, engine.data
         ab = np.array([p["ab"] for r in engine.racers for p in r.points] or [[0.0, 0.0]])
@@ -104,26 +112,87 @@ def save_run(engine, name=None) -> Path:
     """Write the first racer as a run directory (model, config.toml, metrics, checkpoint) under runs/.
 
     ``steepest evaluate DIR`` and ``steepest report DIR`` read it like a directory of ``steepest train``.
+    ``name`` (checked by :func:`check_run_name`) must be new under the runs directory; without one, the
+    run is named after the dataset and the time. Raises ConfigError for a bad or taken name, and
+    RunWriteError when the disk refuses (the server's trouble, not the request's).
     """
     from steepest.commands._rundir import RunDir
 
+    name = None if name is None else check_run_name(name)  # before anything waits on the training
     net, _, data, r = _current(engine)
     state = engine.snapshot(0)                   # θ, optimizer memory and counters of one moment
     theta = (state.theta if state is not None else engine.theta0).copy()
-    if name is None:
-        name = f"lab-{data.ds.name}-{time.strftime('%Y%m%d-%H%M%S')}"
-    if not isinstance(name, str) or not name or "/" in name or "\\" in name or name.startswith("."):
-        raise ConfigError(f"the run's name must be a plain directory name (no '/', not starting with '.'), got {name!r}")
-    rundir = RunDir(Path(engine.runs_root) / name)
-    rundir.check_new(force=False)
-    rundir.create()
+    rundir = RunDir(_new_dir(engine.runs_root, name, data.ds.name))
     try:
+        rundir.create()
         _write_run(engine, rundir, net, data, r, state, theta)
-    except BaseException:
-        rundir.remove_if_unused()  # a write the disk refused leaves no empty run directory behind
+    except BaseException as e:
+        rundir.remove_if_unused()  # a write the disk refused leaves no empty run directory behind:
+        try:                       # nor the one _new_dir made (rmdir: only if nothing is left in it)
+            rundir.path.rmdir()
+        except OSError:
+            pass
+        if isinstance(e, OSError):
+            raise _write_error(rundir.path, e) from None
         raise
     engine.saved_step = state.step if state is not None else 0
     return rundir.path
+
+
+def check_run_name(name) -> str:
+    """``name`` if it can be one directory's name on any common file system, else ConfigError.
+
+    Printable (no newline, tab or other control character), without '/' or '\\', not starting with '.'
+    (nor ``..``: no way out of the runs directory), no space at either end (a name that looks like
+    another), and at most :data:`MAX_NAME_BYTES` bytes in UTF-8 — the limit of one path component
+    on Linux, macOS and Windows file systems.
+    """
+    what = "the run's name must be printable, without '/' or '\\', not start with '.' nor begin or end with a space"
+    if not isinstance(name, str) or not name:
+        raise ConfigError(f"the run's name must be a non-empty string, got {short(name)}; type a name such as my-run")
+    if not name.isprintable() or "/" in name or "\\" in name or name.startswith(".") or name != name.strip():
+        raise ConfigError(f"{what}, got {short(name)}; type a name such as my-run")
+    size = len(name.encode("utf-8"))  # cannot fail now: a lone surrogate ("\\ud800") is not printable
+    if size > MAX_NAME_BYTES:
+        raise ConfigError(f"the run's name is {size:,} bytes long in UTF-8; file systems take at most "
+                          f"{MAX_NAME_BYTES}: type a shorter name")
+    return name
+
+
+def _new_dir(root, name, dataset) -> Path:
+    """Make the new, empty directory ``root/name`` (``root`` too if needed) and return its path; ``name``
+    has passed :func:`check_run_name`.
+
+    Made here with one ``mkdir`` rather than checked then made, so two saves of one name cannot both
+    pass. Without a ``name``: ``lab-DATASET-TIME``, with ``-2``, ``-3``… when saved twice in a second.
+    """
+    root = Path(root)
+    chosen = name is not None
+    base = name if chosen else f"lab-{dataset}-{time.strftime('%Y%m%d-%H%M%S')}"
+    try:
+        root.mkdir(parents=True, exist_ok=True)
+    except FileExistsError:  # mkdir's word for "it exists and is not a directory"
+        raise _write_error(root, NotADirectoryError(errno.ENOTDIR, "not a directory")) from None
+    except OSError as e:
+        raise _write_error(root, e) from None
+    for k in range(1, 100):
+        path = root / (base if k == 1 else f"{base}-{k}")
+        try:
+            path.mkdir()
+            return path
+        except FileExistsError:
+            if chosen:
+                raise ConfigError(f"a run named {base!r} already exists in {root}; type another name") from None
+        except OSError as e:
+            raise _write_error(path, e) from None
+    raise ConfigError(f"runs named {base}-2 … {base}-99 exist already in {root}; type a name")
+
+
+def _write_error(path, e: OSError):
+    from steepest.commands._rundir import RunWriteError
+
+    return RunWriteError(f"cannot save the run in {path} ({e.strerror or e}); check that the disk has space "
+                         "and that the lab's --runs-dir is a writable directory")
 
 
 def _write_run(engine, rundir, net, data, r, state, theta) -> None:

@@ -19,8 +19,14 @@ DEFAULTS = {"dataset": "digits", "hidden": [32], "activation": "relu", "init": "
             "lr": 0.05, "momentum": 0.9, "batch_size": 64, "eps": None, "seed": 0}
 #: keys whose change needs a new θ₀ (a reset); the others apply to the running training
 STRUCTURAL = ("dataset", "hidden", "activation", "init", "seed")
+#: one hidden layer's width, hidden layers, parameters: what a page trains live (`steepest lab`'s
+#: --hidden, --lr and --seed are parsed with these same bounds, so the CLI and the API state one limit)
 MAX_LAYER, MAX_LAYERS, MAX_PARAMS = 2048, 6, 5_000_000
 MAX_LR = 1e3
+#: a reset draws θ₀ from the next seed modulo 2³² (engine.reset), so seeds stay below it
+MAX_SEED = 2**32 - 1
+#: characters of a value echoed in an error message: enough to recognise it, never a page of it
+SHOWN = 60
 BUDGETS = {"steps": 4, "samples": 512, "seconds": 0.05}  # per racer per tick
 MAX_RACERS = 4
 #: the racers the page offers before anyone changes them (checked by :func:`check_racer` in the tests)
@@ -38,15 +44,26 @@ def choices() -> dict:
             "race_defaults": [dict(r) for r in RACE_DEFAULTS], "max_racers": MAX_RACERS}
 
 
+def short(value) -> str:
+    """``repr(value)``, cut to :data:`SHOWN` characters, for an error message that echoes what it refuses."""
+    text = repr(value)
+    return text if len(text) <= SHOWN else f"{text[:SHOWN - 12]}… ({len(text):,} characters)"
+
+
+def _fmt(x) -> str:
+    return f"{x:,}" if isinstance(x, int) else f"{x:g}"  # as the command line's bounds are written
+
+
 def _number(key, value, low=None, high=None, open_low=False, integer=False):
     ok_type = isinstance(value, int) if integer else isinstance(value, (int, float))
-    if isinstance(value, bool) or not ok_type or not math.isfinite(value):
+    # an int is compared as an int: math.isfinite(10**400) would raise OverflowError
+    if isinstance(value, bool) or not ok_type or (isinstance(value, float) and not math.isfinite(value)):
         want = "an integer" if integer else "a finite number"
-        raise ConfigError(f"{key} must be {want}, got {value!r}")
+        raise ConfigError(f"{key} must be {want}, got {short(value)}")
     if low is not None and (value <= low if open_low else value < low):
-        raise ConfigError(f"{key} must be {'>' if open_low else '≥'} {low:g}, got {value!r}")
+        raise ConfigError(f"{key} must be {'>' if open_low else '≥'} {low:g}, got {short(value)}")
     if high is not None and value > high:
-        raise ConfigError(f"{key} must be at most {high:g}, got {value!r}")
+        raise ConfigError(f"{key} must be at most {_fmt(high)}, got {short(value)}")
     return value
 
 
@@ -58,13 +75,13 @@ def _batch(value):
 
 def _hidden(value):
     if not isinstance(value, list) or len(value) > MAX_LAYERS:
-        raise ConfigError(f"hidden must be a list of at most {MAX_LAYERS} layer widths, got {value!r}")
+        raise ConfigError(f"hidden must be a list of at most {MAX_LAYERS} layer widths, got {short(value)}")
     return [_number("hidden width", v, low=1, high=MAX_LAYER, integer=True) for v in value]
 
 
 def _choice(key, value, choices):
     if value not in choices:
-        raise ConfigError(f"{key} must be one of {', '.join(choices)}, got {value!r}")
+        raise ConfigError(f"{key} must be one of {', '.join(choices)}, got {short(value)}")
     return value
 
 
@@ -78,7 +95,7 @@ CHECKS = {
     "momentum": lambda v, _: _number("momentum", v, low=0, high=0.999),
     "batch_size": lambda v, _: _batch(v),
     "eps": lambda v, _: None if v is None else _number("eps", v, low=0, open_low=True),
-    "seed": lambda v, _: _number("seed", v, low=0, high=2**32 - 1, integer=True),
+    "seed": lambda v, _: _number("seed", v, low=0, high=MAX_SEED, integer=True),
 }
 
 
@@ -91,7 +108,7 @@ def check_config(update, current: dict, datasets=BUNDLED) -> dict:
         raise ConfigError(f"the configuration must be a JSON object, got {type(update).__name__}")
     unknown = sorted(set(update) - set(CHECKS))
     if unknown:
-        raise ConfigError(f"unknown setting(s) {', '.join(unknown)}; known: {', '.join(CHECKS)}")
+        raise ConfigError(f"unknown setting(s) {', '.join(map(short, unknown))}; known: {', '.join(CHECKS)}")
     out = dict(current)
     for key, value in update.items():
         out[key] = CHECKS[key](value, datasets)
@@ -115,11 +132,11 @@ def check_batch_fits(cfg: dict, n: int) -> None:
 def check_racer(spec, base: dict) -> dict:
     """One racer of a race: ``{"optimizer", "lr", "momentum", "batch_size"}`` over ``base``'s values."""
     if not isinstance(spec, dict):
-        raise ConfigError(f"each racer must be a JSON object, got {spec!r}")
+        raise ConfigError(f"each racer must be a JSON object, got {short(spec)}")
     allowed = ("optimizer", "lr", "momentum", "batch_size")
     unknown = sorted(set(spec) - set(allowed))
     if unknown:
-        raise ConfigError(f"unknown racer setting(s) {', '.join(unknown)}; known: {', '.join(allowed)}")
+        raise ConfigError(f"unknown racer setting(s) {', '.join(map(short, unknown))}; known: {', '.join(allowed)}")
     out = {k: base[k] for k in allowed}
     for key, value in spec.items():
         out[key] = CHECKS[key](value, ())

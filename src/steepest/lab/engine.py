@@ -438,7 +438,7 @@ class Engine:
     def race(self, specs, budget="steps") -> None:
         """Racers from the same θ₀ (the one of the current seed), each with an equal budget per tick."""
         if not isinstance(specs, list) or not 1 <= len(specs) <= C.MAX_RACERS:
-            raise ConfigError(f"racers must be a list of 1 to {C.MAX_RACERS} optimizers, got {specs!r}")
+            raise ConfigError(f"racers must be a list of 1 to {C.MAX_RACERS} optimizers, got {C.short(specs)}")
         budget = C.check_budget(budget)
         specs = [C.check_racer(s, self.cfg) for s in specs]
         self._build(self.cfg, specs, budget)

@@ -8,7 +8,10 @@ Security, since the page can make this process write files and burn CPU:
   header is not the address it is bound to (a DNS-rebinding page would send its own name);
 * everything the page loads — HTML, script, style — comes from the package; no CDN, no fonts.
 
-API (JSON; errors are ``{"error": "what is wrong; what to do"}`` with status 400):
+API (JSON; errors are one line ``{"error": "what is wrong; what to do"}``, status 400 for a request the
+API refuses — a body that is not a JSON object of the expected fields (:mod:`steepest.lab.body` bounds its
+size, nesting and digits) or a value out of range — 413 for a body over ``body.MAX_BYTES``, 404/405 for
+an unknown path or method, 500 when the disk refuses a save or for a bug):
 
 =====================  ==========================================================================
 GET  /api/status       running, step, loss, test accuracy, settings, racers, and ``choices``: the names the
@@ -19,10 +22,11 @@ POST /api/start        start (or continue) training;  /api/pause, /api/step (one
                        θ₀ from the next seed, for every racer)
 POST /api/configure    ``{"lr": 0.1, "batch_size": "full", …}``: settings; structural ones reset θ₀
 POST /api/race         ``{"racers": [{"optimizer": "gd", "lr": 0.5, "batch_size": "full"}, …],
-                       "budget": "steps"|"samples"|"seconds"}``: racers from one θ₀
+                       "budget": "steps"|"samples"|"seconds", "start": true}``: racers from one θ₀
 POST /api/predict      ``{"pixels": [d numbers]}`` or ``{"image": [[grey 0…255]]}``, optional ``"target"``
 GET  /api/surface      ``?n=21``: the loss on the plane of the paths
-POST /api/save         ``{"name": "my-run"}``: a run directory under runs/ (evaluate/report read it)
+POST /api/save         ``{"name": "my-run"}``: a new run directory under runs/ (evaluate/report read it);
+                       the name is checked by :func:`steepest.lab.actions.check_run_name`
 =====================  ==========================================================================
 """
 
@@ -34,10 +38,12 @@ import json
 import secrets
 import socket
 import sys
+import traceback
 from importlib import resources
 from urllib.parse import parse_qs
 
 from steepest.errors import SteepestError
+from steepest.lab.config import short as _short
 
 EVENT_POLL = 0.05      # seconds between two looks at the engine per open event stream
 KEEPALIVE = 10.0       # seconds of silence before a comment line keeps the stream open
@@ -91,33 +97,14 @@ def _static(name: str) -> bytes:
 def build_app(engine, token: str, hosts):
     """The Starlette application, wrapped in :class:`Guard`."""
     from starlette.applications import Starlette
-    from starlette.concurrency import run_in_threadpool
-    from starlette.responses import HTMLResponse, JSONResponse, Response, StreamingResponse
+    from starlette.exceptions import HTTPException
+    from starlette.responses import HTMLResponse, Response, StreamingResponse
     from starlette.routing import Route
 
     from steepest.lab import actions
     from steepest.lab.config import choices
 
-    async def body(request):
-        raw = await request.body()
-        if not raw:
-            return {}
-        try:
-            return json.loads(raw)
-        except (json.JSONDecodeError, UnicodeDecodeError) as e:
-            raise SteepestError(f"the request body is not valid JSON ({e}); send a JSON object") from None
-
-    def api(fn, with_body=True):
-        async def endpoint(request):
-            try:
-                payload = await body(request) if with_body else dict(request.query_params)
-                out = await run_in_threadpool(fn, payload)
-            except SteepestError as e:
-                return JSONResponse({"error": str(e)}, status_code=400)
-            except MemoryError:
-                return JSONResponse({"error": "not enough memory for that; use a smaller network"}, 400)
-            return JSONResponse(_clean(out if out is not None else engine.status()))
-        return endpoint
+    api = _api_factory(engine)
 
     async def index(request):
         html = _static("index.html").decode().replace("{{TOKEN}}", token)
@@ -128,7 +115,7 @@ def build_app(engine, token: str, hosts):
     async def static(request):
         name = request.path_params["name"]
         if name not in ("lab.js", "lab.css", "plots.js", "explorer.js"):
-            return JSONResponse({"error": f"no such file {name}"}, 404)
+            return _json({"error": f"no such file {name!r}; the page loads lab.js, lab.css, plots.js, explorer.js"}, 404)
         kind = "text/javascript" if name.endswith(".js") else "text/css"
         return Response(_static(name), media_type=kind, headers={"Cache-Control": "no-store"})
 
@@ -136,12 +123,9 @@ def build_app(engine, token: str, hosts):
         return StreamingResponse(_stream(engine, request), media_type="text/event-stream",
                                  headers={"Cache-Control": "no-store", "X-Accel-Buffering": "no"})
 
-    def surface(q):
-        try:
-            n = int(q.get("n", 21))
-        except ValueError:
-            raise SteepestError(f"n must be an integer, got {q.get('n')!r}") from None
-        return actions.surface(engine, n)
+    async def refused(request, exc):  # an unknown path or a wrong method: JSON like every other error
+        return _json({"error": f"{request.method} {request.url.path}: {exc.detail}; "
+                               "the API is listed in the docstring of steepest.lab.server"}, exc.status_code)
 
     routes = [
         Route("/", index), Route("/static/{name}", static), Route("/api/events", events),
@@ -154,23 +138,83 @@ def build_app(engine, token: str, hosts):
         Route("/api/configure", api(lambda b: {**engine.configure(b), **engine.status()}), methods=["POST"]),
         Route("/api/race", api(lambda b: _race(engine, b)), methods=["POST"]),
         Route("/api/predict", api(lambda b: actions.predict(engine, b)), methods=["POST"]),
-        Route("/api/surface", api(surface, with_body=False)),
-        Route("/api/save", api(lambda b: {"run_dir": str(actions.save_run(engine, _obj(b).get("name")))}),
-              methods=["POST"]),
+        Route("/api/surface", api(lambda q: actions.surface(engine, _grid_side(q)), with_body=False)),
+        Route("/api/save", api(lambda b: {"run_dir": str(actions.save_run(engine, _name(b)))}), methods=["POST"]),
     ]
-    return Guard(Starlette(routes=routes), token, hosts)
+    return Guard(Starlette(routes=routes, exception_handlers={HTTPException: refused}), token, hosts)
 
 
-def _obj(b):
+def _json(content, status=200):
+    """A JSON response, ASCII only: a lone surrogate ("\\ud800" in a request) that reaches a message
+    is written as an escape instead of failing to encode (Starlette's JSONResponse writes UTF-8)."""
+    from starlette.responses import Response
+
+    text = json.dumps(content, ensure_ascii=True, allow_nan=False, separators=(",", ":"))
+    return Response(text, status_code=status, media_type="application/json")
+
+
+def _api_factory(engine):
+    """``api(fn, with_body)``: an endpoint that calls ``fn`` with the request's JSON body (or its query
+    parameters) in a worker thread and answers JSON; every error is one line ``{"error": …}``."""
+    from starlette.concurrency import run_in_threadpool
+
+    from steepest.commands._rundir import RunWriteError
+    from steepest.lab import body
+
+    def api(fn, with_body=True):
+        async def endpoint(request):
+            try:
+                raw = await body.read(request) if with_body else None
+                query = dict(request.query_params)
+                # parsed in the worker too: a large body must not hold up the event streams of other pages
+                out = await run_in_threadpool(lambda: fn(body.parse(raw) if with_body else query))
+            except body.BodyError as e:
+                return _json({"error": str(e)}, e.status)
+            except RunWriteError as e:  # the disk refused: the server's trouble, not the request's
+                return _json({"error": str(e)}, 500)
+            except SteepestError as e:
+                return _json({"error": str(e)}, 400)
+            except MemoryError:
+                return _json({"error": "not enough memory for that; use a smaller network"}, 400)
+            except Exception as e:  # a bug: the page still gets one line; the traceback goes to the terminal
+                traceback.print_exc()
+                return _json({"error": f"internal error ({type(e).__name__}) in steepest lab; the terminal "
+                                       "running the lab shows the traceback: please report it"}, 500)
+            return _json(_clean(out if out is not None else engine.status()))
+        return endpoint
+    return api
+
+
+def _grid_side(q) -> int:
+    """``n`` of ``/api/surface?n=…``: decimal digits only (int() would also take "٣", " 7" and "1_0")."""
+    n = q.get("n", "21")
+    if not (n.isascii() and n.isdigit() and len(n) <= 6):
+        raise SteepestError(f"n must be an integer written in digits, got {_short(n)}; e.g. ?n=21")
+    return int(n)
+
+
+def _name(b):
+    b = _obj(b, ("name",))
+    return b.get("name")
+
+
+def _obj(b, keys):
+    """``b`` if it is a JSON object whose keys are among ``keys``."""
     if not isinstance(b, dict):
-        raise SteepestError("send a JSON object")
+        raise SteepestError(f"send a JSON object with {', '.join(keys)}, not {type(b).__name__}")
+    unknown = sorted(set(b) - set(keys))
+    if unknown:
+        raise SteepestError(f"unknown field(s) {', '.join(map(_short, unknown))}; known: {', '.join(keys)}")
     return b
 
 
 def _race(engine, b):
-    b = _obj(b)
+    b = _obj(b, ("racers", "budget", "start"))
+    start = b.get("start", True)
+    if not isinstance(start, bool):
+        raise SteepestError(f"start must be true or false, got {_short(start)}")
     engine.race(b.get("racers"), b.get("budget", "steps"))
-    if b.get("start", True):
+    if start:
         engine.start()
 
 
@@ -218,22 +262,31 @@ def _dumps(msg) -> str:
 
 
 def bind(host: str, port: int) -> socket.socket:
-    """A listening socket on ``host:port`` (port 0: a free one the system picks)."""
+    """A listening socket on ``host:port`` (port 0: a free one the system picks).
+
+    Raises OSError (``socket.gaierror`` for a name that does not resolve) or UnicodeError (a name no
+    resolver takes); the socket is closed then, not left to the garbage collector.
+    """
     family = socket.AF_INET6 if ":" in host else socket.AF_INET
     sock = socket.socket(family, socket.SOCK_STREAM)
-    sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
-    sock.bind((host, port))
-    sock.listen(128)
+    try:
+        sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+        sock.bind((host, port))
+        sock.listen(128)
+    except BaseException:
+        sock.close()
+        raise
     sock.set_inheritable(True)
     return sock
 
 
-def serve(engine, host="127.0.0.1", port=0, open_browser=True, out=sys.stdout, err=sys.stderr) -> int:
-    """Bind, print ``lab: http://HOST:PORT/?token=…``, serve until Ctrl-C, then stop the training."""
+def serve(engine, host="127.0.0.1", port=0, open_browser=True, out=sys.stdout, err=sys.stderr, sock=None) -> int:
+    """Bind (unless given ``sock``, bound by :func:`bind` to ``host``), print ``lab: http://HOST:PORT/?token=…``,
+    serve until Ctrl-C, then stop the training."""
     import uvicorn
 
     token = secrets.token_urlsafe(18)
-    sock = bind(host, port)
+    sock = sock if sock is not None else bind(host, port)
     port = sock.getsockname()[1]
     if host in ("0.0.0.0", "::"):
         print(f"steepest: warning: --host {host} makes the lab reachable from other machines on the network; "
