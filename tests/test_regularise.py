@@ -351,7 +351,9 @@ def test_share_of_the_run_is_the_same_schedule_as_its_steps():
         steps(cfg | {"epochs": 1, "warmup_steps": "97.5%"}, "warmup_steps", 20)  # named as typed, for both
     from steepest.sklearn import MLPClassifier
 
-    with pytest.raises(ConfigError, match=r"warmup_steps 100% of a 2-step run rounds to 2 steps, the whole"):
+    with pytest.raises(ConfigError, match=r"warmup_steps 97.5% of a 2-step run rounds to 2 steps, the whole"):
+        MLPClassifier(schedule="cosine", warmup_steps="97.5%", epochs=1, batch_size=2).fit(np.eye(4), [0, 1, 0, 1])
+    with pytest.raises(ConfigError, match=r"warmup_steps must be .* a share of the run below 100%"):  # as the CLI
         MLPClassifier(schedule="cosine", warmup_steps="100%", epochs=1, batch_size=2).fit(np.eye(4), [0, 1, 0, 1])
 
 
