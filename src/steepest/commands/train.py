@@ -179,9 +179,9 @@ def _absolute_data_paths(cfg) -> None:
 
     from steepest.commands._common import is_user_file
 
-    if is_user_file(cfg["dataset"], cfg["labels"]):
+    if cfg.get("dataset") and is_user_file(cfg["dataset"], cfg.get("labels")):
         cfg["dataset"] = os.path.abspath(cfg["dataset"])
-        if cfg["labels"] is not None:
+        if cfg.get("labels") is not None:
             cfg["labels"] = os.path.abspath(cfg["labels"])
 
 
@@ -316,9 +316,10 @@ def _config_file(rundir, cfg, out, moved) -> None:
     how = (f"the run continues as its checkpoint says — to train with the edits, start a new run with "
            f"`steepest train --config {rundir.config} --out NEW_DIR`")
     try:
-        edited = read_toml(rundir.config) if rundir.config.exists() else {}
-        differ = sorted(k for k, v in edited.items() if k not in ("out",) + RESUME_ONLY and
-                        convert(BY_NAME[k], v) != cfg.get(k))
+        edited = {k: convert(BY_NAME[k], v) for k, v in
+                  (read_toml(rundir.config) if rundir.config.exists() else {}).items()}
+        _absolute_data_paths(edited)  # a run from before paths were recorded whole: relative paths, as typed
+        differ = sorted(k for k, v in edited.items() if k not in ("out",) + RESUME_ONLY and v != cfg.get(k))
     except ConfigError as e:
         out.note(f"note: {rundir.config} no longer reads as a configuration ({str(e).split('; ')[0]}); {how}")
         return
