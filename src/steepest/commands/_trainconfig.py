@@ -110,7 +110,8 @@ OPTIONS = (
     Opt("checkpoint_every", "posint", None, "also write the checkpoint every N optimizer steps (a kill then "
         "loses at most N steps)", metavar="N", hi=10**12),
     Opt("checkpoint_seconds", "positive", 5.0, "write the checkpoint when this many seconds have passed since "
-        "the last one (a kill loses about that much work); always at the end and on Ctrl-C", metavar="S",
+        "the last one (a kill loses about that much work); always at the end and on Ctrl-C or SIGTERM",
+        metavar="S",
         hi=7 * 86400),
 )
 BY_NAME = {o.name: o for o in OPTIONS}

@@ -61,7 +61,8 @@ def _inputs(path: Path, net, meta):
             cast = a.astype(net.dtype)
         if a.dtype.kind == "f" and not np.isfinite(cast).all():  # where, in the array as the user gave it
             at = tuple(int(i) for i in np.argwhere(~np.isfinite(cast.reshape(given.shape)))[0])
-            what = "is not finite" if not np.isfinite(given[at]) else f"is too large for {net.dtype}, the model's precision"
+            what = "is not finite" if not np.isfinite(given[at]) else \
+                f"is too large for {net.dtype}, the model's precision"
             raise DataError(f"{path}: value at index {at[0] if len(at) == 1 else at} {what} ({given[at]}); "
                             "clean the array first")
         labels = [str(path)] if a.shape[0] == 1 else [f"{path}[{i}]" for i in range(a.shape[0])]

@@ -306,7 +306,7 @@ def resume(args, out, comm=None) -> int:
 def _config_file(rundir, cfg, out, moved) -> None:
     """config.toml on ``--resume``: rewritten when the data moved (it records the data's path); otherwise
     a note when it was edited by hand, since the run continues as its checkpoint was configured."""
-    from steepest.commands._trainconfig import BY_NAME, convert, read_toml, to_toml
+    from steepest.commands._trainconfig import BY_NAME, RESUME_OPTIONS, convert, read_toml, to_toml
     from steepest.errors import ConfigError
 
     if moved:
@@ -319,7 +319,7 @@ def _config_file(rundir, cfg, out, moved) -> None:
         edited = {k: convert(BY_NAME[k], v) for k, v in
                   (read_toml(rundir.config) if rundir.config.exists() else {}).items()}
         _absolute_data_paths(edited)  # a run from before paths were recorded whole: relative paths, as typed
-        differ = sorted(k for k, v in edited.items() if k not in ("out",) + RESUME_ONLY and v != cfg.get(k))
+        differ = sorted(k for k, v in edited.items() if k not in ("out",) + RESUME_OPTIONS and v != cfg.get(k))
     except ConfigError as e:
         out.note(f"note: {rundir.config} no longer reads as a configuration ({str(e).split('; ')[0]}); {how}")
         return
@@ -329,8 +329,6 @@ def _config_file(rundir, cfg, out, moved) -> None:
 
 # Options --resume takes when the data moved: the copy is checked against the run's fingerprint.
 MOVED_DATA = ("dataset", "labels")
-# Options that only say how to run, not what; config.toml may differ in them without being edited.
-RESUME_ONLY = ("data_dir", "download", "threads", "checkpoint_every", "checkpoint_seconds")
 
 
 def _same_data(ds, cfg, recorded, moved: bool) -> None:
