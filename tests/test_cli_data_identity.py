@@ -159,3 +159,20 @@ def test_predict_refuses_inputs_its_precision_cannot_hold(tmp_path):
                    "huge.npy[1]: the model's outputs overflow float32")
     np.save(tmp_path / "fine.npy", np.array([[0.5, 0.5]]))
     assert steepest("predict", tmp_path / "run", tmp_path / "fine.npy").returncode == 0
+
+
+def test_report_draws_the_misclassified_images_of_the_users_file(tmp_path):
+    """``digits.npz`` (images, labels permuted) is recorded as dataset "digits": the report's gallery counts
+    the file's misclassified test images, not those of scikit-learn's digits."""
+    d = load_dataset("digits")
+    flip = lambda y: (y + 3) % 10  # noqa: E731
+    np.savez(tmp_path / "digits.npz", X=d.X_train.reshape(-1, 8, 8), y=flip(d.y_train),
+             X_test=d.X_test.reshape(-1, 8, 8), y_test=flip(d.y_test))
+    trained = steepest("train", "--dataset", "digits.npz", "--hidden", "32", "--epochs", "20", "--out", "run",
+                       "--json", cwd=tmp_path)
+    assert trained.returncode == 0, trained.stderr
+    test_acc = json.loads(trained.stdout.splitlines()[-1])["test_acc"]
+    r = steepest("report", tmp_path / "run", "--out", tmp_path / "report.html", cwd=tmp_path)
+    assert r.returncode == 0, r.stderr
+    wrong = round((1 - test_acc) * 360)
+    assert f"{wrong:,} of 360 test images are misclassified" in (tmp_path / "report.html").read_text()

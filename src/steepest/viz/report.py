@@ -459,11 +459,7 @@ def _misclassified_section(model_info, limit=32) -> Section | None:
     from steepest.errors import SteepestError
 
     try:
-        from steepest.data import KNOWN_DATASETS, load_dataset
-
-        if name not in KNOWN_DATASETS:
-            raise SteepestError(f"{name} is not a named dataset")
-        ds = load_dataset(name, download=False)
+        ds = _trained_on(meta, name)
     except (SteepestError, ImportError, OSError) as e:
         return Section("Misclassified test images", [Text(f"Not drawn: the test set of {name} is not at hand "
                                                           f"({str(e).splitlines()[0]}).")])
@@ -475,6 +471,30 @@ def _misclassified_section(model_info, limit=32) -> Section | None:
     return Section("Misclassified test images", [Text(f"{len(wrong):,} of {len(ds.y_test):,} test images are "
                                                       f"misclassified ({100 * len(wrong) / len(ds.y_test):.2f}%).")]
                    + ([_gallery(ds, wrong[:limit], pred, P, shape)] if wrong else []))
+
+
+def _trained_on(meta, name):
+    """The dataset the model was trained on: the user's file it records (by path, or for older models as
+    ``training.dataset``), else the named dataset — never a named one that merely shares a file's stem
+    (``digits.npz`` is recorded as "digits") — and only if its samples are those the model records."""
+    from steepest.data import KNOWN_DATASETS, load_dataset, load_file
+    from steepest.errors import SteepestError
+
+    record, training = meta.get("dataset") or {}, meta.get("training") or {}
+    file, labels = record.get("file"), record.get("labels")
+    given = training.get("dataset")
+    if not file and isinstance(given, str) and given and (given != name or training.get("labels")):
+        file, labels = given, training.get("labels")
+    if file:
+        ds = load_file(file, labels=labels if isinstance(labels, str) else None)
+    elif name in KNOWN_DATASETS:
+        ds = load_dataset(name, download=False)
+    else:
+        raise SteepestError(f"{name} is not a named dataset")
+    want = record.get("fingerprint")
+    if want and ds.fingerprint() != want:
+        raise SteepestError(f"{file or name} no longer holds the samples the model was trained on")
+    return ds
 
 
 def _gallery(ds, rows, pred, P, shape) -> Image:
