@@ -117,6 +117,8 @@ def candidate(name, run_dir, data_dir=None) -> dict:
     run_dir = Path(run_dir)
     cfg, differ = _against(name, run_dir, data_dir)
     differ.pop("eval_every", None)
+    if cfg.get("epochs") != _recipe_config(name, 0, None)["epochs"]:  # a run-only option, but here a lever
+        differ["epochs"] = cfg.get("epochs")
     rows = [json.loads(l) for l in (run_dir / "metrics.jsonl").read_text(encoding="utf-8").splitlines() if l.strip()]
     last = rows[-1] if rows else {}
     return {"run_dir": str(run_dir), "differ": differ, "epochs": cfg.get("epochs"), "reached": last.get("epoch", 0),

@@ -113,10 +113,10 @@ def test_accuracy_selection_table_reads_validation_never_test(tmp_path):
     assert r.returncode == 0, r.stderr
     last = json.loads((out / "metrics.jsonl").read_text().splitlines()[-1])
     c = acc.candidate("mnist-dropout", out)
-    assert c["differ"] == {"dataset": "digits", "hidden": [16, 16]}
+    assert c["differ"] == {"dataset": "digits", "hidden": [16, 16], "epochs": 2}  # the recipe's 200: a lever
     assert c["val_acc"] == last["val_acc"] and c["reached"] == 2 and c["finished"] and "test_acc" not in c
     md = "\n".join(acc.selection_markdown("mnist-dropout", [c]))
-    assert f"{100 * last['val_acc']:.2f}%" in md and "2 of 2" in md and "dataset = digits, hidden = [16, 16]" in md
+    assert f"{100 * last['val_acc']:.2f}%" in md and "2 of 2" in md and "dataset = digits, hidden = [16, 16], epochs = 2" in md
     assert f"{100 * last['test_acc']:.2f}%" not in md or last["test_acc"] == last["val_acc"]
     (out / "model.safetensors").unlink()  # a run stopped by hand leaves no model: marked as stopped
     assert "2 of 2 (stopped)" in "\n".join(acc.selection_markdown("mnist-dropout", [acc.candidate("mnist-dropout", out)]))
