@@ -72,3 +72,25 @@ def test_training_that_cannot_be_repeated_is_said_not_replaced(digits, tmp_path)
     assert "one step of η = 0.1:" in said and numbers["over_training"]["labels"] == []
     assert len(numbers["notes"]) == 2 and all(n in said for n in numbers["notes"])
     assert "records no training recipe" in numbers["notes"][0] and "η = 0.1" in numbers["notes"][1]
+
+
+def test_landscape_reads_the_estimators_parameters_alone_too(fitted, tmp_path):
+    """landscape's θ₀ (init and seed) and its step probe's η come from the same record as explain's: a file
+    with the estimator's parameters alone draws the same line and probe as the one with a training section
+    (the old file was drawn from the activation's default init and η = 0.1)."""
+    from steepest.io import load_model, save_model
+
+    new = fitted.save(tmp_path / "new.safetensors")
+    net, theta, meta = load_model(new)
+    del meta["training"], meta["sklearn"]["trained_by"]
+    old = save_model(tmp_path / "old.safetensors", net, theta, meta)
+    drawn = []
+    for model, out in ((new, tmp_path / "l-new"), (old, tmp_path / "l-old")):
+        r = steepest("landscape", model, "--dataset", "digits", "--parts", "line", "probe", "--n-samples", "64",
+                     "--resolution", "5", "--threads", "1", "--out", out, "--quiet")
+        assert r.returncode == 0, r.stderr
+        numbers = json.loads((out / "landscape.json").read_text())
+        numbers.pop("model")
+        drawn.append(numbers)
+    assert drawn[0]["theta0_seed"] == RECIPE["seed"]
+    assert drawn[0] == drawn[1]

@@ -39,9 +39,15 @@ def load_model_and_data(args, out):
     return path, net, theta, meta, ds
 
 
+def training_record(meta) -> dict:
+    """The options a model was trained with: its ``training`` section (``steepest train`` and
+    :meth:`MLPClassifier.save` write one), or the estimator parameters that older ``save`` files kept alone."""
+    return meta.get("training") or (meta.get("sklearn") or {}).get("params") or {}
+
+
 def initial_theta(net, meta):
     """θ₀ as ``steepest train`` drew it: ``net.init(seed, scheme=init, bias=bias)`` from the model's record."""
-    training = meta.get("training") or {}
+    training = training_record(meta)
     seed = training.get("seed", meta.get("seed"))
     if seed is None:
         raise ConfigError("the model does not record the seed of its initial θ₀, so θ₀ cannot be re-drawn; "

@@ -146,8 +146,10 @@ def _recipe(meta) -> tuple:
     """``(recipe, why_not)``: the options the model was trained with — the ``training`` section that
     ``steepest train`` and :meth:`MLPClassifier.save` write, or the estimator parameters that ``save``
     wrote alone before — and why its training cannot be repeated from them (None when it can)."""
+    from steepest.commands._viewargs import training_record
+
     sk = meta.get("sklearn") or {}
-    cfg = meta.get("training") or sk.get("params")
+    cfg = training_record(meta)
     if not cfg:
         return None, "the model file records no training recipe"
     cfg = {**cfg, "seed": cfg["seed"] if cfg.get("seed") is not None else meta.get("seed")}

@@ -85,7 +85,8 @@ def run(args) -> int:
     from steepest.errors import ConfigError
     from steepest.viz import landscape as L
     from steepest.viz import plots_landscape as P
-    from steepest.commands._viewargs import finish, initial_theta, load_model_and_data, n_samples, out_dir
+    from steepest.commands._viewargs import (finish, initial_theta, load_model_and_data, n_samples, out_dir,
+                                             training_record)
     from steepest.viz.common import sample_rows, write_json
     from steepest.viz.compare import parse_runs
 
@@ -107,8 +108,7 @@ def run(args) -> int:
     target = out_dir(args, path, "landscape")
     check_writable(target)
     theta0, seed0 = initial_theta(net, meta)
-    training = meta.get("training") or {}
-    lr = args.probe_lr or float(training.get("lr") or 0.1)
+    lr = args.probe_lr or float(training_record(meta).get("lr") or 0.1)
     ns = n_samples(args)
     files, numbers, extra = [], {"model": str(path), "dataset": ds.name, "theta0_seed": seed0}, {"out": str(target)}
     cache = {}  # MODEL's line and plane, drawn again beside MODEL2's
