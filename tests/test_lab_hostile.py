@@ -220,3 +220,16 @@ def test_the_command_line_states_the_limits_the_lab_keeps(tmp_path, lab, option,
     at_limit = [str(bound)] if isinstance(bound, int) else [f"{bound:g}"]
     r = steepest("lab", "--dataset", "moons", "--dry-run", option, *at_limit, cwd=tmp_path, timeout=120)
     assert r.returncode == 0, r.stderr
+
+
+def test_saving_many_runs_keeps_no_descriptor_per_run(lab):
+    """Each save locks its new run directory while writing it; a lab that saves hundreds of runs must not
+    hold a descriptor for each (it would end at the process's open-file limit)."""
+    def fds():
+        return len(os.listdir(f"/proc/{lab.proc.pid}/fd"))
+
+    lab.post("/api/save")
+    before = fds()
+    for _ in range(12):
+        assert lab.post("/api/save")[0] == 200
+    assert fds() <= before + 2, (before, fds())

@@ -80,6 +80,14 @@ def lock_dir(path) -> None:
     _HELD[key] = fd
 
 
+def release_lock(path) -> None:
+    """Drop this process's lock of the run directory ``path``, if it holds one (a long-lived process
+    — the lab — that writes one run directory after another keeps no descriptor per directory)."""
+    fd = _HELD.pop(os.path.realpath(path), None)
+    if fd is not None:
+        os.close(fd)
+
+
 def release_locks() -> None:
     """Drop every run-directory lock this process holds (at the end of a command run in-process)."""
     while _HELD:

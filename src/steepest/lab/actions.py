@@ -116,7 +116,7 @@ def save_run(engine, name=None) -> Path:
     run is named after the dataset and the time. Raises ConfigError for a bad or taken name, and
     RunWriteError when the disk refuses (the server's trouble, not the request's).
     """
-    from steepest.commands._rundir import RunDir
+    from steepest.commands._rundir import RunDir, release_lock
 
     name = None if name is None else check_run_name(name)  # before anything waits on the training
     net, _, data, r = _current(engine)
@@ -135,6 +135,8 @@ def save_run(engine, name=None) -> Path:
         if isinstance(e, OSError):
             raise _write_error(rundir.path, e) from None
         raise
+    finally:
+        release_lock(rundir.path)  # written: the lab keeps no descriptor per saved run
     engine.saved_step = state.step if state is not None else 0
     return rundir.path
 
