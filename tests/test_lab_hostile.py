@@ -233,3 +233,10 @@ def test_saving_many_runs_keeps_no_descriptor_per_run(lab):
     for _ in range(12):
         assert lab.post("/api/save")[0] == 200
     assert fds() <= before + 2, (before, fds())
+
+
+@pytest.mark.parametrize("body", [{"lr": -0.1}, {"lr": 0}, {"batch_size": 0}, {"hidden": [0]}, {"activation": "nope"},
+                                  {"optimizer": "nope"}, {"seed": -1}, {"momentum": -1}, {"schedule": "nope"}])
+def test_every_refused_setting_says_what_to_do_in_the_pages_terms(lab, body):
+    error = says_what_to_do(refused(lab, "/api/configure", body=body))
+    assert "--help" not in error, error

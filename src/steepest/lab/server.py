@@ -161,6 +161,12 @@ def _api_factory(engine):
     from steepest.commands._rundir import RunWriteError
     from steepest.lab import body
 
+    def _page_message(e) -> str:
+        """The error with its "what to do" half, in the page's terms: the command line's class hints
+        ("see the command's --help") mean nothing in a browser."""
+        text = str(e).strip()
+        return text if ";" in text else f"{text}; change that value and try again"
+
     def api(fn, with_body=True):
         async def endpoint(request):
             try:
@@ -173,7 +179,7 @@ def _api_factory(engine):
             except RunWriteError as e:  # the disk refused: the server's trouble, not the request's
                 return _json({"error": str(e)}, 500)
             except SteepestError as e:
-                return _json({"error": str(e)}, 400)
+                return _json({"error": _page_message(e)}, 400)
             except MemoryError:
                 return _json({"error": "not enough memory for that; use a smaller network"}, 400)
             except Exception as e:  # a bug: the page still gets one line; the traceback goes to the terminal
