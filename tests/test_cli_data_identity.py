@@ -176,3 +176,18 @@ def test_report_draws_the_misclassified_images_of_the_users_file(tmp_path):
     assert r.returncode == 0, r.stderr
     wrong = round((1 - test_acc) * 360)
     assert f"{wrong:,} of 360 test images are misclassified" in (tmp_path / "report.html").read_text()
+
+
+def test_views_refuse_a_recorded_file_whose_samples_changed(tmp_path):
+    """evaluate, explain and landscape without --dataset read the file the model records only if it still
+    holds the samples it was trained on; with --dataset the user chooses, and is not second-guessed."""
+    d = load_dataset("moons")
+    np.savez(tmp_path / "m.npz", X=d.X_train, y=d.y_train, X_test=d.X_test, y_test=d.y_test)
+    assert steepest("train", "--dataset", "m.npz", "--hidden", "8", "--epochs", "3", "--out", "run", "--quiet",
+                    cwd=tmp_path).returncode == 0
+    np.savez(tmp_path / "m.npz", X=d.X_train, y=d.y_train, X_test=d.X_test, y_test=1 - d.y_test)
+    for command, *more in (("evaluate",), ("explain", "--out", tmp_path / "ex"),
+                           ("landscape", "--parts", "line", "--out", tmp_path / "ls")):
+        one_error_line(steepest(command, tmp_path / "run", *more, cwd=tmp_path), "no longer holds the samples")
+        assert not (tmp_path / "ex").exists() and not (tmp_path / "ls").exists()
+    assert steepest("evaluate", tmp_path / "run", "--dataset", tmp_path / "m.npz", cwd=tmp_path).returncode == 0

@@ -165,6 +165,10 @@ def load_model_and_dataset(args):
     if not args.dataset and is_user_file(name, labels) and not Path(name).exists():
         raise ConfigError(f"{path} was trained on {name}, which is not there any more; give its data with --dataset")
     ds = load_data(name, data_dir=args.data_dir, labels=labels, download=args.download)
+    want = (meta.get("dataset") or {}).get("fingerprint")
+    if not args.dataset and want and ds.fingerprint() != want:  # the default must be the data it was trained on
+        raise ConfigError(f"{name} no longer holds the samples {path} was trained on (they differ from the digest "
+                          "the model records); give the data to measure it on with --dataset")
     return path, net, theta, meta, trained, ds
 
 
