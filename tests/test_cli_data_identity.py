@@ -191,3 +191,40 @@ def test_views_refuse_a_recorded_file_whose_samples_changed(tmp_path):
         one_error_line(steepest(command, tmp_path / "run", *more, cwd=tmp_path), "no longer holds the samples")
         assert not (tmp_path / "ex").exists() and not (tmp_path / "ls").exists()
     assert steepest("evaluate", tmp_path / "run", "--dataset", tmp_path / "m.npz", cwd=tmp_path).returncode == 0
+
+
+def sigterm_at(cwd, delay, run):
+    """SIGTERM to a short `steepest train` after ``delay`` s: what the user sees and what is left must be
+    one of three outcomes, each with a next step that works."""
+    proc = subprocess.Popen([sys.executable, "-m", "steepest", "train", "--dataset", "digits", "--hidden", "32",
+                             "--epochs", "3", "--batch-size", "32", "--threads", "1", "--seed", "3", "--eval-every",
+                             "1", "--quiet", "--out", str(run)], cwd=cwd, stdout=subprocess.PIPE,
+                            stderr=subprocess.PIPE, text=True)
+    time.sleep(delay)
+    proc.send_signal(signal.SIGTERM)
+    out, err = proc.communicate(timeout=120)
+    assert "Traceback" not in err, err
+    if proc.returncode == 0:  # finished first (or the signal came as the interpreter tore down)
+        assert (run / "model.safetensors").exists()
+        return "finished"
+    if proc.returncode == -signal.SIGTERM:  # the interpreter had not yet run a line of steepest
+        assert out == err == "" and not run.exists(), (out, err)
+        return "starting"
+    assert proc.returncode == 143, (proc.returncode, out, err)
+    if "to continue: steepest train --resume" in out:  # stopped after a step: resumable
+        resumed = steepest("train", "--resume", run, "--quiet", cwd=cwd)
+        assert resumed.returncode == 0, resumed.stderr
+        return "resumed"
+    # before training: one line, and nothing half-made that --resume would then refuse
+    assert err.strip() == "steepest: terminated (SIGTERM)" and not (run / "checkpoints").exists(), (out, err)
+    return "terminated"
+
+
+def test_sigterm_at_any_moment_of_a_run_ends_in_a_state_with_a_next_step(tmp_path):
+    took = time.perf_counter()
+    assert steepest("train", "--dataset", "digits", "--hidden", "32", "--epochs", "3", "--batch-size", "32",
+                    "--threads", "1", "--seed", "3", "--eval-every", "1", "--quiet", "--out", tmp_path / "whole",
+                    cwd=tmp_path).returncode == 0
+    took = time.perf_counter() - took
+    seen = [sigterm_at(tmp_path, took * i / 12, tmp_path / f"r{i}") for i in range(1, 13)]
+    assert "resumed" in seen or "terminated" in seen, seen

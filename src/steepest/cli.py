@@ -98,10 +98,13 @@ def one_line(message: str) -> str:
 
 
 def main(argv=None) -> int:
-    """Run one command; return its exit status. Ctrl-C at any moment, imports included, is 130."""
+    """Run one command; return its exit status. Ctrl-C at any moment, imports included, is 130; SIGTERM
+    is 143, after the same clean-up (``train`` first saves a checkpoint to resume from)."""
     import signal
 
-    old = signal.getsignal(signal.SIGINT)
+    from steepest.errors import Terminated
+
+    old = {s: signal.getsignal(s) for s in (signal.SIGINT, signal.SIGTERM)}
     try:
         _defer_interrupts_in_imports()
         import warnings
@@ -113,16 +116,21 @@ def main(argv=None) -> int:
     except KeyboardInterrupt:
         print("steepest: interrupted", file=sys.stderr)
         return 130
+    except Terminated:
+        print("steepest: terminated (SIGTERM)", file=sys.stderr)
+        return 143
     finally:
-        if old is not None and signal.getsignal(signal.SIGINT) is not old:
-            try:
-                signal.signal(signal.SIGINT, old)
-            except ValueError:  # not the main thread: nothing was changed
-                pass
+        for s, handler in old.items():
+            if handler is not None and signal.getsignal(s) is not handler:
+                try:
+                    signal.signal(s, handler)
+                except ValueError:  # not the main thread: nothing was changed
+                    pass
 
 
 def _defer_interrupts_in_imports():
-    """Ctrl-C raises KeyboardInterrupt, but never inside an import: it is asked again 20 ms later.
+    """Ctrl-C raises KeyboardInterrupt (SIGTERM :class:`Terminated`), but never inside an import: it is
+    asked again 20 ms later.
 
     A KeyboardInterrupt raised while a compiled extension initialises comes out as an unrelated
     ImportError (NumPy: "PyCapsule_Import could not import module datetime"), or leaves the
@@ -133,19 +141,23 @@ def _defer_interrupts_in_imports():
     import signal
     import threading
 
-    if threading.current_thread() is not threading.main_thread() or \
-            signal.getsignal(signal.SIGINT) is not signal.default_int_handler:
+    from steepest.errors import Terminated
+
+    if threading.current_thread() is not threading.main_thread():
         return
 
     def interrupt(signum, frame):
         if _importing(frame):
-            timer = threading.Timer(0.02, signal.raise_signal, (signal.SIGINT,))
+            timer = threading.Timer(0.02, signal.raise_signal, (signum,))
             timer.daemon = True
             timer.start()
             return
-        raise KeyboardInterrupt
+        raise KeyboardInterrupt if signum == signal.SIGINT else Terminated
 
-    signal.signal(signal.SIGINT, interrupt)
+    # SIGTERM likewise (its default ends the process at once, leaving what a command half-made)
+    for s, default in ((signal.SIGINT, signal.default_int_handler), (signal.SIGTERM, signal.SIG_DFL)):
+        if signal.getsignal(s) is default:
+            signal.signal(s, interrupt)
 
 
 _IMPORT_MACHINERY = {"importlib._bootstrap", "importlib._bootstrap_external", "_frozen_importlib",

@@ -59,3 +59,9 @@ class ShapeError(DataError):
 class ParallelError(SteepestError):
     """The processes of a data-parallel run cannot work together: started unalike, too many for the batch,
     or θ no longer the same on all. Raised on every process alike, at the same point of the run."""
+
+
+class Terminated(BaseException):
+    """SIGTERM outside the training loop (loading data, writing plots): it unwinds like Ctrl-C's
+    KeyboardInterrupt, so that what a command half-made is cleaned up, and the command ends with one
+    line and exit status 143. Inside the loop, ``steepest train`` stops after the current step instead."""

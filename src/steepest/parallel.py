@@ -282,7 +282,7 @@ class Watchdog(Listener):
                 if ready:
                     got = [n for n in self.told[0].recv(512) if n in _TOLD]
                     if got:
-                        self.fault(f"the launcher sent {signal.Signals(got[0]).name} (another process failed)")
+                        self.fault(f"the launcher sent {signal.Signals(got[0]).name} (another process failed, or the job was stopped)")
             else:
                 self.done.wait(self.period)
             since = r.waiting_since
@@ -338,7 +338,7 @@ class Watchdog(Listener):
             self.last.done()
 
     def _signalled(self, signum, frame):
-        self.fault(f"the launcher sent {signal.Signals(signum).name} (another process failed)")
+        self.fault(f"the launcher sent {signal.Signals(signum).name} (another process failed, or the job was stopped)")
 
 
 _TOLD = {signal.SIGUSR1, signal.SIGTERM}

@@ -25,6 +25,7 @@ import io
 import json
 import math
 import os
+import shlex
 import tempfile
 import time
 from pathlib import Path
@@ -179,7 +180,8 @@ class RunDir:
             todo = "choose another --out, or add --force to replace that run"
         elif self.checkpoint.exists():
             what = "holds an unfinished run (a checkpoint)"
-            todo = f"continue it with `steepest train --resume {self.path}`, choose another --out, or add --force"
+            todo = (f"continue it with `steepest train --resume {shlex.quote(str(self.path))}`, choose another "
+                    "--out, or add --force")
         else:
             return
         raise ConfigError(f"{self.path} {what}; {todo}")

@@ -7,6 +7,7 @@ from :func:`fit` on they are the same code, so a resumed run writes the same fil
 from __future__ import annotations
 
 import contextlib
+import shlex
 import signal
 from dataclasses import dataclass
 
@@ -101,7 +102,7 @@ class Saver:
                 kept = "no checkpoint was written yet; fix that and start the run again"
             elif kept is None:
                 kept = (f"the checkpoint of step {self.step} is intact: fix that, then continue with "
-                        f"`steepest train --resume {self.rundir.path}`")
+                        f"`steepest train --resume {shlex.quote(str(self.rundir.path))}`")
             raise RunWriteError(f"{what}; training stopped at step {step} and {kept}") from None
 
     def checkpoint(self, st) -> None:
@@ -123,9 +124,22 @@ def fit(cfg, net, theta, data: Data, rundir, out, state=None, comm=None) -> int:
     """Train, checkpointing as :func:`_loop` says; save the model; report. Returns the exit code.
 
     A ``state`` that has already stopped (its model was not saved: the process ended in
-    between) is not trained further; its model is saved.
+    between) is not trained further; its model is saved. Ctrl-C, and SIGTERM (kill, timeout,
+    schedulers) unless an MPI launcher's, stop training after the current step, resumable; one that
+    arrives once training has ended lets the model be saved (the run is finished) and says so.
     """
     from steepest.commands._progress import Interrupt
+
+    interrupt = Interrupt() if comm is None else Interrupt(signals=(signal.SIGINT,))
+    with interrupt:
+        code = _fit(cfg, net, theta, data, rundir, out, state, comm, interrupt)
+    if interrupt.requested and code != interrupt.status and (comm is None or comm.Get_rank() == 0):
+        out.note(f"note: {'Ctrl-C' if interrupt.status == 130 else 'SIGTERM'} arrived after training had "
+                 f"ended; the model was saved, the run is finished")
+    return code
+
+
+def _fit(cfg, net, theta, data: Data, rundir, out, state, comm, interrupt) -> int:
     from steepest.commands._trainconfig import make_schedule, optimizer_kwargs
     from steepest.optim import make_optimizer
     from steepest.loop import TrainResult, steps_per_epoch
@@ -146,8 +160,6 @@ def fit(cfg, net, theta, data: Data, rundir, out, state=None, comm=None) -> int:
         result = TrainResult(state.theta, state.history, stop.reason, stop.sentence(), state, stop)
     else:
         policy = measured_threads(cfg, out, comm)
-        # Ctrl-C, and SIGTERM (kill, timeout, schedulers) unless the MPI launcher's: stop, resumable
-        interrupt = Interrupt() if comm is None else Interrupt(signals=(signal.SIGINT,))
         result = _loop(cfg, net, theta, data, saver, out, state, opt, schedule, spe, comm, policy, interrupt)
         st = result.state
         if comm is not None and comm.Get_rank() != 0:  # rank 0 alone saves and reports
@@ -157,7 +169,7 @@ def fit(cfg, net, theta, data: Data, rundir, out, state=None, comm=None) -> int:
                 f"stopped by {signal.Signals(interrupt.status - 128).name}"
             out.note(f"{how} at step {st.step} (epoch {st.epoch + 1 if st.batch else st.epoch}); "
                      f"checkpoint saved to {rundir.checkpoint}")
-            out.note(f"to continue: steepest train --resume {rundir.path}")
+            out.note(f"to continue: steepest train --resume {shlex.quote(str(rundir.path))}")
             if out.json:
                 out.emit({"event": "end", "stop_reason": "interrupted", "stop_message": result.stop_message,
                           "epochs": st.epoch, "steps": st.step, "seconds": st.seconds, "model": None,
@@ -242,7 +254,7 @@ def _loop(cfg, net, theta, data: Data, saver, out, state, opt, schedule, spe, co
         listeners = [Agreed(interrupt)] + (listeners[1:] if comm.Get_rank() == 0 else [])
     kept = policy.blas.kept() if policy is not None else contextlib.nullcontext()
     try:
-        with blas_threads(cfg["threads"]), kept, interrupt:  # checkpoints record the training's thread count
+        with blas_threads(cfg["threads"]), kept:  # checkpoints record the training's thread count
             return train(net, theta, data.X, data.y, optimizer=opt, lr=schedule,
                          batch_size=None if cfg["batch_size"] == "full" else cfg["batch_size"],
                          epochs=cfg["epochs"], max_steps=cfg["max_steps"], eps=cfg["eps"],

@@ -78,7 +78,7 @@ def ranked(args, comm) -> int:
     import time
 
     from steepest.commands._common import Silent
-    from steepest.errors import ParallelError, SteepestError
+    from steepest.errors import ParallelError, SteepestError, Terminated
 
     rank = comm.Get_rank()
     out = Output(args.json, args.quiet) if rank == 0 else Silent()
@@ -88,17 +88,18 @@ def ranked(args, comm) -> int:
         if rank == 0:
             raise
         return 2
-    except (SteepestError, OSError, KeyboardInterrupt) as e:
+    except (SteepestError, OSError, KeyboardInterrupt, Terminated) as e:
         if rank != 0:
             time.sleep(2.0)  # the same error on rank 0 is said by rank 0 (and its abort ends this one)
-        if isinstance(e, KeyboardInterrupt):
-            print("steepest: interrupted", file=sys.stderr, flush=True)
+        if isinstance(e, (KeyboardInterrupt, Terminated)):
+            print(f"steepest: {'interrupted' if isinstance(e, KeyboardInterrupt) else 'terminated (SIGTERM)'}",
+                  file=sys.stderr, flush=True)
         else:
             from steepest.cli import one_line
 
             where = f" (rank {rank} of {comm.Get_size()})" if rank else ""
             print(f"steepest: error{where}: {one_line(e)}", file=sys.stderr, flush=True)
-        comm.Abort(130 if isinstance(e, KeyboardInterrupt) else 2)
+        comm.Abort(130 if isinstance(e, KeyboardInterrupt) else 143 if isinstance(e, Terminated) else 2)
         raise
 
 
