@@ -141,8 +141,18 @@ def test_resume_says_when_config_toml_was_edited(tmp_path):
     assert "steepest train --config" in r.stdout
     (run / "model.safetensors").unlink()
     (run / "config.toml").write_text(config)
-    r = steepest("train", "--resume", run)
+    r = steepest("train", "--resume", run, "--threads", "1")  # an option of this command is not an edit
     assert r.returncode == 0 and "differs" not in r.stdout, r.stdout
+    (run / "model.safetensors").unlink()
+    (run / "config.toml").write_text(config.replace("\nlr = 0.05\n", "\n"))  # a line removed is an edit too
+    r = steepest("train", "--resume", run)
+    assert r.returncode == 0 and "differs from the run's configuration in lr;" in r.stdout, r.stdout
+    (run / "model.safetensors").unlink()
+    (run / "config.toml").unlink()  # gone: written again, as the run was configured
+    r = steepest("train", "--resume", run, "--threads", "1")
+    assert r.returncode == 0 and "was missing; written again" in r.stdout, r.stdout
+    options = lambda text: [x for x in text.splitlines() if not x.startswith("#")]  # noqa: E731
+    assert options((run / "config.toml").read_text()) == options(config)
 
 
 def test_predict_refuses_inputs_its_precision_cannot_hold(tmp_path):
@@ -228,3 +238,18 @@ def test_sigterm_at_any_moment_of_a_run_ends_in_a_state_with_a_next_step(tmp_pat
     took = time.perf_counter() - took
     seen = [sigterm_at(tmp_path, took * i / 12, tmp_path / f"r{i}") for i in range(1, 13)]
     assert "resumed" in seen or "terminated" in seen, seen
+
+
+def test_resume_says_how_to_give_data_that_moved(tmp_path):
+    save_digits(tmp_path / "data.npz")
+    run = tmp_path / "run"
+    assert steepest("train", "--dataset", "data.npz", "--hidden", "8", "--epochs", "1", "--out", run, "--quiet",
+                    cwd=tmp_path).returncode == 0
+    (run / "model.safetensors").unlink()
+    (tmp_path / "data.npz").rename(tmp_path / "moved.npz")
+    one_error_line(steepest("train", "--resume", run, cwd=tmp_path),
+                   f"this run's data, is not there any more; if it moved, give it with steepest train --resume {run} "
+                   "--dataset NEW_PATH")
+    one_error_line(steepest("train", "--resume", run, "--labels", "moved.npz", cwd=tmp_path),
+                   "--labels goes with a pair of IDX files")
+    assert steepest("train", "--resume", run, "--dataset", "moved.npz", "--quiet", cwd=tmp_path).returncode == 0

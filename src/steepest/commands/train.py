@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import argparse
+import shlex
 
 from steepest.commands._common import Output, add_json_flag
 from steepest.commands._trainconfig import add_arguments
@@ -270,15 +271,11 @@ def resume(args, out, comm=None) -> int:
     for key, value in cfg.items():
         if value is not None:
             cfg[key] = convert(BY_NAME[key], value)
+    original = dict(cfg)  # as the run was configured, before this command's --threads and the like
     moved = {k: v for k, v in given(args).items() if k in MOVED_DATA}
-    if moved and not (recorded or {}).get("fingerprint"):
-        raise ConfigError(f"{', '.join(BY_NAME[k].flag for k in moved)} cannot be combined with --resume of "
-                          "this run: its checkpoint does not record what its data held, to check a moved copy "
-                          "against; resume it with its data where it was, or start a new run with --out")
+    _check_moved(cfg, moved, recorded, rundir)
     for name, value in given(args).items():
         cfg[name] = convert(BY_NAME[name], value)
-    if "dataset" in moved and "labels" not in moved:
-        cfg["labels"] = None
     writer = comm is None or comm.Get_rank() == 0  # the other ranks of a data-parallel run write nothing
     if writer:
         check_writable(rundir.path)
@@ -294,7 +291,7 @@ def resume(args, out, comm=None) -> int:
                           "resume with the data the run started with")
     rundir.columns = data.columns()
     if writer:
-        _config_file(rundir, cfg, out, moved)
+        _config_file(rundir, cfg, original, out, moved)
         rundir.start_metrics(data.columns(), state.history.epochs)
     if finished:  # it stopped, but ended before its model was written: write it now
         out.say(f"{rundir.path} finished training ({state.stop_reason}) but has no model; saving it")
@@ -304,23 +301,58 @@ def resume(args, out, comm=None) -> int:
     return _session.fit(cfg, net, state.theta, data, rundir, out, state=state, comm=comm)
 
 
-def _config_file(rundir, cfg, out, moved) -> None:
-    """config.toml on ``--resume``: rewritten when the data moved (it records the data's path); otherwise
-    a note when it was edited by hand, since the run continues as its checkpoint was configured."""
-    from steepest.commands._trainconfig import BY_NAME, RESUME_OPTIONS, convert, read_toml, to_toml
+def _check_moved(cfg, moved, recorded, rundir) -> None:
+    """``--resume`` with ``--dataset``/``--labels``: only where a digest can check the copy, and the whole
+    pair for IDX data; without them, data no longer where the run recorded it is said with what to do."""
+    from pathlib import Path
+
+    from steepest.commands._common import is_user_file
+    from steepest.commands._trainconfig import BY_NAME
     from steepest.errors import ConfigError
 
-    if moved:
-        rundir.write_config(_provenance(cfg) + f"# resumed with its data at {cfg['dataset']}\n"
-                            + to_toml({k: v for k, v in cfg.items() if k != "out"}))
+    again = f"steepest train --resume {shlex.quote(str(rundir.path))}"
+    if moved and not (recorded or {}).get("fingerprint"):
+        raise ConfigError(f"{', '.join(BY_NAME[k].flag for k in moved)} cannot be combined with --resume of "
+                          "this run: its checkpoint does not record what its data held, to check a moved copy "
+                          "against; resume it with its data where it was, or start a new run with --out")
+    if "dataset" in moved and cfg.get("labels") and "labels" not in moved:
+        raise ConfigError(f"this run's data is a pair of IDX files (images {cfg['dataset']}, labels {cfg['labels']}); "
+                          f"give both where they are now: {again} --dataset IMAGES --labels LABELS")
+    if "labels" in moved and "dataset" not in moved and not cfg.get("labels"):
+        raise ConfigError(f"--labels goes with a pair of IDX files, and this run's data is {cfg['dataset']}; "
+                          f"give a moved copy of it with {again} --dataset PATH")
+    if not moved and is_user_file(cfg["dataset"], cfg.get("labels")):
+        gone = [p for p in (cfg["dataset"], cfg.get("labels")) if p and not Path(p).exists()]
+        if gone:
+            raise ConfigError(f"{gone[0]}, this run's data, is not there any more; if it moved, give it with "
+                              f"{again} --dataset NEW_PATH" + (" --labels NEW_PATH" if cfg.get("labels") else ""))
+    if "dataset" in moved and "labels" not in moved:
+        cfg["labels"] = None
+
+
+def _config_file(rundir, cfg, original, out, moved) -> None:
+    """config.toml on ``--resume``: rewritten when the data moved (it records the data's path) or when it
+    is missing; otherwise a note when it was edited by hand, since the run continues as its checkpoint
+    was configured (``original``: before this command's own --threads and the like)."""
+    from steepest.commands._trainconfig import BY_NAME, convert, read_toml, to_toml
+    from steepest.errors import ConfigError
+
+    if moved or not rundir.config.exists():
+        why = f"resumed with its data at {cfg['dataset']}" if moved else "written again from the checkpoint"
+        run = {**original, **{k: cfg[k] for k in MOVED_DATA}}  # the run's options; its data where it is now
+        rundir.write_config(_provenance(run) + f"# {why}\n" + to_toml({k: v for k, v in run.items() if k != "out"}))
+        if not moved:
+            out.note(f"note: {rundir.config} was missing; written again from the run's checkpoint")
         return
     how = (f"the run continues as its checkpoint says — to train with the edits, start a new run with "
            f"`steepest train --config {rundir.config} --out NEW_DIR`")
+    recorded = dict(original)
+    _absolute_data_paths(recorded)
     try:
-        edited = {k: convert(BY_NAME[k], v) for k, v in
-                  (read_toml(rundir.config) if rundir.config.exists() else {}).items()}
+        edited = {k: convert(BY_NAME[k], v) for k, v in read_toml(rundir.config).items()}
         _absolute_data_paths(edited)  # a run from before paths were recorded whole: relative paths, as typed
-        differ = sorted(k for k, v in edited.items() if k not in ("out",) + RESUME_OPTIONS and v != cfg.get(k))
+        keys = set(edited) | {k for k, v in recorded.items() if v is not None}  # a line removed is an edit too
+        differ = sorted(k for k in keys if k != "out" and edited.get(k) != recorded.get(k))
     except ConfigError as e:
         out.note(f"note: {rundir.config} no longer reads as a configuration ({str(e).split('; ')[0]}); {how}")
         return
