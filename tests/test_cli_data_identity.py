@@ -253,3 +253,15 @@ def test_resume_says_how_to_give_data_that_moved(tmp_path):
     one_error_line(steepest("train", "--resume", run, "--labels", "moved.npz", cwd=tmp_path),
                    "--labels goes with a pair of IDX files")
     assert steepest("train", "--resume", run, "--dataset", "moved.npz", "--quiet", cwd=tmp_path).returncode == 0
+
+
+def test_a_run_without_a_model_is_pointed_to_resume_and_its_checkpoint_reads_its_data(tmp_path):
+    run = tmp_path / "run"
+    r = steepest("train", "--dataset", "digits", "--hidden", "8", "--epochs", "2", "--out", run, "--json")
+    assert r.returncode == 0, r.stderr
+    test_acc = json.loads(r.stdout.splitlines()[-1])["test_acc"]
+    (run / "model.safetensors").unlink()
+    one_error_line(steepest("evaluate", run), f"continue it with `steepest train --resume {run}`")
+    e = steepest("evaluate", run / "checkpoints" / "checkpoint.safetensors", "--json")  # its data, from its config
+    assert e.returncode == 0, e.stderr
+    assert json.loads(e.stdout)["accuracy"] == test_acc

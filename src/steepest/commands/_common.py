@@ -146,6 +146,12 @@ def model_path(path) -> Path:
     path = Path(path)
     if path.is_dir() and (path / "model.safetensors").is_file():
         return path / "model.safetensors"
+    if path.is_dir() and (path / "checkpoints" / "checkpoint.safetensors").is_file():  # a run that has not ended
+        import shlex
+
+        raise ConfigError(f"{path} is a run that has no model yet (it stopped before its end, or is still "
+                          f"training); continue it with `steepest train --resume {shlex.quote(str(path))}`, or "
+                          "give its checkpoint, checkpoints/checkpoint.safetensors, to look at it as it is")
     return path
 
 
@@ -165,7 +171,7 @@ def load_model_and_dataset(args):
     if not args.dataset and is_user_file(name, labels) and not Path(name).exists():
         raise ConfigError(f"{path} was trained on {name}, which is not there any more; give its data with --dataset")
     ds = load_data(name, data_dir=args.data_dir, labels=labels, download=args.download)
-    want = (meta.get("dataset") or {}).get("fingerprint")
+    want = (meta.get("dataset") or meta.get("data") or {}).get("fingerprint")  # a model's, or a checkpoint's
     if not args.dataset and want and ds.fingerprint() != want:  # the default must be the data it was trained on
         raise ConfigError(f"{name} no longer holds the samples {path} was trained on (they differ from the digest "
                           "the model records); give the data to measure it on with --dataset")
@@ -179,13 +185,14 @@ def trained_data(meta: dict) -> tuple:
     The name alone is not enough: a file ``moons.npz`` is recorded as ``moons``, which is also a
     built-in dataset; models from before the path was recorded still have their ``training.dataset``.
     """
-    record, training = meta.get("dataset") or {}, meta.get("training") or {}
+    # a checkpoint keeps the run's options under "config"
+    record, training = meta.get("dataset") or {}, meta.get("training") or meta.get("config") or {}
     if record.get("file"):
         return record["file"], record.get("labels")
     given, labels = training.get("dataset"), training.get("labels")
     if isinstance(given, str) and given and is_user_file(given, labels):
         return given, labels if isinstance(labels, str) else None
-    return record.get("name"), None
+    return record.get("name") or (given if isinstance(given, str) and given else None), None
 
 
 def regularisation(net) -> list[str]:
