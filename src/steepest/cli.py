@@ -3,7 +3,7 @@
 Exit status: 0 success; 1 the work ran but failed (gradient check above threshold, training
 diverged); 2 bad input — every :class:`~steepest.errors.SteepestError` and usage error becomes one
 line ``steepest: error: <what is wrong>; <what to do>`` on stderr, without a traceback; 130 Ctrl-C;
-143 SIGTERM during ``train`` (which saves its checkpoint first, as for Ctrl-C).
+143 SIGTERM (``train`` first saves a checkpoint to resume from, as for Ctrl-C).
 """
 
 from __future__ import annotations

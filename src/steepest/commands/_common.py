@@ -4,13 +4,10 @@ from __future__ import annotations
 
 import contextlib
 import json
-import os
 import sys
 from pathlib import Path
 
 from steepest.errors import ConfigError, DataError
-
-DATA_SUFFIXES = (".npz", ".csv", ".tsv", ".txt")
 
 
 class Output:
@@ -60,20 +57,9 @@ def add_json_flag(parser) -> None:
     parser.add_argument("--json", action="store_true", help="print results as JSON on stdout")
 
 
-def looks_like_path(name: str) -> bool:
-    return os.sep in name or name.lower().endswith(DATA_SUFFIXES) or Path(name).exists()
-
-
-def is_user_file(name: str, labels=None) -> bool:
-    """Whether ``--dataset name`` (with ``--labels``) names the user's own data rather than a named dataset."""
-    from steepest.data import KNOWN_DATASETS
-
-    return labels is not None or (name not in KNOWN_DATASETS and looks_like_path(name))
-
-
 def load_data(name: str, data_dir=None, labels=None, download=True, progress=False):
     """A :class:`steepest.data.Dataset` from a dataset name or a path to the user's data."""
-    from steepest.data import KNOWN_DATASETS, load_dataset, load_file
+    from steepest.data import KNOWN_DATASETS, is_user_file, load_dataset, load_file
 
     if is_user_file(name, labels):
         return load_file(name, labels=labels)
@@ -160,6 +146,7 @@ def load_model_and_dataset(args):
 
     The dataset is ``--dataset`` or, without it, the one the model records it was trained on.
     """
+    from steepest.data import is_user_file, matches_record, trained_data
     from steepest.io import load_model
 
     path = model_path(args.model)
@@ -171,28 +158,10 @@ def load_model_and_dataset(args):
     if not args.dataset and is_user_file(name, labels) and not Path(name).exists():
         raise ConfigError(f"{path} was trained on {name}, which is not there any more; give its data with --dataset")
     ds = load_data(name, data_dir=args.data_dir, labels=labels, download=args.download)
-    want = (meta.get("dataset") or meta.get("data") or {}).get("fingerprint")  # a model's, or a checkpoint's
-    if not args.dataset and want and ds.fingerprint() != want:  # the default must be the data it was trained on
+    if not args.dataset and not matches_record(ds, meta):  # the default must be the data it was trained on
         raise ConfigError(f"{name} no longer holds the samples {path} was trained on (they differ from the digest "
                           "the model records); give the data to measure it on with --dataset")
     return path, net, theta, meta, trained, ds
-
-
-def trained_data(meta: dict) -> tuple:
-    """``(dataset, labels)`` a model was trained on, as ``--dataset``/``--labels`` take them: the file it
-    records (a user's file is recorded by its absolute path), else the dataset name.
-
-    The name alone is not enough: a file ``moons.npz`` is recorded as ``moons``, which is also a
-    built-in dataset; models from before the path was recorded still have their ``training.dataset``.
-    """
-    # a checkpoint keeps the run's options under "config"
-    record, training = meta.get("dataset") or {}, meta.get("training") or meta.get("config") or {}
-    if record.get("file"):
-        return record["file"], record.get("labels")
-    given, labels = training.get("dataset"), training.get("labels")
-    if isinstance(given, str) and given and is_user_file(given, labels):
-        return given, labels if isinstance(labels, str) else None
-    return record.get("name") or (given if isinstance(given, str) and given else None), None
 
 
 def regularisation(net) -> list[str]:

@@ -60,8 +60,8 @@ def check_batch(cfg: dict, n: int) -> None:
                           f"use --batch-size {n} or less, or --batch-size full")
 
 
-def model_metadata(cfg, net, data: Data, opt, schedule, metrics, threads=None, fingerprint=None) -> dict:
-    from steepest.commands._common import is_user_file
+def model_metadata(cfg, net, data: Data, opt, schedule, metrics, threads, fingerprint) -> dict:
+    from steepest.data import is_user_file
 
     ds = data.ds
     file = {"file": cfg["dataset"], "labels": cfg["labels"]} if is_user_file(cfg["dataset"], cfg["labels"]) else {}
@@ -71,7 +71,7 @@ def model_metadata(cfg, net, data: Data, opt, schedule, metrics, threads=None, f
         "preprocessing": {"input_scale": ds.input_scale,
                           "image_shape": list(ds.image_shape) if ds.image_shape else None},
         "dataset": {"name": ds.name, "source": ds.source, **file, "n_classes": net.sizes[-1],
-                    "fingerprint": fingerprint or ds.fingerprint(), "class_names": ds.class_names,
+                    "fingerprint": fingerprint, "class_names": ds.class_names,
                     "n_train": len(data.y),
                     "n_val": len(data.val[1]) if data.val else 0,
                     "n_test": len(data.test[1]) if data.test else 0},

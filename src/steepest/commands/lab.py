@@ -80,7 +80,7 @@ def run(args) -> int:
     except ImportError:
         raise ConfigError("steepest lab needs Starlette and uvicorn; install them with "
                           "`pip install 'steepest[lab]'`") from None
-    from steepest.commands._common import looks_like_path
+    from steepest.data import looks_like_path
     from steepest.lab.config import BUNDLED
 
     cfg = _config(args)

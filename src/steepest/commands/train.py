@@ -179,7 +179,7 @@ def _absolute_data_paths(cfg) -> None:
     from another directory, and ``evaluate`` without ``--dataset``, then read the same file."""
     import os
 
-    from steepest.commands._common import is_user_file
+    from steepest.data import is_user_file
 
     if cfg.get("dataset") and is_user_file(cfg["dataset"], cfg.get("labels")):
         cfg["dataset"] = os.path.abspath(cfg["dataset"])
@@ -306,7 +306,7 @@ def _check_moved(cfg, moved, recorded, rundir) -> None:
     pair for IDX data; without them, data no longer where the run recorded it is said with what to do."""
     from pathlib import Path
 
-    from steepest.commands._common import is_user_file
+    from steepest.data import is_user_file
     from steepest.commands._trainconfig import BY_NAME
     from steepest.errors import ConfigError
 
@@ -372,10 +372,11 @@ def _same_data(ds, cfg, recorded, moved: bool) -> None:
     they would continue the run on other data, with nothing said. Checkpoints written before the
     digest was recorded are checked only for their shape, as before.
     """
+    from steepest.data import matches_record
     from steepest.errors import ConfigError
 
     want = (recorded or {}).get("fingerprint")
-    if want and ds.fingerprint() != want:
+    if not matches_record(ds, {"data": recorded or {}}):
         where = "the copy given with --dataset" if moved else cfg["dataset"]
         raise ConfigError(f"{where} is not the data this run started with (its samples differ from those the "
                           f"checkpoint records, fingerprint {want}); resume with the same data — give a moved "

@@ -11,13 +11,18 @@ STEEPEST_MIRRORS  base URLs to download from instead of the built-in mirrors
 """
 
 from steepest.data.datasets import (
+    DATA_SUFFIXES,
     KNOWN_DATASETS,
     Dataset,
     describe_datasets,
     find_dataset,
+    is_user_file,
     load_dataset,
     load_digits,
     load_mnist,
+    looks_like_path,
+    matches_record,
+    trained_data,
 )
 # `fetch` stays a module name here (steepest.data.fetch.fetch): re-exporting the function
 # would shadow the module and break `import steepest.data.fetch`.

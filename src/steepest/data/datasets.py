@@ -100,6 +100,43 @@ class Dataset:
         return h.hexdigest()[:32]
 
 
+#: endings that make a --dataset value the user's own file rather than a dataset's name
+DATA_SUFFIXES = (".npz", ".csv", ".tsv", ".txt")
+
+
+def looks_like_path(name: str) -> bool:
+    return os.sep in name or name.lower().endswith(DATA_SUFFIXES) or Path(name).exists()
+
+
+def is_user_file(name: str, labels=None) -> bool:
+    """Whether ``--dataset name`` (with ``--labels``) names the user's own data rather than a named dataset."""
+    return labels is not None or (name not in KNOWN_DATASETS and looks_like_path(name))
+
+
+def trained_data(meta: dict) -> tuple:
+    """``(dataset, labels)`` a model or checkpoint was trained on, as ``--dataset``/``--labels`` take them: the
+    file it records (a user's file is recorded by its absolute path), else the dataset name.
+
+    The name alone is not enough: a file ``moons.npz`` is recorded as ``moons``, which is also a
+    built-in dataset; models from before the path was recorded still have their ``training.dataset``.
+    """
+    # a checkpoint keeps the run's options under "config"
+    record, training = meta.get("dataset") or {}, meta.get("training") or meta.get("config") or {}
+    if record.get("file"):
+        return record["file"], record.get("labels")
+    given, labels = training.get("dataset"), training.get("labels")
+    if isinstance(given, str) and given and is_user_file(given, labels):
+        return given, labels if isinstance(labels, str) else None
+    return record.get("name") or (given if isinstance(given, str) and given else None), None
+
+
+def matches_record(ds, meta: dict) -> bool:
+    """Whether ``ds`` holds the samples a model (``dataset.fingerprint``) or checkpoint (``data.fingerprint``)
+    records it was trained on; True when it records none (files from before the digest)."""
+    want = (meta.get("dataset") or meta.get("data") or {}).get("fingerprint")
+    return not want or ds.fingerprint() == want
+
+
 def _check_name(name: str) -> str:
     if name not in KNOWN_DATASETS:
         raise ConfigError(

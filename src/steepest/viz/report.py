@@ -474,26 +474,17 @@ def _misclassified_section(model_info, limit=32) -> Section | None:
 
 
 def _trained_on(meta, name):
-    """The dataset the model was trained on: the user's file it records (by path, or for older models as
-    ``training.dataset``), else the named dataset — never a named one that merely shares a file's stem
-    (``digits.npz`` is recorded as "digits") — and only if its samples are those the model records."""
-    from steepest.data import KNOWN_DATASETS, load_dataset, load_file
+    """The dataset the model was trained on (:func:`steepest.data.trained_data`: the user's file it records,
+    never a named dataset that merely shares its stem), only if its samples are those the model records."""
+    from steepest.data import is_user_file, load_dataset, load_file, matches_record, trained_data
     from steepest.errors import SteepestError
 
-    record, training = meta.get("dataset") or {}, meta.get("training") or {}
-    file, labels = record.get("file"), record.get("labels")
-    given = training.get("dataset")
-    if not file and isinstance(given, str) and given and (given != name or training.get("labels")):
-        file, labels = given, training.get("labels")
-    if file:
-        ds = load_file(file, labels=labels if isinstance(labels, str) else None)
-    elif name in KNOWN_DATASETS:
-        ds = load_dataset(name, download=False)
-    else:
+    given, labels = trained_data(meta)
+    if not given:
         raise SteepestError(f"{name} is not a named dataset")
-    want = record.get("fingerprint")
-    if want and ds.fingerprint() != want:
-        raise SteepestError(f"{file or name} no longer holds the samples the model was trained on")
+    ds = load_file(given, labels=labels) if is_user_file(given, labels) else load_dataset(given, download=False)
+    if not matches_record(ds, meta):
+        raise SteepestError(f"{given} no longer holds the samples the model was trained on")
     return ds
 
 
