@@ -33,6 +33,8 @@ ANCHORS = [
     ("Keras `mnist_mlp` example, 512-512, dropout 0.2, RMSprop, 20 epochs", "98.40%", "keras examples"),
     ("Srivastava et al. 2014 (JMLR, Table 2), dropout + max-norm, ReLU, 2×4096", "98.99%",
      "\"Dropout: a simple way…\""),
+    ("Goodfellow et al. 2013 (ICML), maxout + dropout + max-norm, 2 layers (240 units × 5 pieces in their "
+     "pylearn2 configuration)", "99.06%", "\"Maxout networks\", permutation-invariant MNIST"),
     ("Fashion-MNIST benchmark table, best MLP row (256-128-100)", "88.33%", "zalandoresearch/fashion-mnist README"),
 ]
 
@@ -82,17 +84,25 @@ _RUN_ONLY = {"seed", "epochs", "out", "data_dir", "download", "fallback", "threa
              "checkpoint_seconds"}
 
 
-def _against(name, run_dir, data_dir=None):
-    """A run directory's config.toml and the options where it differs from recipe ``name`` (seed, epochs
-    and the other run-only options aside), shares of the run compared in this run's steps."""
+def _run_config(run_dir) -> dict:
+    """A run directory's config.toml, a flag turned off (--no-standardize) read as a flag not set."""
     import tomllib
 
     from steepest.commands._trainconfig import BY_NAME
 
     cfg = tomllib.loads((Path(run_dir) / "config.toml").read_text(encoding="utf-8"))
-    cfg = {k: v for k, v in cfg.items()  # a flag turned off (--no-standardize) is a flag not set
-           if not (v is False and k in BY_NAME and BY_NAME[k].kind == "flag")}
-    want = _recipe_config(name, cfg.get("seed", 0), cfg.get("epochs"))
+    return {k: v for k, v in cfg.items() if not (v is False and k in BY_NAME and BY_NAME[k].kind == "flag")}
+
+
+def _against(name, run_dir, data_dir=None, base=None):
+    """A run directory's config.toml and the options where it differs from recipe ``name`` — or from the run
+    ``base``, when given — (seed, epochs and the other run-only options aside), shares of the run compared
+    in this run's steps."""
+    from steepest.commands._trainconfig import OPTIONS
+
+    cfg = _run_config(run_dir)
+    want = _recipe_config(name, cfg.get("seed", 0), cfg.get("epochs")) if base is None else \
+        {o.name: o.default for o in OPTIONS} | _run_config(base) | {"seed": cfg.get("seed", 0), "epochs": cfg.get("epochs")}
     cfg, want = _in_steps(cfg, data_dir=data_dir), _in_steps(want, run=cfg, data_dir=data_dir)
     return cfg, {k: cfg.get(k) for k in sorted(set(cfg) | set(want)) if k not in _RUN_ONLY and cfg.get(k) != want.get(k)}
 
@@ -110,18 +120,27 @@ def from_run(name, run_dir, data_dir=None) -> dict:
             "epochs": last["epoch"], "wall": wall, "run_dir": str(run_dir)}
 
 
-def candidate(name, run_dir, data_dir=None) -> dict:
+def candidate(name, run_dir, data_dir=None, base=None) -> dict:
     """A run tried while choosing recipe ``name`` on the validation split: the options where it differs
-    from the recipe (its evaluation cadence aside), how far it got, and its last validation (and training)
-    accuracy. Its test accuracy is not read: the test split chooses nothing."""
+    from the recipe — or from the run ``base`` the candidates were tried against, when the recipe has since
+    changed — (its evaluation cadence aside), whether it is the recipe as shipped, how far it got, and its
+    last validation (and training) accuracy. Its test accuracy is not read: the test split chooses nothing."""
     run_dir = Path(run_dir)
-    cfg, differ = _against(name, run_dir, data_dir)
-    differ.pop("eval_every", None)
-    if cfg.get("epochs") != _recipe_config(name, 0, None)["epochs"]:  # a run-only option, but here a lever
-        differ["epochs"] = cfg.get("epochs")
+
+    def differences(against):
+        cfg, differ = _against(name, run_dir, data_dir, against)
+        differ.pop("eval_every", None)
+        epochs = (_recipe_config(name, 0, None) if against is None else _run_config(against)).get("epochs")
+        if cfg.get("epochs") != epochs:  # a run-only option, but here a lever
+            differ["epochs"] = cfg.get("epochs")
+        return cfg, differ
+
+    cfg, differ = differences(base)
+    shipped = not (differences(None)[1] if base is not None else differ)
     rows = [json.loads(l) for l in (run_dir / "metrics.jsonl").read_text(encoding="utf-8").splitlines() if l.strip()]
     last = rows[-1] if rows else {}
-    return {"run_dir": str(run_dir), "differ": differ, "epochs": cfg.get("epochs"), "reached": last.get("epoch", 0),
+    return {"run_dir": str(run_dir), "differ": differ, "shipped": shipped, "epochs": cfg.get("epochs"),
+            "reached": last.get("epoch", 0),
             "finished": (run_dir / "model.safetensors").is_file(), "val_acc": last.get("val_acc"),
             "train_acc": last.get("train_acc")}
 
@@ -189,18 +208,20 @@ def run_torch(name, seed, epochs, data_dir) -> dict:
 
     cfg = _recipe_config(name, seed, epochs)
     check_torch_models(name)
+    k = cfg.get("pieces") or 2
     act = {"relu": torch.relu, "leaky_relu": lambda z: torch.nn.functional.leaky_relu(z, LEAKY_SLOPE),
-           "tanh": torch.tanh, "sigmoid": torch.sigmoid}[_acts(cfg)[0]]
+           "tanh": torch.tanh, "sigmoid": torch.sigmoid,
+           "maxout": lambda z: z.view(z.shape[0], z.shape[1] // k, k).amax(2)}[_acts(cfg)[0]]  # each unit's k pieces
     ds = load_dataset(cfg["dataset"], data_dir=data_dir, download=False)
     data = split(ds, cfg)
-    net = MLP([ds.n_features, *cfg["hidden"], ds.n_classes], activation=cfg["activation"])
+    net = MLP([ds.n_features, *cfg["hidden"], ds.n_classes], activation=cfg["activation"], pieces=cfg.get("pieces"))
     theta0 = net.init(seed, scheme=cfg["init"], bias=cfg["bias"])
     mean, std = standardisation(data.X, ds.input_scale) if cfg.get("standardize") else (0.0, 1.0)
 
     def prep(X):
         return torch.from_numpy(((X * ds.input_scale - mean) / std).astype(np.float32))
 
-    layers = [torch.nn.Linear(a, b) for a, b in zip(net.sizes[:-1], net.sizes[1:])]
+    layers = [torch.nn.Linear(l.n_in, l.n_out) for l in net.layers]
     with torch.no_grad():
         for lin, (W, b) in zip(layers, net.unpack(theta0)):
             lin.weight.copy_(torch.from_numpy(W.T.copy()))
@@ -243,6 +264,21 @@ def run_torch(name, seed, epochs, data_dir) -> dict:
     return {"seed": seed, "test_acc": float((pred == ds.y_test).mean()), "epochs": cfg["epochs"], "wall": wall}
 
 
+def cached_torch(cache, name, seed, epochs, data_dir) -> dict:
+    """:func:`run_torch`, kept in (and read back from) ``cache`` when given: one JSON file per recipe version,
+    seed and epochs."""
+    from steepest import recipes
+
+    if cache is None:
+        return run_torch(name, seed, epochs, data_dir)
+    path = Path(cache) / f"{name}-{recipes.fingerprint(name)}-seed{seed}-epochs{epochs}.json"
+    if path.is_file():
+        return json.loads(path.read_text(encoding="utf-8"))
+    row = run_torch(name, seed, epochs, data_dir)
+    path.write_text(json.dumps(row), encoding="utf-8")
+    return row
+
+
 def summary(runs) -> dict:
     accs = [r["test_acc"] for r in runs]
     return {"seeds": len(runs), "mean": statistics.fmean(accs),
@@ -254,24 +290,30 @@ def _pct(s) -> str:
     return f"{100 * s['mean']:.2f}%" + (f" ± {100 * s['spread']:.2f}" if s["seeds"] > 1 else " (1 seed)")
 
 
-def selection_markdown(name, cands) -> list[str]:
-    def opts(d):
-        return ", ".join(f"{k} = {'off' if v is None else v}" for k, v in d.items()) or "the recipe as shipped"
+def selection_markdown(name, cands, base=None) -> list[str]:
+    def opts(c):
+        d = c["differ"]
+        said = ", ".join(f"{k} = {'off' if v is None else v}" for k, v in d.items())
+        if not c.get("shipped", not d):
+            return said or f"`{Path(base).name}`"
+        return f"**the recipe as shipped**{': ' + said if said else ''}"
 
+    against = "the recipe" if base is None else \
+        f"run `{Path(base).name}`, the recipe they were tried against (the recipe has changed since)"
     L = ["", f"## How `{name}` was chosen", "",
          "Seed 0, each candidate trained on the same 90% of the training data and measured on the held-out 10% "
-         "validation split; the test split played no part in the choice. Options are those where the candidate differs "
-         "from the recipe.", "",
+         f"validation split; the test split played no part in the choice. Options are those where the candidate differs "
+         f"from {against}.", "",
          "| candidate | epochs run | validation acc | training acc | run |", "|---|---|---|---|---|"]
     for c in cands:
         ran = f"{c['reached']} of {c['epochs']}" + ("" if c["finished"] else " (stopped)")
         val = f"{100 * c['val_acc']:.2f}%" if c.get("val_acc") is not None else "–"
         tr = f"{100 * c['train_acc']:.2f}%" if c.get("train_acc") is not None else "–"
-        L.append(f"| {opts(c['differ'])} | {ran} | {val} | {tr} | `{Path(c['run_dir']).name}` |")
+        L.append(f"| {opts(c)} | {ran} | {val} | {tr} | `{Path(c['run_dir']).name}` |")
     return L
 
 
-def markdown(results, where, argv, selection=None, note=None) -> str:
+def markdown(results, where, argv, selection=None, note=None, bases=None) -> str:
     from steepest import recipes
 
     shown = [a for i, a in enumerate(argv)
@@ -305,7 +347,7 @@ def markdown(results, where, argv, selection=None, note=None) -> str:
             L.append(f"| {name} | ≥ {100 * target:.1f}% | {r['seed']} | {r['epochs']} | {val} | "
                      f"{100 * r['test_acc']:.2f}% | {r['wall'] / 60:.1f} |")
     for name, cands in (selection or {}).items():
-        L += selection_markdown(name, cands)
+        L += selection_markdown(name, cands, (bases or {}).get(name))
     return "\n".join(L) + "\n"
 
 
@@ -371,6 +413,10 @@ def main(argv=None) -> int:
                    "of recipe NAME instead of training (their config must be the recipe's)")
     p.add_argument("--selection", nargs="+", metavar="NAME=RUN_DIR", help="runs tried while choosing recipe NAME "
                    "on the validation split (finished or stopped): tabled with their validation accuracy only")
+    p.add_argument("--selection-base", nargs="+", metavar="NAME=RUN_DIR", help="compare recipe NAME's --selection "
+                   "runs with this run's options (the recipe they were tried against) instead of the recipe's own")
+    p.add_argument("--torch-cache", default=None, metavar="DIR", help="keep each PyTorch row here (by recipe, seed, "
+                   "epochs and the recipe's options) and reuse it instead of training it again")
     p.add_argument("--note", default=None, help="how the --from-runs runs were made (threads, other jobs): "
                    "printed under the machine")
     p.add_argument("--no-measured", action="store_true", help="do not update src/steepest/recipes/measured.toml")
@@ -387,6 +433,11 @@ def main(argv=None) -> int:
     if finished and (args.recipes or args.epochs or args.seeds):
         p.error("--from-runs summarises finished runs: --recipes, --seeds and --epochs apply only when training")
     tried = _pairs(p, "--selection", args.selection, known)
+    bases = dict(_pairs(p, "--selection-base", args.selection_base, known))
+    if not set(bases) <= {name for name, _ in tried}:
+        p.error("--selection-base: only for a recipe given --selection runs")
+    if args.torch_cache and not (Path(args.torch_cache).is_dir() and os.access(args.torch_cache, os.W_OK)):
+        p.error(f"--torch-cache {args.torch_cache}: not a writable directory")
     out = Path(args.out)
     if not out.parent.is_dir() or not os.access(out.parent, os.W_OK) or out.is_dir():
         p.error(f"--out {out}: cannot write a file there")
@@ -407,7 +458,7 @@ def main(argv=None) -> int:
             check_torch_models(name)
         selection = {}
         for name, run_dir in tried:
-            selection.setdefault(name, []).append(candidate(name, run_dir, args.data_dir))
+            selection.setdefault(name, []).append(candidate(name, run_dir, args.data_dir, bases.get(name)))
     except (SteepestError, OSError, ValueError) as e:
         p.error(str(e))
     except SystemExit as e:  # a run that is not of its recipe, a recipe the PyTorch row does not model
@@ -425,10 +476,10 @@ def main(argv=None) -> int:
         results[name] = {"runs": runs, "summary": summary(runs),
                          "shortened": any(r["epochs"] != full for r in runs)}
         if name in with_torch:
-            results[name]["torch"] = run_torch(name, runs[0]["seed"], runs[0]["epochs"], args.data_dir)
+            results[name]["torch"] = cached_torch(args.torch_cache, name, runs[0]["seed"], runs[0]["epochs"], args.data_dir)
             print(f"{name} PyTorch seed {runs[0]['seed']}: test {100 * results[name]['torch']['test_acc']:.2f}%", flush=True)
     where = machine()
-    out.write_text(markdown(results, where, argv if argv is not None else sys.argv[1:], selection, args.note),
+    out.write_text(markdown(results, where, argv if argv is not None else sys.argv[1:], selection, args.note, bases),
                    encoding="utf-8")
     if not args.no_measured:
         write_measured(results, where)

@@ -122,6 +122,38 @@ def test_accuracy_selection_table_reads_validation_never_test(tmp_path):
     assert "2 of 2 (stopped)" in "\n".join(acc.selection_markdown("mnist-dropout", [acc.candidate("mnist-dropout", out)]))
 
 
+def test_accuracy_selection_against_the_run_the_candidates_were_tried_against(tmp_path):
+    """--selection-base: after the recipe changed, earlier candidates are tabled by where they differ from the
+    run they were tried against (the former recipe), not by everything that has changed since."""
+    import subprocess
+
+    acc = _load("accuracy")
+    runs = {}
+    for label, extra in (("base", []), ("cand", ["--lr", "0.2"])):
+        runs[label] = tmp_path / label
+        r = subprocess.run([sys.executable, "-m", "steepest", "train", "--recipe", "mnist-dropout", "--dataset",
+                            "digits", "--hidden", "16", "16", "--epochs", "2", "--threads", "1", *extra, "--out",
+                            str(runs[label]), "--quiet"], capture_output=True, text=True)
+        assert r.returncode == 0, r.stderr
+    c = acc.candidate("mnist-dropout", runs["cand"], base=runs["base"])
+    assert c["differ"] == {"lr": 0.2} and not c["shipped"]
+    assert acc.candidate("mnist-dropout", runs["base"], base=runs["base"])["differ"] == {}
+    md = "\n".join(acc.selection_markdown("mnist-dropout", [c], runs["base"]))
+    assert "differs from run `base`" in md and "| lr = 0.2 |" in md and "as shipped" not in md
+
+
+def test_accuracy_torch_cache_reuses_a_row_of_the_same_recipe_version(tmp_path):
+    """A PyTorch row kept under the recipe's fingerprint, seed and epochs is read back, not trained again."""
+    import json
+
+    from steepest import recipes
+
+    acc = _load("accuracy")
+    row = {"seed": 0, "test_acc": 0.5, "epochs": 3, "wall": 1.0}
+    (tmp_path / f"mnist-record-{recipes.fingerprint('mnist-record')}-seed0-epochs3.json").write_text(json.dumps(row))
+    assert acc.cached_torch(str(tmp_path), "mnist-record", 0, 3, None) == row
+
+
 def test_accuracy_script_checks_every_argument_before_training(tmp_path):
     """benchmarks/accuracy.py trains for hours: a wrong argument is refused at once, in one line, before
     any run starts (no runs directory, no ACCURACY.md), never after the training as a traceback."""
@@ -145,6 +177,8 @@ def test_accuracy_script_checks_every_argument_before_training(tmp_path):
                                      f"mnist-record={tmp_path / 'nope'}"],
         "output folder": ["--recipes", "mnist-record", "--out", str(tmp_path / "nope" / "ACC.md")],
         "torch row for an unknown recipe": ["--recipes", "mnist-record", "--torch-for", "bogus"],
+        "selection base without selection": ["--recipes", "mnist-record", "--selection-base", f"mnist-record={tmp_path / 'half'}"],
+        "torch cache not a folder": ["--recipes", "mnist-record", "--torch-cache", str(tmp_path / "nope")],
     }
     for label, args in bad.items():
         argv = [sys.executable, str(BENCH / "accuracy.py"), *base, *args]

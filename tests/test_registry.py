@@ -11,10 +11,21 @@ from steepest.errors import ConfigError
 from steepest.init import init_layer
 
 
-@pytest.mark.parametrize("name", registry.ACTIVATIONS)
+@pytest.mark.parametrize("name", registry.ELEMENTWISE)
 def test_every_activation_runs(name):
     Z = np.linspace(-2, 2, 8).reshape(2, 4)
     assert activations.apply(name, Z).shape == Z.shape
+
+
+def test_maxout_is_the_one_activation_that_is_not_element_wise():
+    """The registry's names are the element-wise ones and maxout; maxout keeps each unit's largest piece."""
+    assert registry.ACTIVATIONS == (*registry.ELEMENTWISE, "maxout")
+    Z = np.array([[1.0, 3.0, -1.0, -2.0]])
+    win = np.empty((1, 2), np.intp)
+    assert activations.maxout_forward(Z, 2, np.empty((1, 2)), win).tolist() == [[3.0, -1.0]]
+    assert win.tolist() == [[1, 0]]
+    with pytest.raises(ConfigError, match="not element-wise"):
+        activations.apply("maxout", Z)
 
 
 @pytest.mark.parametrize("name", registry.INITS)

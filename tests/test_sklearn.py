@@ -305,6 +305,7 @@ def test_every_parameter_is_checked_as_steepest_train_checks_its_option():
 #: a wrong type and a wrong value for every parameter (those the adversarial pass found first)
 WRONG = {
     "hidden": [None, 1.5, (16.0,), (True,), (10**9,)], "activation": [None, 3, ()], "init": [None, 3],
+    "pieces": [1, 65, 2.5, "3", True, 3],  # 3: a right number, but no maxout layer
     "bias": [None], "dtype": [np.float32, "float16"], "input_scale": ["a", None, True, 0],
     "l2": ["a", None, True, -1.0], "dropout": [0.5, "0.5", [0.2, "a"], True, [0.2, 1.0], [0.5]],
     "max_norm": ["a", True, 0.0], "label_smoothing": ["a", 1.0], "standardize": ["yes", 1],

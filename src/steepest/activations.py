@@ -14,6 +14,16 @@ name                  f(z)                         f'(z) written with a = f(z)
 ====================  ===========================  ============================
 
 For ReLU the derivative at exactly z = 0 is taken as 0 (a subgradient), as in most libraries.
+
+**Maxout** (Goodfellow et al. 2013) is not element-wise: a maxout layer of ``m`` units with ``k`` pieces
+computes ``k·m`` pre-activations, its columns grouped unit by unit (unit j owns columns ``j·k … j·k + k − 1``),
+and keeps the largest of each group::
+
+    a_j = max_p z_{j·k+p}          ∂a_j/∂z_{j·k+p} = 1 for the piece p* that attains the max, else 0
+
+so backprop sends each unit's δ to its winning piece and zero to the others (:func:`maxout_forward` records
+the winners, :func:`maxout_backward` routes δ). A tie goes to the first piece, and a NaN piece wins (NaN
+propagates), as :func:`numpy.argmax` decides.
 """
 
 from __future__ import annotations
@@ -21,7 +31,7 @@ from __future__ import annotations
 import numpy as np
 
 from .errors import ConfigError
-from .registry import ACTIVATIONS  # noqa: F401  (the names, listed once)
+from .registry import ACTIVATIONS, ELEMENTWISE  # noqa: F401  (the names, listed once)
 
 LEAKY_SLOPE = 0.01
 
@@ -53,7 +63,7 @@ def forward(name: str, Z: np.ndarray) -> np.ndarray:
     elif name == "tanh":
         np.tanh(Z, out=Z)
     else:
-        raise ConfigError(f"unknown activation {name!r}; choose one of {', '.join(ACTIVATIONS)}")
+        _not_elementwise(name)
     return Z
 
 
@@ -79,8 +89,44 @@ def backward(name: str, A: np.ndarray, delta: np.ndarray) -> np.ndarray:
     elif name == "tanh":
         delta *= 1 - A * A
     else:
-        raise ConfigError(f"unknown activation {name!r}; choose one of {', '.join(ACTIVATIONS)}")
+        _not_elementwise(name)
     return delta
+
+
+def _not_elementwise(name):
+    if name == "maxout":
+        raise ConfigError("maxout is not element-wise: use maxout_forward and maxout_backward")
+    raise ConfigError(f"unknown activation {name!r}; choose one of {', '.join(ACTIVATIONS)}")
+
+
+def maxout_forward(Z: np.ndarray, pieces: int, out: np.ndarray, winner: np.ndarray) -> np.ndarray:
+    """``out[:, j] = max_p Z[:, j·k + p]`` for ``k = pieces``; ``winner[:, j]`` gets the winning p.
+
+    Parameters
+    ----------
+    Z : ndarray, shape (batch, k·m)
+        Pre-activations, each unit's k pieces side by side.
+    out : ndarray, shape (batch, m)
+    winner : ndarray of intp, shape (batch, m)
+    """
+    n, m = out.shape
+    if Z.shape != (n, m * pieces) or winner.shape != (n, m):
+        raise ConfigError(f"maxout of {pieces} pieces maps (n, {m * pieces}) to (n, {m}), got {Z.shape} → {out.shape}")
+    groups = Z.reshape(n, m, pieces)
+    np.argmax(groups, axis=2, out=winner)
+    out[...] = np.take_along_axis(groups, winner[..., None], axis=2)[..., 0]
+    return out
+
+
+def maxout_backward(delta: np.ndarray, winner: np.ndarray, out: np.ndarray) -> np.ndarray:
+    """``∂L/∂Z`` from ``∂L/∂A``: each unit's δ goes to its winning piece, 0 to the others.
+
+    ``delta`` (batch, m), ``winner`` (batch, m) from :func:`maxout_forward`, ``out`` (batch, k·m).
+    """
+    n, m = delta.shape
+    out.fill(0)
+    np.put_along_axis(out.reshape(n, m, out.shape[1] // m), winner[..., None], delta[..., None], axis=2)
+    return out
 
 
 def apply(name: str, Z: np.ndarray) -> np.ndarray:

@@ -90,6 +90,47 @@ def _act_back_bias(D, A, act, db, one, leak):
         db[j] = acc[j]
 
 
+def _maxout(Z, b, A, win):
+    # A[i, j] = max_p (Z + b)[i, j·k + p], win[i, j] = the winning p: the first maximum, or the first NaN
+    # (NumPy's argmax); Z + b is rounded to Z's dtype first, as the reference's Z += b.
+    n, m = A.shape
+    k = Z.shape[1] // m
+    for i in range(n):
+        for j in range(m):
+            c = j * k
+            best = Z[i, c] + b[c]
+            arg = 0
+            if best == best:
+                for p in range(1, k):
+                    z = Z[i, c + p] + b[c + p]
+                    if z != z:
+                        best = z
+                        arg = p
+                        break
+                    if z > best:
+                        best = z
+                        arg = p
+            A[i, j] = best
+            win[i, j] = arg
+
+
+def _maxout_back(D, win, DZ, db):
+    # DZ[i, j·k + p] = D[i, j] for the winning p, else 0; db ← Σ_rows DZ (summed in float64).
+    n, m = D.shape
+    k = DZ.shape[1] // m
+    acc = np.zeros(m * k, np.float64)
+    for i in range(n):
+        for j in range(m):
+            c = j * k
+            for p in range(k):
+                DZ[i, c + p] = 0
+            c += win[i, j]
+            DZ[i, c] = D[i, j]
+            acc[c] += D[i, j]
+    for c in range(m * k):
+        db[c] = acc[c]
+
+
 def _softmax_xent(Z, y, smoothing, hit, spread, db, tmp):
     # Z (logits) ← (softmax(Z) − q)/n with q the (smoothed) one-hot targets; db ← Σ_rows of it;
     # returns (mean loss, correct predictions). Each row's exponents are shifted by its maximum;
@@ -229,7 +270,7 @@ def _dropout_mask(R, p, scale, out):
             out[i, j] = scale if R[i, j] >= p else scale - scale
 
 
-_KERNELS = ("scale_into", "bias_act", "act_back_bias", "softmax_xent", "sgd", "adam", "rmsprop", "max_norm",
+_KERNELS = ("scale_into", "bias_act", "act_back_bias", "maxout", "maxout_back", "softmax_xent", "sgd", "adam", "rmsprop", "max_norm",
             "dropout_mask")
 
 
@@ -276,6 +317,14 @@ class Kernels:
     def act_back_bias(self, D, A, activation, db) -> None:
         t = D.dtype.type
         self.k["act_back_bias"](D, A, _ACT[activation], db, t(1), t(_LEAKY))
+
+    def maxout(self, Z, b, A, win) -> None:
+        """``A ← max over each unit's pieces of Z + b``, the winners into ``win`` (Z itself is left as it is)."""
+        self.k["maxout"](Z, b, A, win)
+
+    def maxout_back(self, D, win, DZ, db) -> None:
+        """``DZ ← D`` at each unit's winning piece, 0 elsewhere; ``db ← Σ_rows DZ``."""
+        self.k["maxout_back"](D, win, DZ, db)
 
     def softmax_xent(self, Z, y, smoothing, db):
         n, k = Z.shape

@@ -42,5 +42,5 @@ def init_layer(rng: np.random.Generator, n_in: int, n_out: int, scheme: str = "h
 
 
 def default_scheme(activation: str) -> str:
-    """He for the ReLU family, Glorot for the saturating activations."""
-    return "he" if activation in ("relu", "leaky_relu") else "glorot"
+    """He for the piecewise-linear activations (ReLU family, maxout), Glorot for the saturating ones."""
+    return "he" if activation in ("relu", "leaky_relu", "maxout") else "glorot"

@@ -30,6 +30,12 @@ the input and one per hidden layer, used by the training step, which passes each
 ``max_norm`` c: after each update every hidden unit's incoming weight vector is kept at ‖W_l[:, j]‖ ≤ c;
 ``label_smoothing`` ε: the cross-entropy is taken against (1−ε)·onehot(y) + ε/k (:mod:`steepest.losses`).
 ``input_mean`` μ, ``input_std`` σ (n_0,): a standardisation of the scaled input, A_0 = (X·s − μ) ⊙ 1/σ.
+
+A **maxout** hidden layer (Goodfellow et al. 2013) of n_l units with k ``pieces`` has k·n_l columns in W_l and
+b_l, each unit's k pieces side by side, and keeps the largest: ``A_l[:, j] = max_p Z_l[:, j·k + p]``. Its
+derivative is 1 for the winning piece and 0 for the others, so the second equation becomes
+``δ_l[:, j·k + p] = (δ_{l+1} W_{l+1}ᵀ)[:, j] if p wins unit j, else 0`` (:mod:`steepest.activations`).
+Max-norm then bounds each piece's incoming weights.
 """
 
 from __future__ import annotations
@@ -52,9 +58,15 @@ class Layer:
 
     index: int
     n_in: int
-    n_out: int
+    n_out: int      # columns of W: the layer's units times its pieces
     w: slice
     b: slice
+    pieces: int = 1  # a maxout layer's pieces per unit; 1 for the element-wise activations and the output
+
+    @property
+    def units(self) -> int:
+        """The layer's output width (its activations' columns)."""
+        return self.n_out // self.pieces
 
     @property
     def shape(self):
@@ -75,8 +87,10 @@ class MLP:
         ``(n_0, n_1, …, n_L)``: inputs, hidden widths, classes. ``(784, 128, 64, 10)`` is the
         canonical two-hidden-layer digit classifier.
     activation : str or sequence of str
-        Hidden activation(s): ``relu``, ``leaky_relu``, ``sigmoid``, ``tanh``; one name for all
+        Hidden activation(s): ``relu``, ``leaky_relu``, ``sigmoid``, ``tanh``, ``maxout``; one name for all
         hidden layers or one per hidden layer. The output is always softmax.
+    pieces : int, optional
+        Linear pieces per maxout unit, k ≥ 2 (default 2); only with a ``maxout`` layer.
     dtype : {"float32", "float64"}
         Precision of θ and of all computations.
     input_scale : float
@@ -106,7 +120,7 @@ class MLP:
     """
 
     def __init__(self, sizes, activation="relu", dtype="float32", input_scale=1.0, l2=0.0, dropout=None,
-                 max_norm=None, label_smoothing=0.0, input_mean=None, input_std=None):
+                 max_norm=None, label_smoothing=0.0, input_mean=None, input_std=None, pieces=None):
         sizes = [int(s) for s in sizes]
         if len(sizes) < 2 or any(s < 1 for s in sizes):
             raise ConfigError(f"layer sizes must be at least two positive integers (inputs … classes), got {sizes}")
@@ -127,6 +141,7 @@ class MLP:
             raise ConfigError(f"l2 must be ≥ 0, got {l2!r}")
         self.sizes = tuple(sizes)
         self.activations = tuple(acts)
+        self.pieces = _pieces(pieces, acts)
         self.dtype = np.dtype(dtype)
         self.input_scale = float(input_scale)
         self.l2 = float(l2)
@@ -134,9 +149,11 @@ class MLP:
         self._standardisation(input_mean, input_std)
         layers, pos = [], 0
         for i, (n_in, n_out) in enumerate(zip(sizes[:-1], sizes[1:])):
+            k = self.pieces if i < n_hidden and acts[i] == "maxout" else 1
+            n_out *= k
             w = slice(pos, pos + n_in * n_out)
             b = slice(w.stop, w.stop + n_out)
-            layers.append(Layer(i, n_in, n_out, w, b))
+            layers.append(Layer(i, n_in, n_out, w, b, k))
             pos = b.stop
         self.layers = tuple(layers)
         self.n_params = pos
@@ -182,7 +199,7 @@ class MLP:
         """Plain-value description, enough to rebuild the network: ``MLP(**net.config())``."""
         cfg = {"sizes": list(self.sizes), "activation": list(self.activations),
                "dtype": str(self.dtype), "input_scale": self.input_scale, "l2": self.l2}
-        extra = {"dropout": list(self.dropout) if self.dropout else None, "max_norm": self.max_norm,
+        extra = {"pieces": self.pieces, "dropout": list(self.dropout) if self.dropout else None, "max_norm": self.max_norm,
                  "label_smoothing": self.label_smoothing or None,
                  "input_mean": None if self.input_mean is None else self.input_mean.tolist(),
                  "input_std": None if self.input_std is None else self.input_std.tolist()}
@@ -197,7 +214,8 @@ class MLP:
         return {**self.__dict__, "_work": {}}
 
     def __repr__(self):
-        return (f"MLP({'-'.join(map(str, self.sizes))}, activation={self.activation!r}, "
+        pieces = f", pieces={self.pieces}" if self.pieces else ""
+        return (f"MLP({'-'.join(map(str, self.sizes))}, activation={self.activation!r}{pieces}, "
                 f"dtype={str(self.dtype)!r}, params={self.n_params})")
 
     # ----------------------------------------------------------------- parameters
@@ -277,8 +295,13 @@ class MLP:
             A = [np.empty((n, s), dtype=self.dtype) for s in self.sizes]
             D = [np.empty((n, s), dtype=self.dtype) for s in self.sizes[1:-1]]
             ones = np.ones(n, dtype=self.dtype)
+            # maxout layers: their pre-activations Z, ∂L/∂Z, and each unit's winning piece
+            mx = [l for l in self.layers if l.pieces > 1]
+            Z = {l.index: np.empty((n, l.n_out), dtype=self.dtype) for l in mx}
+            DZ = {l.index: np.empty((n, l.n_out), dtype=self.dtype) for l in mx}
+            win = {l.index: np.empty((n, l.units), dtype=np.intp) for l in mx}
             # "src": the array whose scaled copy A[0] holds, when the caller promised it stays unchanged
-            work = self._work[n] = {"A": A, "D": D, "ones": ones, "src": None}
+            work = self._work[n] = {"A": A, "D": D, "ones": ones, "src": None, "Z": Z, "DZ": DZ, "win": win}
         return work
 
     def _forward(self, params, X, work, same_input=False, masks=None, kernels=None):
@@ -306,6 +329,14 @@ class MLP:
         for l, (W, b) in enumerate(params):
             if masks is not None and masks[l] is not None:
                 ins[l] = np.multiply(A[l], masks[l], out=self._masked(work, l))   # Ã_l = A_l ⊙ M_l
+            if l in work["Z"]:   # maxout: Z = Ã W + b, then the max of each unit's pieces
+                Z = np.matmul(ins[l], W, out=work["Z"][l])
+                if kernels is not None:
+                    kernels.maxout(Z, b, A[l + 1], work["win"][l])
+                else:
+                    Z += b
+                    _act.maxout_forward(Z, self.pieces, A[l + 1], work["win"][l])
+                continue
             np.matmul(ins[l], W, out=A[l + 1])
             if kernels is not None and l < len(params) - 1:
                 kernels.bias_act(A[l + 1], b, self.activations[l])   # f(Z + b) in one pass
@@ -356,7 +387,14 @@ class MLP:
                 np.matmul(delta, W.T, out=prev)                    # δ_{l+1} W_{l+1}ᵀ …
                 if masks is not None and masks[l] is not None:
                     prev *= masks[l]                               # … ⊙ M_l …
-                if fused:                                          # … ⊙ f'(Z_l), and Σ_batch δ_l
+                if l - 1 in work["DZ"]:                            # maxout: δ to each unit's winning piece
+                    DZ, win = work["DZ"][l - 1], work["win"][l - 1]
+                    if fused:
+                        kernels.maxout_back(prev, win, DZ, grads[l - 1][1])
+                    else:
+                        _act.maxout_backward(prev, win, DZ)
+                    delta = DZ
+                elif fused:                                          # … ⊙ f'(Z_l), and Σ_batch δ_l
                     kernels.act_back_bias(prev, A[l], self.activations[l - 1], grads[l - 1][1])
                     delta = prev
                 else:
@@ -455,6 +493,20 @@ class MLP:
         Z = self.logits(theta, X, chunk)
         loss, _ = softmax_cross_entropy(Z, y, grad=False, smoothing=self.label_smoothing)
         return loss + l2_penalty([W for W, _ in self.unpack(theta)], self.l2)
+
+
+def _pieces(pieces, acts):
+    """The pieces of a maxout unit: ``pieces`` checked (default 2), or None when no layer is maxout."""
+    if "maxout" not in acts:
+        if pieces is not None:
+            raise ConfigError(f"pieces={pieces!r} is for maxout layers, and no hidden layer is maxout "
+                              "(activation='maxout')")
+        return None
+    if pieces is None:
+        return 2
+    if isinstance(pieces, bool) or not isinstance(pieces, (int, np.integer)) or not 2 <= pieces <= 64:
+        raise ConfigError(f"pieces must be a whole number from 2 to 64 (linear pieces per maxout unit), got {pieces!r}")
+    return int(pieces)
 
 
 def standardisation(X: np.ndarray, input_scale: float = 1.0, chunk: int = 8192):

@@ -6,6 +6,7 @@ inputs the model was trained on (pixels 0…255, digits 0…16, or standardised 
     a_0 = (x − μ) ⊙ s / σ                      input scaling and standardisation …
     z_l = a_{l−1} W_l + b_l                    one ``Gemm`` per layer
     a_l = f(z_l)                               ``Relu``, ``LeakyRelu`` (α = 0.01), ``Sigmoid`` or ``Tanh``
+    a_l[:, j] = max_p z_l[:, j·k + p]          maxout: ``Reshape`` to (N, units, k), ``ReduceMax`` over k
     p   = softmax(z_L)                         ``Softmax`` (axis 1)         → output ``probabilities``
     c   = argmax_j z_Lj                        ``ArgMax`` (first maximum)    → output ``class``
 
@@ -90,6 +91,7 @@ def _nodes(net, theta, dtype, mean, std):
     from onnx import helper, numpy_helper
 
     inits, nodes, x = [], [], "input"
+    hidden = net.layers[:-1]
     for l, (W, b) in enumerate(net.unpack(theta)):
         if l == 0:
             W, b = folded_first_layer(W, b, net.input_scale, mean, std)
@@ -98,7 +100,13 @@ def _nodes(net, theta, dtype, mean, std):
                   numpy_helper.from_array(np.asarray(b, dtype=dtype), f"b{n}")]
         z = f"z{n}" if l < len(net.layers) - 1 else "logits"
         nodes.append(helper.make_node("Gemm", [x, f"W{n}", f"b{n}"], [z], name=f"layer{n}"))
-        if l < len(net.layers) - 1:
+        if l < len(hidden) and hidden[l].pieces > 1:  # the k pieces of each unit side by side: their max
+            inits.append(numpy_helper.from_array(np.array([0, hidden[l].units, hidden[l].pieces], np.int64),
+                                                 f"pieces{n}"))
+            nodes.append(helper.make_node("Reshape", [z, f"pieces{n}"], [f"p{n}"], name=f"pieces{n}"))
+            x = f"a{n}"
+            nodes.append(helper.make_node("ReduceMax", [f"p{n}"], [x], name=f"maxout{n}", axes=[2], keepdims=0))
+        elif l < len(hidden):
             op, attrs = ACTIVATION_OPS[net.activations[l]]
             x = f"a{n}"
             nodes.append(helper.make_node(op, [z], [x], name=f"{net.activations[l]}{n}", **attrs))
@@ -133,7 +141,7 @@ def to_onnx(net, theta, *, labels=None, mean=None, std=None, dtype=None, metadat
     dtype = np.dtype(dtype or net.dtype)
     if str(dtype) not in ("float32", "float64"):
         raise ConfigError(f"an exported graph computes in float32 or float64, not {dtype}")
-    missing = sorted(set(net.activations) - set(ACTIVATION_OPS))
+    missing = sorted(set(net.activations) - set(ACTIVATION_OPS) - {"maxout"})
     if missing:
         raise ConfigError(f"activation {', '.join(missing)} has no ONNX export yet; "
                           f"exportable: {', '.join(ACTIVATION_OPS)}")

@@ -9,8 +9,10 @@ stays fast.
 
 from __future__ import annotations
 
-#: hidden-layer activations (:mod:`steepest.activations`)
-ACTIVATIONS = ("relu", "leaky_relu", "sigmoid", "tanh")
+#: hidden-layer activations (:mod:`steepest.activations`): the element-wise ones, then maxout, which takes the
+#: maximum of ``pieces`` linear units (its layer's W has ``pieces`` columns per unit)
+ELEMENTWISE = ("relu", "leaky_relu", "sigmoid", "tanh")
+ACTIVATIONS = (*ELEMENTWISE, "maxout")
 #: weight initialisation schemes (:mod:`steepest.init`)
 INITS = ("normal", "uniform", "glorot", "he")
 #: initial biases (:mod:`steepest.init`)

@@ -48,7 +48,7 @@ SCHEDULE_PARAMS = ("step_size", "gamma", "warmup_steps", "lr_min", "pct_start")
 #: name, so that a value the command line refuses is refused here too (tests/test_sklearn.py holds the two
 #: tables equal); ``input_scale``, which ``steepest train`` takes from the dataset, is a number > 0.
 PARAM_KINDS = {
-    "hidden": ("hidden", None), "activation": ("activation", None), "init": ("choice", None),
+    "hidden": ("hidden", None), "activation": ("activation", None), "pieces": ("pieces", 64), "init": ("choice", None),
     "bias": ("choice", None), "dtype": ("choice", None), "input_scale": ("positive", None), "l2": ("nonneg", 1e6),
     "dropout": ("rates", None), "max_norm": ("positive", 1e6), "label_smoothing": ("smoothing", None),
     "standardize": ("flag", None), "optimizer": ("choice", None), "lr": ("positive", 1e6),
@@ -70,7 +70,7 @@ MAX_LAYERS, MAX_WIDTH = 64, 65_536
 #: time_budget, or train's own 10 epochs) and seed (fresh randomness at each fit)
 NULLABLE = ("epochs", "seed")
 #: a value to suggest for a parameter whose default is None
-EXAMPLES = {"max_norm": 3.0, "label_smoothing": 0.1, "standardize": True, "momentum": 0.9, "beta1": 0.9,
+EXAMPLES = {"pieces": 2, "max_norm": 3.0, "label_smoothing": 0.1, "standardize": True, "momentum": 0.9, "beta1": 0.9,
             "beta2": 0.999, "weight_decay": 1e-4, "clip_norm": 1.0, "step_size": 1000, "gamma": 0.5,
             "warmup_steps": "1%", "lr_min": 0.0, "pct_start": 0.3, "max_steps": 1000, "time_budget": 60.0,
             "eps": 1e-3, "patience": 5, "val_split": 0.1, "threads": 1, "eval_every": "5%"}
@@ -84,7 +84,9 @@ class MLPClassifier(ClassifierMixin, BaseEstimator):
     hidden : tuple of int, default (128, 64)
         Hidden layer widths; inputs and classes come from the data.
     activation : str or tuple of str, default "relu"
-        One of ``relu, leaky_relu, sigmoid, tanh``, for all hidden layers or one per layer.
+        One of ``relu, leaky_relu, sigmoid, tanh, maxout``, for all hidden layers or one per layer.
+    pieces : int, optional
+        Linear pieces per maxout unit, 2 … 64 (default 2); only with a ``maxout`` layer (``--pieces``).
     init : {"normal", "uniform", "glorot", "he"}, default "he";  bias : {"zero", "random"}
     dtype : {"float32", "float64"}, default "float32"
         Precision of θ and of all computations (and of ``predict_proba``).
@@ -154,7 +156,7 @@ class MLPClassifier(ClassifierMixin, BaseEstimator):
     by ``input_scale``, or a row whose outputs overflow, is a :class:`~steepest.errors.DataError`.
     """
 
-    def __init__(self, hidden=(128, 64), activation="relu", init="he", bias="zero", dtype="float32",
+    def __init__(self, hidden=(128, 64), activation="relu", pieces=None, init="he", bias="zero", dtype="float32",
                  input_scale=1.0, l2=0.0, dropout=None, max_norm=None, label_smoothing=None, standardize=None,
                  optimizer="momentum", lr=0.05, momentum=None, beta1=None, beta2=None, weight_decay=None,
                  clip_norm=None, schedule="constant", step_size=None, gamma=None, warmup_steps=None,
@@ -162,6 +164,7 @@ class MLPClassifier(ClassifierMixin, BaseEstimator):
                  eps=None, patience=None, val_split=None, seed=0, threads=None, eval_every=None, kernels="auto"):
         self.hidden = hidden
         self.activation = activation
+        self.pieces = pieces
         self.init = init
         self.bias = bias
         self.dtype = dtype
@@ -212,6 +215,8 @@ class MLPClassifier(ClassifierMixin, BaseEstimator):
         if len(acts) > 1 and len(acts) != len(hidden):
             raise ConfigError(f"activation lists {len(acts)} names for {len(hidden)} hidden layers; give one name, "
                               "or one per hidden layer")
+        if self.pieces is not None and ("maxout" not in acts or not hidden):
+            raise ConfigError(f"pieces={self.pieces!r} is for maxout layers; set activation='maxout' or leave pieces None")
         if self.dropout is not None and len(self.dropout) != len(hidden) + 1:
             raise ConfigError(f"dropout lists {len(self.dropout)} rate(s) for the input and {len(hidden)} hidden "
                               f"layer(s); give {len(hidden) + 1}, e.g. dropout={[0.2] + [0.5] * len(hidden)}")
@@ -329,7 +334,8 @@ class MLPClassifier(ClassifierMixin, BaseEstimator):
 
             rows = self._split(X, np.zeros(len(X)))[0]
             reg["input_mean"], reg["input_std"] = standardisation(rows, self.input_scale)
-        self.net_ = MLP([X.shape[1], *hidden, len(self.classes_)], activation=activation, dtype=self.dtype,
+        self.net_ = MLP([X.shape[1], *hidden, len(self.classes_)], activation=activation, pieces=self.pieces,
+                        dtype=self.dtype,
                         input_scale=self.input_scale, l2=self.l2, **reg)
         self.theta_ = self.net_.init(self.seed_, scheme=self.init, bias=self.bias)
         self._state = None
@@ -469,6 +475,7 @@ _KINDS = {
     "fraction": (lambda v, hi: _real(v) and 0 < v < 1, "a fraction between 0 and 1 (exclusive)"),
     "smoothing": (lambda v, hi: _real(v) and 0 <= v < 1, "a number in [0, 1)"),
     "posint": (lambda v, hi: _whole(v) and 1 <= v <= hi, "an integer >= 1"),
+    "pieces": (lambda v, hi: _whole(v) and 2 <= v <= hi, "a whole number of linear pieces from 2 to 64"),
     "seed": (lambda v, hi: _whole(v) and 0 <= v < 2**63,
              "an integer in 0 … 2**63 − 1, or None (fresh randomness at each fit)"),
     "batch": (lambda v, hi: (isinstance(v, str) and v == "full") or (_whole(v) and 1 <= v <= hi),
@@ -578,7 +585,8 @@ def load(path) -> MLPClassifier:
     if not sk.get("params"):  # a file of steepest train: the network's own shape and training-time parts,
         acts = tuple(net.activations)  # whatever its metadata says, so that a refit builds this network
         params |= {"hidden": tuple(net.sizes[1:-1]), "dropout": list(net.dropout) if net.dropout else None,
-                   "max_norm": net.max_norm, "label_smoothing": net.label_smoothing or None, "l2": net.l2}
+                   "max_norm": net.max_norm, "label_smoothing": net.label_smoothing or None, "l2": net.l2,
+                   "pieces": net.pieces}
         if acts:  # (no hidden layer: no activation to take)
             params["activation"] = acts[0] if len(set(acts)) == 1 else acts
     est = MLPClassifier(**{**params, "input_scale": net.input_scale, "dtype": str(net.dtype)})

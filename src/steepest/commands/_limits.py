@@ -73,14 +73,21 @@ N_SAMPLES = Count(0, 10**9, "a number of rows")
 LR = Real(0.0, 1e6, open_lo=True)
 
 
-def check_network(sizes, option="--hidden") -> None:
-    """Refuse a network with more than :data:`MAX_LAYERS` hidden layers or :data:`MAX_PARAMS` parameters."""
+def weight_columns(sizes, activation=None, pieces=None) -> list:
+    """Columns of each layer's W: its width, times ``pieces`` (default 2) for a maxout layer."""
+    acts = [activation] * (len(sizes) - 2) if activation is None or isinstance(activation, str) else activation
+    return [b * ((pieces or 2) if i < len(acts) and acts[i] == "maxout" else 1) for i, b in enumerate(sizes[1:])]
+
+
+def check_network(sizes, option="--hidden", activation=None, pieces=None) -> None:
+    """Refuse a network with more than :data:`MAX_LAYERS` hidden layers or :data:`MAX_PARAMS` parameters
+    (a maxout layer has ``pieces`` (default 2) weight columns per unit)."""
     from steepest.errors import ConfigError
 
     if len(sizes) - 2 > MAX_LAYERS:
         raise ConfigError(f"{option} gives {len(sizes) - 2} hidden layers, more than the limit of {MAX_LAYERS}; "
                           "give fewer layers")
-    n = sum((a + 1) * b for a, b in zip(sizes[:-1], sizes[1:]))
+    n = sum((a + 1) * b for a, b in zip(sizes[:-1], weight_columns(sizes, activation, pieces)))
     if n > MAX_PARAMS:
         raise ConfigError(f"the network {'-'.join(map(str, sizes))} has {n:,} parameters, more than the limit of "
                           f"{MAX_PARAMS:,} (4 GiB as float32); give narrower {option} layers")

@@ -58,6 +58,8 @@ OPTIONS = (
         "come from the data", metavar="N"),
     Opt("activation", "activation", "relu", "hidden activation, one for all layers or one per hidden layer",
         choices=ACTIVATIONS),
+    Opt("pieces", "pieces", None, "linear pieces per maxout unit (--activation maxout; default 2)", metavar="K",
+        hi=64),
     Opt("init", "choice", "he", "weight initialisation", choices=INITS),
     Opt("bias", "choice", "zero", "initial biases: zero, or random N(0, 0.01²)", choices=BIASES),
     Opt("dtype", "choice", "float32", "precision of θ and of all computations", choices=("float32", "float64")),
@@ -235,11 +237,12 @@ def convert(opt: Opt, value):
         if share is not None:
             return share
         k = "posint" if k == "possteps" else "nonnegint"
-    if k in ("posint", "nonnegint", "seed"):
+    if k in ("posint", "nonnegint", "seed", "pieces"):
         n = _number(opt, value, integer=True)
-        low = 1 if k == "posint" else 0
+        low = {"posint": 1, "pieces": 2}.get(k, 0)
         if n < low or (opt.hi is not None and n > opt.hi):
-            raise _bad(opt, value, f"an integer >= {low}" + (f" and <= {opt.hi:,}" if opt.hi is not None else ""))
+            raise _bad(opt, value, f"a whole number of linear pieces per maxout unit, 2 … {opt.hi}" if k == "pieces"
+                       else f"an integer >= {low}" + (f" and <= {opt.hi:,}" if opt.hi is not None else ""))
         return n
     x = _number(opt, value)
     if opt.hi is not None and x > opt.hi:
@@ -375,6 +378,9 @@ def check(cfg: dict) -> None:
     if isinstance(acts, list) and len(acts) != len(hidden):
         raise ConfigError(f"--activation lists {len(acts)} names for {len(hidden)} hidden layers; give one name, "
                           "or one per --hidden layer")
+    names = acts if isinstance(acts, list) else [acts]
+    if cfg.get("pieces") is not None and ("maxout" not in names or not hidden):
+        raise ConfigError(f"--pieces {cfg['pieces']} is for maxout layers; add --activation maxout or remove --pieces")
     if cfg.get("dropout") is not None and len(cfg["dropout"]) != len(hidden) + 1:
         raise ConfigError(f"--dropout lists {len(cfg['dropout'])} rates for the input and {len(hidden)} hidden "
                           f"layers; give {len(hidden) + 1}")

@@ -41,6 +41,7 @@ def add_parser(subparsers):
                    help="hidden layer widths (default 128 64)")
     p.add_argument("--activation", default="relu", choices=ACTIVATIONS,
                    help="hidden activation (default relu)")
+    p.add_argument("--pieces", type=L.Count(2, 64), metavar="K", help="linear pieces per maxout unit (default 2)")
     p.add_argument("--init", default=None, choices=INITS,
                    help="weight initialisation (default: he for relu, glorot otherwise)")
     p.add_argument("--dtype", default="float32", choices=("float32", "float64"))
@@ -95,9 +96,11 @@ def run(args) -> int:
         raise ConfigError(f"--val-fraction must lie between 0 and 1, got {args.val_fraction}")
     ds = load_data_or_fallback(dataset, args.fallback, out, data_dir=args.data_dir, labels=args.labels,
                                download=args.download)
-    check_network([ds.n_features, *args.hidden, ds.n_classes])
+    if args.pieces is not None and args.activation != "maxout":
+        raise ConfigError(f"--pieces {args.pieces} is for maxout layers; add --activation maxout or remove --pieces")
+    check_network([ds.n_features, *args.hidden, ds.n_classes], activation=args.activation, pieces=args.pieces)
     net = MLP([ds.n_features, *args.hidden, ds.n_classes], activation=args.activation, dtype=args.dtype,
-              input_scale=ds.input_scale)
+              input_scale=ds.input_scale, pieces=args.pieces)
     theta0 = net.init(args.seed, scheme=args.init)
     out.say(f"data {ds.name}: {len(ds.y_train):,} training samples; network {describe_net(net)}")
     policy = None if args.threads is not None else MeasuredThreads()  # default: the count is measured

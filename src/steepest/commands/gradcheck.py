@@ -12,6 +12,7 @@ examples:
   steepest gradcheck --hidden 16 8 --activation tanh
   steepest gradcheck --hidden 32 --activation relu --inputs 50 --classes 10 --l2 0.01 --json
   steepest gradcheck --hidden 16 8 --dropout 0.2 0.5 0.5 --label-smoothing 0.1   # through a fixed mask
+  steepest gradcheck --hidden 12 8 --activation maxout --pieces 3
 
 Exit status 1 when any relative error is at or above --threshold.
 """
@@ -23,7 +24,8 @@ def add_parser(subparsers):
                               epilog=EPILOG, formatter_class=argparse.RawDescriptionHelpFormatter)
     p.add_argument("--hidden", type=L.Count(1, 10_000), nargs="*", default=[16, 8], metavar="N", help="hidden widths (default 16 8)")
     p.add_argument("--activation", nargs="+", default=["tanh"], metavar="NAME",
-                   help="relu, leaky_relu, sigmoid or tanh; one, or one per hidden layer (default tanh)")
+                   help="relu, leaky_relu, sigmoid, tanh or maxout; one, or one per hidden layer (default tanh)")
+    p.add_argument("--pieces", type=L.Count(2, 64), metavar="K", help="linear pieces per maxout unit (default 2)")
     p.add_argument("--inputs", type=L.Count(1, 10_000), default=20, metavar="D", help="input size (default 20)")
     p.add_argument("--classes", type=L.Count(1, 10_000), default=5, metavar="K", help="number of classes (default 5)")
     p.add_argument("--samples", type=L.Count(1, 10_000), default=8, metavar="N", help="random samples (default 8)")
@@ -57,9 +59,11 @@ def run(args) -> int:
     if args.max_per_block is not None and args.max_per_block < 1:
         raise ConfigError(f"--max-per-block must be a positive integer, got {args.max_per_block}")
     act = args.activation[0] if len(args.activation) == 1 else args.activation
-    _check_cost([args.inputs, *args.hidden, args.classes], args.samples, args.max_per_block)
+    if args.pieces is not None and "maxout" not in args.activation:
+        raise ConfigError(f"--pieces {args.pieces} is for maxout layers; add --activation maxout or remove --pieces")
+    _check_cost([args.inputs, *args.hidden, args.classes], args.samples, args.max_per_block, act, args.pieces)
     net = MLP([args.inputs, *args.hidden, args.classes], activation=act, dtype="float64", l2=args.l2,
-              dropout=args.dropout, label_smoothing=args.label_smoothing)
+              dropout=args.dropout, label_smoothing=args.label_smoothing, pieces=args.pieces)
     rng = np.random.default_rng(args.seed)
     theta = net.init(rng, bias="random")  # random biases: their gradients are checked too
     X = rng.normal(size=(args.samples, args.inputs))
@@ -70,10 +74,12 @@ def run(args) -> int:
                   threshold=args.threshold, masks=masks)
     out = Output(args.json)
     if args.json:
-        out.emit({"network": list(net.sizes), "activation": list(net.activations), "errors": r.errors,
+        out.emit({"network": list(net.sizes), "activation": list(net.activations), "pieces": net.pieces,
+                  "errors": r.errors,
                   "overall": r.overall, "threshold": r.threshold, "n_checked": r.n_checked, "ok": r.ok})
     else:
-        print(f"gradient check of {'-'.join(map(str, net.sizes))} {net.activation}, {net.n_params} parameters, "
+        pieces = f" ({net.pieces} pieces)" if net.pieces else ""
+        print(f"gradient check of {'-'.join(map(str, net.sizes))} {net.activation}{pieces}, {net.n_params} parameters, "
               f"{args.samples} samples, h = {args.h:g}")
         print(f"{'block':>10}  relative error")
         for name, err in r.errors.items():
@@ -87,18 +93,18 @@ def run(args) -> int:
 MAX_SECONDS = 60.0
 
 
-def _check_cost(sizes, samples, max_per_block) -> None:
+def _check_cost(sizes, samples, max_per_block, activation=None, pieces=None) -> None:
     """Refuse a check estimated to take more than :data:`MAX_SECONDS`.
 
     Each checked coordinate costs two forward passes, ≈ 2 · samples · p multiply-adds each for
     p parameters, plus ~30 µs of per-layer overhead; at 1 GFLOP/s (float64, one core)
     seconds ≈ checked · 2 · (2 · samples · p / 1e9 + 3e-5 · layers).
     """
-    from steepest.commands._limits import check_network
+    from steepest.commands._limits import check_network, weight_columns
     from steepest.errors import ConfigError
 
-    check_network(sizes)
-    blocks = [(a * b, b) for a, b in zip(sizes[:-1], sizes[1:])]
+    check_network(sizes, activation=activation, pieces=pieces)
+    blocks = [(a * b, b) for a, b in zip(sizes[:-1], weight_columns(sizes, activation, pieces))]
     p = sum(w + b for w, b in blocks)
     checked = sum(min(n, max_per_block or n) for wb in blocks for n in wb)
     seconds = checked * 2 * (2 * samples * p / 1e9 + 3e-5 * len(blocks))

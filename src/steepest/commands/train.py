@@ -148,8 +148,8 @@ def new(args, out, comm=None) -> int:
     ds = _load(cfg, out)
     _absolute_data_paths(cfg)
     data = _session.split(ds, cfg)
-    check_network([ds.n_features, *cfg["hidden"], ds.n_classes])
-    net = MLP([ds.n_features, *cfg["hidden"], ds.n_classes], activation=cfg["activation"],
+    check_network([ds.n_features, *cfg["hidden"], ds.n_classes], activation=cfg["activation"], pieces=cfg["pieces"])
+    net = MLP([ds.n_features, *cfg["hidden"], ds.n_classes], activation=cfg["activation"], pieces=cfg["pieces"],
               dtype=cfg["dtype"], input_scale=ds.input_scale, l2=cfg["l2"], **_regularisation(cfg, data))
     _session.check_batch(cfg, len(data.y))
     make_optimizer(cfg["optimizer"], **optimizer_kwargs(cfg))   # every option checked before any write

@@ -23,14 +23,20 @@ def input_gradient(net, theta, x, k: int) -> np.ndarray:
     """
     params = [(W.astype(np.float64), b.astype(np.float64)) for W, b in net.unpack(theta)]
     a = [np.asarray(x, dtype=np.float64)[None, :] * net.input_scale]
+    winners = {}  # maxout layers: the winning piece of each unit
     for l, (W, b) in enumerate(params):
         z = a[-1] @ W + b
-        a.append(_act.forward(net.activations[l], z) if l < len(params) - 1 else z)
+        if l < len(params) - 1 and net.activations[l] == "maxout":
+            winners[l] = np.empty((1, net.sizes[l + 1]), dtype=np.intp)
+            z = _act.maxout_forward(z, net.pieces, np.empty((1, net.sizes[l + 1])), winners[l])
+        a.append(_act.forward(net.activations[l], z) if l < len(params) - 1 and l not in winners else z)
     delta = softmax(a[-1])
     delta[0, k] -= 1.0
     for l in range(len(params) - 1, -1, -1):
         delta = delta @ params[l][0].T
-        if l > 0:
+        if l - 1 in winners:
+            delta = _act.maxout_backward(delta, winners[l - 1], np.empty((1, params[l - 1][0].shape[1])))
+        elif l > 0:
             delta = _act.backward(net.activations[l - 1], a[l], delta)
     return delta[0] * net.input_scale
 

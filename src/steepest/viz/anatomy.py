@@ -89,18 +89,20 @@ def describe(net, where: dict, image_shape=None) -> str:
     names = net.layer_names()
     l, n_hidden = names.index(where["layer"]), len(names) - 1
 
-    def unit(k, i):  # unit i of layer k: 0 the input, n_hidden + 1 the output
-        if k == 0:
+    def unit(k, i, column=False):  # unit i of layer k: 0 the input, n_hidden + 1 the output; a column of
+        if k == 0:                 # a maxout layer's W or b is one piece of unit i // pieces
             if image_shape and int(np.prod(image_shape)) == net.sizes[0]:
                 return f"pixel ({i // image_shape[1]}, {i % image_shape[1]})"
             return f"input {i}"
         if k == n_hidden + 1:
             return f"class {i}"
-        return f"hidden unit {i}" + (f" (layer {k})" if n_hidden > 1 else "")
+        pieces = net.layers[k - 1].pieces if column else 1
+        j, p = divmod(i, pieces)
+        return f"hidden unit {j}" + (f" (layer {k})" if n_hidden > 1 else "") + (f", piece {p}" if pieces > 1 else "")
 
     if where["kind"] == "b":
-        return f"bias of {unit(l + 1, where['row'])}"
-    return f"{unit(l, where['row'])} → {unit(l + 1, where['col'])}"
+        return f"bias of {unit(l + 1, where['row'], column=True)}"
+    return f"{unit(l, where['row'])} → {unit(l + 1, where['col'], column=True)}"
 
 
 def dead_units(net, theta, X) -> np.ndarray | None:

@@ -28,6 +28,18 @@ def _mark_dead(ax):
         side.set_linestyle("--")
 
 
+def _column_titles(net, n):
+    """Panel titles of the first ``n`` columns of W₁: ``unit j``, or ``unit j·p`` (piece p) for maxout; None
+    (the default ``unit j``) for an element-wise first layer."""
+    k = net.layers[0].pieces
+    return None if k == 1 else [f"unit {c // k}·{c % k}" for c in range(n)]
+
+
+def _pieces_note(net) -> str:
+    k = net.layers[0].pieces
+    return "" if k == 1 else f" — maxout: {k} pieces per unit, panel j·p is piece p of unit j"
+
+
 def _image_grid(images, out_dir, stem, title, cmap="RdBu_r", shared=True, cbar_label="", dead=None,
                 cols=None, titles=None, row_labels=None):
     """Images in a grid, units numbered from 0; ``dead[j]`` marks panel j as a dead unit."""
@@ -68,11 +80,13 @@ def plot_input_maps(anatomy, image_shape, out_dir, n_units=16):
     G = -anatomy.weight_grad(0)[:, :n_units]
     dead = None if anatomy.dead is None else anatomy.dead[:n_units]
     n_dead = "" if dead is None else f"; dashed grey: dead unit (ReLU silent on the whole batch, gradient 0)"
+    which = "columns" if anatomy.net.layers[0].pieces > 1 else "hidden units"
     return _image_grid(_as_images(G, image_shape), out_dir, "input_gradient_maps",
-                       f"−∂L/∂W for the input weights of hidden units 0–{G.shape[1] - 1} "
+                       f"−∂L/∂W for the input weights of {which} 0–{G.shape[1] - 1} "
                        f"(batch of {anatomy.n_rows}; red: next step raises the weight, blue: lowers it{n_dead})"
-                       + _dominance(anatomy),
-                       cbar_label="−∂L/∂w (one scale for all units)", dead=dead)
+                       + _pieces_note(anatomy.net) + _dominance(anatomy),
+                       cbar_label="−∂L/∂w (one scale for all units)", dead=dead,
+                       titles=_column_titles(anatomy.net, G.shape[1]))
 
 
 def plot_input_maps_over_training(snapshots, image_shape, out_dir, n_units=8):
@@ -85,21 +99,23 @@ def plot_input_maps_over_training(snapshots, image_shape, out_dir, n_units=8):
         G = -an.weight_grad(0)[:, :n_units]
         v = float(np.max(np.abs(G))) or 1.0
         images += [im / v for im in _as_images(G, image_shape)]  # each row on its own scale: early θ is larger
-        titles += [f"unit {j}" for j in range(G.shape[1])]
+        titles += _column_titles(an.net, G.shape[1]) or [f"unit {j}" for j in range(G.shape[1])]
         dead += list(an.dead[:n_units]) if an.dead is not None else [False] * G.shape[1]
         labels.append(f"{label}\nloss {an.loss:.3g}")
     return _image_grid(images, out_dir, "input_gradient_maps_over_training",
                        "−∂L/∂W₁ of the same units and the same batch as training goes on (rows: θ₀ → trained θ; "
-                       "each row on its own scale; dashed grey: dead unit)", dead=dead, cols=min(n_units, len(titles)),
+                       "each row on its own scale; dashed grey: dead unit)" + _pieces_note(snapshots[0][1].net),
+                       dead=dead, cols=min(n_units, len(titles)),
                        titles=titles, row_labels=labels, cbar_label="−∂L/∂w ÷ the row's largest")
 
 
 def plot_first_layer_weights(net, theta, image_shape, out_dir, n_units=16):
     """First-layer weights W₁[:, j] as images, each unit on its own symmetric colour scale."""
     W = net.unpack(theta)[0][0][:, :n_units].astype(np.float64)
+    which = f"columns 0–{W.shape[1] - 1}" if net.layers[0].pieces > 1 else f"hidden units 0–{W.shape[1] - 1}"
     return _image_grid(_as_images(W, image_shape), out_dir, "first_layer_weights",
-                       f"First-layer weights of hidden units 1–{W.shape[1]} (each on its own scale; red > 0 > blue)",
-                       shared=False)
+                       f"First-layer weights of {which} (each on its own scale; red > 0 > blue)" + _pieces_note(net),
+                       shared=False, titles=_column_titles(net, W.shape[1]))
 
 
 def plot_grad_histograms(anatomy, out_dir, bins=60):
