@@ -126,3 +126,15 @@ def test_reset_shows_the_next_seed(page):
     page.get_by_test_id("reset").click()
     page.wait_for_function(f"() => document.getElementById('seed').value === '{seed + 1}'", timeout=15000)
     assert page.get_by_test_id("step").inner_text() == "0"
+
+
+def test_maxout_from_the_menu_trains_and_names_each_piece(page):
+    """Choosing maxout in the page rebuilds the network; its first-layer maps are titled unit and piece."""
+    page.select_option("#activation", "maxout")
+    page.wait_for_function("() => document.getElementById('activation').value === 'maxout'", timeout=15000)
+    page.get_by_test_id("start").click()
+    page.wait_for_function("() => { const c = document.querySelector('#anatomy canvas'); "
+                           "return c && c.title.startsWith('unit 1, piece'); }", timeout=20000)
+    titles = page.eval_on_selector_all("#anatomy canvas", "cs => cs.map(c => c.title)")
+    page.get_by_test_id("pause").click()
+    assert titles[:3] == ["unit 1, piece 1", "unit 1, piece 2", "unit 2, piece 1"]  # 2 pieces: the lab's default

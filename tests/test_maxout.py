@@ -148,6 +148,9 @@ def test_command_line_trains_saves_evaluates_and_exports_a_maxout_network(tmp_pa
     P = ort.InferenceSession(str(tmp_path / "m.onnx")).run(["probabilities"],
                                                            {"input": digits.X_test.astype(np.float32)})[0]
     assert np.abs(P - net.predict_proba(theta, digits.X_test)).max() < 1e-5
+    r = steepest("explain", run, "--epochs-at", "1", "--units", "2", "--out", tmp_path / "explain", "--json")
+    assert r.returncode == 0, r.stderr   # the maps over training drew 2 whole units: 6 panels a row
+    assert (tmp_path / "explain" / "input_gradient_maps_over_training.png").is_file()
 
 
 @pytest.mark.parametrize("args, said", [
@@ -228,6 +231,36 @@ def test_the_lab_trains_a_maxout_network_and_draws_its_pictures():
             time.sleep(0.02)
         snap = e.snapshot(0)
         pics, norms = pictures(e.net.astype("float64"), e.data, snap.theta.astype(np.float64))
-        assert len(pics["anatomy"]["maps"]) == 16 and len(norms) == 2 and not np.array_equal(snap.theta, e.theta0)
+        assert len(pics["anatomy"]["maps"]) == 16 and pics["anatomy"]["pieces"] == 2 and len(norms) == 2
+        assert not np.array_equal(snap.theta, e.theta0)
     finally:
         e.quit()
+
+
+def test_the_lab_counts_the_pieces_against_its_size_limit():
+    from steepest.lab.config import MAX_PARAMS, check_size
+
+    sizes = [784, 2048, 1024, 10]
+    assert MLP(sizes).n_params <= MAX_PARAMS < MLP(sizes, activation="maxout").n_params
+    check_size(sizes, "relu")
+    with pytest.raises(ConfigError, match="7,421,962 parameters"):
+        check_size(sizes, "maxout")
+
+
+def test_a_huge_pieces_value_is_named_in_a_short_line():
+    """A model file's architecture is the user's input: a 100,000-character pieces is not echoed whole."""
+    with pytest.raises(ConfigError) as e:
+        MLP([4, 3, 2], activation="maxout", pieces="x" * 100_000)
+    assert len(str(e.value)) < 200 and "…" in str(e.value)
+
+
+@pytest.mark.parametrize("args, said", [
+    (["train", "--dataset", "digits", "--hidden", "--activation", "maxout", "--pieces", "3", "--epochs", "1"],
+     "--hidden gives no hidden layer"),
+    (["train", "--dataset", "digits", "--hidden", "8", "--pieces", "3", "--epochs", "1"], "--pieces off"),
+    (["gradcheck", "--activation", "foo", "--hidden", "8", "--pieces", "3"], "unknown activation 'foo'"),
+    (["gradcheck", "--activation", "maxout", "--hidden", "--pieces", "3"], "this network has no hidden layer"),
+])
+def test_pieces_that_cannot_apply_say_why(tmp_path, args, said):
+    r = steepest(*args, *(["--out", tmp_path / "run"] if args[0] == "train" else []))
+    assert r.returncode == 2 and said in r.stderr and "Traceback" not in r.stderr, r.stderr

@@ -497,15 +497,16 @@ class MLP:
 
 def _pieces(pieces, acts):
     """The pieces of a maxout unit: ``pieces`` checked (default 2), or None when no layer is maxout."""
+    shown = repr(pieces) if len(repr(pieces)) <= 40 else repr(pieces)[:37] + "…"
     if "maxout" not in acts:
         if pieces is not None:
-            raise ConfigError(f"pieces={pieces!r} is for maxout layers, and no hidden layer is maxout "
-                              "(activation='maxout')")
+            why = "this network has no hidden layer" if not acts else "no hidden layer is maxout (activation='maxout')"
+            raise ConfigError(f"pieces={shown} is for maxout layers, and {why}")
         return None
     if pieces is None:
         return 2
     if isinstance(pieces, bool) or not isinstance(pieces, (int, np.integer)) or not 2 <= pieces <= 64:
-        raise ConfigError(f"pieces must be a whole number from 2 to 64 (linear pieces per maxout unit), got {pieces!r}")
+        raise ConfigError(f"pieces must be a whole number from 2 to 64 (linear pieces per maxout unit), got {shown}")
     return int(pieces)
 
 

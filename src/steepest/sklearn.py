@@ -142,7 +142,8 @@ class MLPClassifier(ClassifierMixin, BaseEstimator):
     classes_ : ndarray (k,) — the labels, any type ``numpy.unique`` sorts (strings too)
     n_features_in_ : int;  feature_names_in_ : ndarray of str (only when X had column names)
     net_ : steepest.MLP;  theta_ : ndarray (p,) — the network and its parameter vector θ
-    coefs_, intercepts_ : lists of views ``W_l (n_{l-1}, n_l)`` and ``b_l (n_l,)`` into ``theta_``
+    coefs_, intercepts_ : lists of views ``W_l (n_{l-1}, n_l)`` and ``b_l (n_l,)`` into ``theta_`` (a maxout
+        layer: ``pieces·n_l`` columns, each unit's pieces side by side)
     loss_curve_ : list of float — the training loss of each epoch (mean over its batches)
     validation_scores_ : list of float — validation accuracy per epoch (with ``val_split``)
     history_ : steepest.History — everything recorded, step by step and epoch by epoch
@@ -215,7 +216,9 @@ class MLPClassifier(ClassifierMixin, BaseEstimator):
         if len(acts) > 1 and len(acts) != len(hidden):
             raise ConfigError(f"activation lists {len(acts)} names for {len(hidden)} hidden layers; give one name, "
                               "or one per hidden layer")
-        if self.pieces is not None and ("maxout" not in acts or not hidden):
+        if self.pieces is not None and not hidden:
+            raise ConfigError(f"pieces={self.pieces!r} is for maxout layers, and hidden=() gives none; leave pieces None")
+        if self.pieces is not None and "maxout" not in acts:
             raise ConfigError(f"pieces={self.pieces!r} is for maxout layers; set activation='maxout' or leave pieces None")
         if self.dropout is not None and len(self.dropout) != len(hidden) + 1:
             raise ConfigError(f"dropout lists {len(self.dropout)} rate(s) for the input and {len(hidden)} hidden "
@@ -475,7 +478,7 @@ _KINDS = {
     "fraction": (lambda v, hi: _real(v) and 0 < v < 1, "a fraction between 0 and 1 (exclusive)"),
     "smoothing": (lambda v, hi: _real(v) and 0 <= v < 1, "a number in [0, 1)"),
     "posint": (lambda v, hi: _whole(v) and 1 <= v <= hi, "an integer >= 1"),
-    "pieces": (lambda v, hi: _whole(v) and 2 <= v <= hi, "a whole number of linear pieces from 2 to 64"),
+    "pieces": (lambda v, hi: _whole(v) and 2 <= v <= hi, "a whole number of linear pieces from 2"),
     "seed": (lambda v, hi: _whole(v) and 0 <= v < 2**63,
              "an integer in 0 … 2**63 − 1, or None (fresh randomness at each fit)"),
     "batch": (lambda v, hi: (isinstance(v, str) and v == "full") or (_whole(v) and 1 <= v <= hi),

@@ -379,8 +379,12 @@ def check(cfg: dict) -> None:
         raise ConfigError(f"--activation lists {len(acts)} names for {len(hidden)} hidden layers; give one name, "
                           "or one per --hidden layer")
     names = acts if isinstance(acts, list) else [acts]
-    if cfg.get("pieces") is not None and ("maxout" not in names or not hidden):
-        raise ConfigError(f"--pieces {cfg['pieces']} is for maxout layers; add --activation maxout or remove --pieces")
+    if cfg.get("pieces") is not None and not hidden:
+        raise ConfigError(f"--pieces {cfg['pieces']} is for maxout layers, and --hidden gives no hidden layer; "
+                          "give hidden widths, or remove --pieces (--pieces off where a recipe or --config sets it)")
+    if cfg.get("pieces") is not None and "maxout" not in names:
+        raise ConfigError(f"--pieces {cfg['pieces']} is for maxout layers; add --activation maxout, or remove --pieces "
+                          "(--pieces off where a recipe or --config sets it)")
     if cfg.get("dropout") is not None and len(cfg["dropout"]) != len(hidden) + 1:
         raise ConfigError(f"--dropout lists {len(cfg['dropout'])} rates for the input and {len(hidden)} hidden "
                           f"layers; give {len(hidden) + 1}")

@@ -43,7 +43,7 @@ def add_parser(subparsers):
                    help="hidden activation (default relu)")
     p.add_argument("--pieces", type=L.Count(2, 64), metavar="K", help="linear pieces per maxout unit (default 2)")
     p.add_argument("--init", default=None, choices=INITS,
-                   help="weight initialisation (default: he for relu, glorot otherwise)")
+                   help="weight initialisation (default: he for relu, leaky_relu and maxout, glorot otherwise)")
     p.add_argument("--dtype", default="float32", choices=("float32", "float64"))
     p.add_argument("--runs", nargs="+", metavar="SPEC", help="the optimizers to compare (see below)")
     budget = p.add_mutually_exclusive_group()

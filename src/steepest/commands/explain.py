@@ -43,7 +43,8 @@ def add_parser(subparsers):
                    "instead of the trained θ")
     p.add_argument("--lr", type=L.LR, metavar="η", help="step size η (default: the model's training lr)")
     p.add_argument("--top-k", type=L.Count(1, 10_000), default=12, metavar="K", help="largest moves to list (default 12)")
-    p.add_argument("--units", type=L.Count(1, 4096), default=16, metavar="N", help="hidden units to draw (default 16)")
+    p.add_argument("--units", type=L.Count(1, 4096), default=None, metavar="N", help="hidden units to draw, each "
+                   "maxout unit with all its pieces (default 16 panels: 16 units, or 16 // pieces maxout units)")
     p.add_argument("--epochs-at", type=L.Count(0, 10**6), nargs="+", default=[], metavar="E",
                    help="also draw the maps after these epochs, re-training from θ₀ with the recipe the model "
                    "records (default: θ₀ and the trained θ only)")
@@ -67,7 +68,7 @@ def run(args) -> int:
     from steepest.viz.report import read_jsonl
 
     out = Output(args.json, args.quiet)
-    if args.top_k < 1 or args.units < 1 or (args.batch is not None and args.batch < 1) \
+    if args.top_k < 1 or (args.units is not None and args.units < 1) or (args.batch is not None and args.batch < 1) \
             or any(e < 1 for e in args.epochs_at):
         raise ConfigError("--top-k, --units, --batch and --epochs-at must be positive integers")
     if args.lr is not None and not args.lr > 0:
@@ -99,10 +100,13 @@ def run(args) -> int:
         snapshots, matches = ([], None) if theta0 is None else \
             _over_training(net, theta0, theta_trained, (recipe, why_not, meta), ds, args, out, notes)
         snapshots = [(label, gradient_anatomy(net, th, Xb, yb, lr=lr, k=1)) for label, th in snapshots]
-    files = P.plot_input_maps_over_training(snapshots, image_shape, target, min(args.units, 8)) if snapshots else []
-    files += (P.plot_input_maps(an, image_shape, target, args.units) + P.plot_grad_histograms(an, target)
+    k = net.layers[0].pieces  # a maxout unit is drawn with all its pieces, one panel each
+    units = args.units or max(1, 16 // k)
+    few = min(units, max(1, 8 // k))
+    files = P.plot_input_maps_over_training(snapshots, image_shape, target, few) if snapshots else []
+    files += (P.plot_input_maps(an, image_shape, target, units) + P.plot_grad_histograms(an, target)
              + P.plot_top_moves(an, target) + P.plot_first_order(sweep, target, lr)
-             + P.plot_first_layer_weights(net, theta, image_shape, target, args.units))
+             + P.plot_first_layer_weights(net, theta, image_shape, target, units))
     metrics = path.parent / "metrics.jsonl"
     if metrics.is_file():
         files += P.plot_layer_grad_norms(read_jsonl(metrics), net.layer_names(), target)

@@ -59,7 +59,9 @@ def run(args) -> int:
     if args.max_per_block is not None and args.max_per_block < 1:
         raise ConfigError(f"--max-per-block must be a positive integer, got {args.max_per_block}")
     act = args.activation[0] if len(args.activation) == 1 else args.activation
-    if args.pieces is not None and "maxout" not in args.activation:
+    from steepest.registry import ACTIVATIONS
+
+    if args.pieces is not None and "maxout" not in args.activation and set(args.activation) <= set(ACTIVATIONS):
         raise ConfigError(f"--pieces {args.pieces} is for maxout layers; add --activation maxout or remove --pieces")
     _check_cost([args.inputs, *args.hidden, args.classes], args.samples, args.max_per_block, act, args.pieces)
     net = MLP([args.inputs, *args.hidden, args.classes], activation=act, dtype="float64", l2=args.l2,

@@ -115,9 +115,12 @@ def check_config(update, current: dict, datasets=BUNDLED) -> dict:
     return out
 
 
-def check_size(sizes) -> None:
-    """Refuse a network too large for a page to train live (more than MAX_PARAMS parameters)."""
-    p = sum((a + 1) * b for a, b in zip(sizes[:-1], sizes[1:]))
+def check_size(sizes, activation="relu") -> None:
+    """Refuse a network too large for a page to train live (more than MAX_PARAMS parameters; a maxout layer
+    counts its pieces), before any parameter is allocated."""
+    from steepest.network import MLP
+
+    p = MLP(sizes, activation=activation).n_params  # the layout alone: θ is not allocated
     if p > MAX_PARAMS:
         raise ConfigError(f"a {'-'.join(map(str, sizes))} network has {p:,} parameters; the lab trains at most "
                           f"{MAX_PARAMS:,}: use smaller hidden layers")

@@ -222,7 +222,7 @@ def pictures(net, d: Data, theta) -> tuple[dict, list]:
     out = {}
     if d.ds.image_shape:
         out["anatomy"] = {"maps": probe.first_layer_maps(net, g), "dead": probe.dead_units(net, theta, d.Xs),
-                          "shape": list(d.ds.image_shape)}
+                          "shape": list(d.ds.image_shape), "pieces": net.layers[0].pieces}
         if d.Xt is not None:
             out["mistakes"] = probe.mistakes(net, theta, d.Xt, d.yt)
     if d.lo is not None:
@@ -271,7 +271,7 @@ class Engine:
 
         data = self._dataset(cfg["dataset"])
         sizes = [data.ds.n_features, *cfg["hidden"], data.ds.n_classes]
-        C.check_size(sizes)
+        C.check_size(sizes, cfg["activation"])
         for s in specs:
             C.check_batch_fits(s, len(data.y))
         net = MLP(sizes, activation=cfg["activation"], input_scale=data.ds.input_scale)

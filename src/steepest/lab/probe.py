@@ -52,7 +52,8 @@ def boundary(net, theta, lo, hi, n=GRID) -> dict:
 
 
 def first_layer_maps(net, grad, units: int = 16) -> list:
-    """−∂L/∂W of the first ``units`` first-layer units, one input-sized map each, scaled to −127…127."""
+    """−∂L/∂W of the first ``units`` columns of W₁ (units; pieces, side by side, for maxout), one input-sized
+    map each, scaled to −127…127."""
     W = grad[net.layers[0].w].reshape(net.layers[0].shape)[:, :units].T.astype(np.float64)
     m = -W
     scale = np.abs(m).max(axis=1, keepdims=True)

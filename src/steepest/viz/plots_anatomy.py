@@ -76,8 +76,9 @@ def _dominance(anatomy) -> str:
 
 
 def plot_input_maps(anatomy, image_shape, out_dir, n_units=16):
-    """−∂L/∂W₁ of the first ``n_units`` hidden units, one image each (red: the step raises the weight)."""
-    G = -anatomy.weight_grad(0)[:, :n_units]
+    """−∂L/∂W₁ of the first ``n_units`` hidden units, one image each — each piece of a maxout unit (red: the
+    step raises the weight)."""
+    G = -anatomy.weight_grad(0)[:, :n_units * anatomy.net.layers[0].pieces]
     dead = None if anatomy.dead is None else anatomy.dead[:n_units]
     n_dead = "" if dead is None else f"; dashed grey: dead unit (ReLU silent on the whole batch, gradient 0)"
     which = "columns" if anatomy.net.layers[0].pieces > 1 else "hidden units"
@@ -96,7 +97,7 @@ def plot_input_maps_over_training(snapshots, image_shape, out_dir, n_units=8):
     """
     images, titles, dead, labels = [], [], [], []
     for label, an in snapshots:
-        G = -an.weight_grad(0)[:, :n_units]
+        G = -an.weight_grad(0)[:, :n_units * an.net.layers[0].pieces]
         v = float(np.max(np.abs(G))) or 1.0
         images += [im / v for im in _as_images(G, image_shape)]  # each row on its own scale: early θ is larger
         titles += _column_titles(an.net, G.shape[1]) or [f"unit {j}" for j in range(G.shape[1])]
@@ -105,13 +106,14 @@ def plot_input_maps_over_training(snapshots, image_shape, out_dir, n_units=8):
     return _image_grid(images, out_dir, "input_gradient_maps_over_training",
                        "−∂L/∂W₁ of the same units and the same batch as training goes on (rows: θ₀ → trained θ; "
                        "each row on its own scale; dashed grey: dead unit)" + _pieces_note(snapshots[0][1].net),
-                       dead=dead, cols=min(n_units, len(titles)),
+                       dead=dead, cols=min(n_units * snapshots[0][1].net.layers[0].pieces, len(titles)),
                        titles=titles, row_labels=labels, cbar_label="−∂L/∂w ÷ the row's largest")
 
 
 def plot_first_layer_weights(net, theta, image_shape, out_dir, n_units=16):
-    """First-layer weights W₁[:, j] as images, each unit on its own symmetric colour scale."""
-    W = net.unpack(theta)[0][0][:, :n_units].astype(np.float64)
+    """First-layer weights W₁[:, j] as images, each unit (each piece of a maxout unit) on its own symmetric
+    colour scale."""
+    W = net.unpack(theta)[0][0][:, :n_units * net.layers[0].pieces].astype(np.float64)
     which = f"columns 0–{W.shape[1] - 1}" if net.layers[0].pieces > 1 else f"hidden units 0–{W.shape[1] - 1}"
     return _image_grid(_as_images(W, image_shape), out_dir, "first_layer_weights",
                        f"First-layer weights of {which} (each on its own scale; red > 0 > blue)" + _pieces_note(net),

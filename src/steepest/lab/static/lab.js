@@ -199,7 +199,8 @@ function drawAnatomy() {
     const c = box.children[i];
     drawSigned(c, m, h, w, 127);
     c.style.outline = a.dead[i] ? "3px solid #888" : "none";
-    c.title = `unit ${i + 1}${a.dead[i] ? " (dead)" : ""}`;
+    const k = a.pieces || 1;  // a maxout unit's pieces are side by side: one map each
+    c.title = (k > 1 ? `unit ${Math.floor(i / k) + 1}, piece ${i % k + 1}` : `unit ${i + 1}`) + (a.dead[i] ? " (dead)" : "");
   });
 }
 
