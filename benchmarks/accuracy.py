@@ -85,12 +85,14 @@ _RUN_ONLY = {"seed", "epochs", "out", "data_dir", "download", "fallback", "threa
 
 
 def _run_config(run_dir) -> dict:
-    """A run directory's config.toml, a flag turned off (--no-standardize) read as a flag not set."""
+    """A run directory's config.toml (or a ``--config`` file's options), a flag turned off (--no-standardize)
+    read as a flag not set."""
     import tomllib
 
     from steepest.commands._trainconfig import BY_NAME
 
-    cfg = tomllib.loads((Path(run_dir) / "config.toml").read_text(encoding="utf-8"))
+    path = Path(run_dir)
+    cfg = tomllib.loads((path if path.is_file() else path / "config.toml").read_text(encoding="utf-8"))
     return {k: v for k, v in cfg.items() if not (v is False and k in BY_NAME and BY_NAME[k].kind == "flag")}
 
 
@@ -295,11 +297,11 @@ def selection_markdown(name, cands, base=None) -> list[str]:
         d = c["differ"]
         said = ", ".join(f"{k} = {'off' if v is None else v}" for k, v in d.items())
         if not c.get("shipped", not d):
-            return said or f"`{Path(base).name}`"
+            return said or "the recipe they were tried against"
         return f"**the recipe as shipped**{': ' + said if said else ''}"
 
     against = "the recipe" if base is None else \
-        f"run `{Path(base).name}`, the recipe they were tried against (the recipe has changed since)"
+        f"`{Path(base).name}`, the recipe they were tried against (the recipe has changed since)"
     L = ["", f"## How `{name}` was chosen", "",
          "Seed 0, each candidate trained on the same 90% of the training data and measured on the held-out 10% "
          f"validation split; the test split played no part in the choice. Options are those where the candidate differs "
@@ -380,8 +382,9 @@ def _positive(text):
     return n
 
 
-def _pairs(p, flag, items, names) -> list:
-    """``NAME=RUN_DIR`` items as (name, Path), each a known recipe and an existing run directory."""
+def _pairs(p, flag, items, names, options=False) -> list:
+    """``NAME=RUN_DIR`` items as (name, Path), each a known recipe and an existing run directory (or, with
+    ``options``, a TOML file of options)."""
     out = []
     for item in items or []:
         name, eq, run_dir = item.partition("=")
@@ -389,7 +392,12 @@ def _pairs(p, flag, items, names) -> list:
             p.error(f"{flag} takes NAME=RUN_DIR items, got {item!r}")
         if name not in names:
             p.error(f"{flag} {item}: no recipe {name!r} (recipes: {', '.join(names)})")
-        if not (Path(run_dir) / "config.toml").is_file() or not (Path(run_dir) / "metrics.jsonl").is_file():
+        if options and Path(run_dir).is_file():
+            try:
+                _run_config(run_dir)
+            except (OSError, ValueError) as e:
+                p.error(f"{flag} {item}: not a TOML file of options ({e})")
+        elif not (Path(run_dir) / "config.toml").is_file() or not (Path(run_dir) / "metrics.jsonl").is_file():
             p.error(f"{flag} {item}: {run_dir} is not a steepest run directory (no config.toml or metrics.jsonl)")
         out.append((name, Path(run_dir)))
     return out
@@ -413,8 +421,9 @@ def main(argv=None) -> int:
                    "of recipe NAME instead of training (their config must be the recipe's)")
     p.add_argument("--selection", nargs="+", metavar="NAME=RUN_DIR", help="runs tried while choosing recipe NAME "
                    "on the validation split (finished or stopped): tabled with their validation accuracy only")
-    p.add_argument("--selection-base", nargs="+", metavar="NAME=RUN_DIR", help="compare recipe NAME's --selection "
-                   "runs with this run's options (the recipe they were tried against) instead of the recipe's own")
+    p.add_argument("--selection-base", nargs="+", metavar="NAME=CONFIG", help="compare recipe NAME's --selection "
+                   "runs with these options — a --config TOML file, or a run directory's — (the recipe they were "
+                   "tried against) instead of the recipe's own")
     p.add_argument("--torch-cache", default=None, metavar="DIR", help="keep each PyTorch row here (by recipe, seed, "
                    "epochs and the recipe's options) and reuse it instead of training it again")
     p.add_argument("--note", default=None, help="how the --from-runs runs were made (threads, other jobs): "
@@ -433,7 +442,7 @@ def main(argv=None) -> int:
     if finished and (args.recipes or args.epochs or args.seeds):
         p.error("--from-runs summarises finished runs: --recipes, --seeds and --epochs apply only when training")
     tried = _pairs(p, "--selection", args.selection, known)
-    bases = dict(_pairs(p, "--selection-base", args.selection_base, known))
+    bases = dict(_pairs(p, "--selection-base", args.selection_base, known, options=True))
     if not set(bases) <= {name for name, _ in tried}:
         p.error("--selection-base: only for a recipe given --selection runs")
     if args.torch_cache and not (Path(args.torch_cache).is_dir() and os.access(args.torch_cache, os.W_OK)):

@@ -139,7 +139,8 @@ def test_accuracy_selection_against_the_run_the_candidates_were_tried_against(tm
     assert c["differ"] == {"lr": 0.2} and not c["shipped"]
     assert acc.candidate("mnist-dropout", runs["base"], base=runs["base"])["differ"] == {}
     md = "\n".join(acc.selection_markdown("mnist-dropout", [c], runs["base"]))
-    assert "differs from run `base`" in md and "| lr = 0.2 |" in md and "as shipped" not in md
+    assert "differs from `base`" in md and "| lr = 0.2 |" in md and "as shipped" not in md
+    assert acc.candidate("mnist-dropout", runs["cand"], base=runs["base"] / "config.toml")["differ"] == {"lr": 0.2}
 
 
 def test_accuracy_torch_cache_reuses_a_row_of_the_same_recipe_version(tmp_path):
