@@ -159,6 +159,22 @@ def ctrl_c_at(delay):
     return "interrupted"
 
 
+def test_ctrl_c_as_main_begins_is_one_line():
+    """A Ctrl-C delivered as the command's own code begins — where a fresh clone's CI once landed one, while
+    main imported steepest.errors — is the one line and 130, not a traceback. The interrupt is raised at that
+    exact moment by a trace function, so the moment is the same on every machine."""
+    code = ("import sys, steepest.cli as cli\n"
+            "assert 'steepest.errors' not in sys.modules\n"
+            "def at(frame, event, arg):\n"
+            "    if event == 'call' and frame.f_code.co_filename.endswith('errors.py'):\n"
+            "        sys.settrace(None)\n"
+            "        raise KeyboardInterrupt\n"
+            "sys.settrace(at)\n"
+            "sys.exit(cli.main(['gradcheck']))\n")
+    r = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=60)
+    assert (r.returncode, r.stderr.strip()) == (130, "steepest: interrupted"), r.stderr
+
+
 @pytest.mark.parametrize("delay", [0.005, 0.02, 0.05, 0.1, 0.2])
 def test_ctrl_c_during_start_up_is_one_line(tmp_path, delay):
     if ctrl_c_at(delay) == "finished":

@@ -100,6 +100,14 @@ def one_line(message: str) -> str:
 def main(argv=None) -> int:
     """Run one command; return its exit status. Ctrl-C at any moment, imports included, is 130; SIGTERM
     is 143, after the same clean-up (``train`` first saves a checkpoint to resume from)."""
+    try:
+        return _guarded(argv)
+    except KeyboardInterrupt:  # in the instants before _guarded's own handler is in place
+        print("steepest: interrupted", file=sys.stderr)
+        return 130
+
+
+def _guarded(argv) -> int:
     import signal
 
     from steepest.errors import Terminated
