@@ -23,7 +23,9 @@ class Lab:
     def __init__(self, *args, cwd):
         self.proc = subprocess.Popen([sys.executable, "-m", "steepest", "lab", "--no-browser", "--port", "0", *args],
                                      stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, cwd=cwd,
-                                     env=dict(os.environ))
+                                     env=dict(os.environ),  # SIGINT at its default, as from a terminal, so
+                                     # that stop()'s Ctrl-C acts even when the tests run in the background
+                                     preexec_fn=lambda: signal.signal(signal.SIGINT, signal.SIG_DFL))
         line = self.proc.stdout.readline()
         if not line.startswith("lab: http://"):
             self.proc.kill()

@@ -141,8 +141,11 @@ def load_model_bytes(raw, tmp_path):
 
 def ctrl_c_at(delay):
     """Send SIGINT to `steepest gradcheck` after `delay` s; assert what the user sees is one line (or nothing)."""
+    # SIGINT at its default, as from a terminal, even when the tests run in the background (the shell then
+    # ignores SIGINT, the child inherits that, and Ctrl-C rightly does nothing: every run 'finished')
     proc = subprocess.Popen([sys.executable, "-m", "steepest", "gradcheck"], stdout=subprocess.PIPE,
-                            stderr=subprocess.PIPE, text=True)
+                            stderr=subprocess.PIPE, text=True,
+                            preexec_fn=lambda: signal.signal(signal.SIGINT, signal.SIG_DFL))
     time.sleep(delay)
     proc.send_signal(signal.SIGINT)
     out, err = proc.communicate(timeout=60)
