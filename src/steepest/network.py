@@ -497,7 +497,8 @@ class MLP:
 
 def _pieces(pieces, acts):
     """The pieces of a maxout unit: ``pieces`` checked (default 2), or None when no layer is maxout."""
-    shown = repr(pieces) if len(repr(pieces)) <= 40 else repr(pieces)[:37] + "…"
+    shown = repr(pieces)
+    shown = shown if len(shown) <= 40 else shown[:37] + "…"
     if "maxout" not in acts:
         if pieces is not None:
             why = "this network has no hidden layer" if not acts else "no hidden layer is maxout (activation='maxout')"

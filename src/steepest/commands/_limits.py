@@ -73,21 +73,29 @@ N_SAMPLES = Count(0, 10**9, "a number of rows")
 LR = Real(0.0, 1e6, open_lo=True)
 
 
-def weight_columns(sizes, activation=None, pieces=None) -> list:
-    """Columns of each layer's W: its width, times ``pieces`` (default 2) for a maxout layer."""
-    acts = [activation] * (len(sizes) - 2) if activation is None or isinstance(activation, str) else activation
-    return [b * ((pieces or 2) if i < len(acts) and acts[i] == "maxout" else 1) for i, b in enumerate(sizes[1:])]
-
-
-def check_network(sizes, option="--hidden", activation=None, pieces=None) -> None:
-    """Refuse a network with more than :data:`MAX_LAYERS` hidden layers or :data:`MAX_PARAMS` parameters
-    (a maxout layer has ``pieces`` (default 2) weight columns per unit)."""
+def check_pieces(pieces, activation, off=False) -> None:
+    """Refuse ``--pieces`` when no hidden activation is maxout, naming the flag (the network's own check names
+    its parameter); an unknown activation name is left to the activation's own check."""
     from steepest.errors import ConfigError
+    from steepest.registry import ACTIVATIONS
+
+    names = [activation] if isinstance(activation, str) else list(activation)
+    if pieces is not None and "maxout" not in names and set(names) <= set(ACTIVATIONS):
+        raise ConfigError(f"--pieces {pieces} is for maxout layers; add --activation maxout, or remove --pieces"
+                          + (" (--pieces off where a recipe or --config sets it)" if off else ""))
+
+
+def check_network(sizes, option="--hidden", activation="relu", pieces=None) -> None:
+    """Refuse a network with more than :data:`MAX_LAYERS` hidden layers or :data:`MAX_PARAMS` parameters,
+    counted by the network's own layout (a maxout layer has ``pieces`` weight columns per unit) before any
+    parameter is allocated."""
+    from steepest.errors import ConfigError
+    from steepest.network import MLP
 
     if len(sizes) - 2 > MAX_LAYERS:
         raise ConfigError(f"{option} gives {len(sizes) - 2} hidden layers, more than the limit of {MAX_LAYERS}; "
                           "give fewer layers")
-    n = sum((a + 1) * b for a, b in zip(sizes[:-1], weight_columns(sizes, activation, pieces)))
+    n = MLP(sizes, activation=activation, pieces=pieces).n_params
     if n > MAX_PARAMS:
         raise ConfigError(f"the network {'-'.join(map(str, sizes))} has {n:,} parameters, more than the limit of "
                           f"{MAX_PARAMS:,} (4 GiB as float32); give narrower {option} layers")

@@ -374,17 +374,16 @@ def resolve(args, notes=None) -> dict:
 
 def check(cfg: dict) -> None:
     """Cross-option checks that do not need the data."""
+    from steepest.commands._limits import check_pieces
+
     acts, hidden = cfg["activation"], cfg["hidden"]
     if isinstance(acts, list) and len(acts) != len(hidden):
         raise ConfigError(f"--activation lists {len(acts)} names for {len(hidden)} hidden layers; give one name, "
                           "or one per --hidden layer")
-    names = acts if isinstance(acts, list) else [acts]
     if cfg.get("pieces") is not None and not hidden:
         raise ConfigError(f"--pieces {cfg['pieces']} is for maxout layers, and --hidden gives no hidden layer; "
                           "give hidden widths, or remove --pieces (--pieces off where a recipe or --config sets it)")
-    if cfg.get("pieces") is not None and "maxout" not in names:
-        raise ConfigError(f"--pieces {cfg['pieces']} is for maxout layers; add --activation maxout, or remove --pieces "
-                          "(--pieces off where a recipe or --config sets it)")
+    check_pieces(cfg.get("pieces"), acts, off=True)
     if cfg.get("dropout") is not None and len(cfg["dropout"]) != len(hidden) + 1:
         raise ConfigError(f"--dropout lists {len(cfg['dropout'])} rates for the input and {len(hidden)} hidden "
                           f"layers; give {len(hidden) + 1}")

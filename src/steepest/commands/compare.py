@@ -71,7 +71,7 @@ def run(args) -> int:
     import numpy as np
 
     from steepest.commands._common import blas_threads, describe_net, load_data_or_fallback
-    from steepest.commands._limits import check_network
+    from steepest.commands._limits import check_network, check_pieces
     from steepest.commands._rundir import check_writable, default_out
     from steepest.errors import ConfigError
     from steepest.network import MLP
@@ -96,8 +96,7 @@ def run(args) -> int:
         raise ConfigError(f"--val-fraction must lie between 0 and 1, got {args.val_fraction}")
     ds = load_data_or_fallback(dataset, args.fallback, out, data_dir=args.data_dir, labels=args.labels,
                                download=args.download)
-    if args.pieces is not None and args.activation != "maxout":
-        raise ConfigError(f"--pieces {args.pieces} is for maxout layers; add --activation maxout or remove --pieces")
+    check_pieces(args.pieces, args.activation)
     check_network([ds.n_features, *args.hidden, ds.n_classes], activation=args.activation, pieces=args.pieces)
     net = MLP([ds.n_features, *args.hidden, ds.n_classes], activation=args.activation, dtype=args.dtype,
               input_scale=ds.input_scale, pieces=args.pieces)

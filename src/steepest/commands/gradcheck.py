@@ -59,10 +59,9 @@ def run(args) -> int:
     if args.max_per_block is not None and args.max_per_block < 1:
         raise ConfigError(f"--max-per-block must be a positive integer, got {args.max_per_block}")
     act = args.activation[0] if len(args.activation) == 1 else args.activation
-    from steepest.registry import ACTIVATIONS
+    from steepest.commands._limits import check_pieces
 
-    if args.pieces is not None and "maxout" not in args.activation and set(args.activation) <= set(ACTIVATIONS):
-        raise ConfigError(f"--pieces {args.pieces} is for maxout layers; add --activation maxout or remove --pieces")
+    check_pieces(args.pieces, args.activation)
     _check_cost([args.inputs, *args.hidden, args.classes], args.samples, args.max_per_block, act, args.pieces)
     net = MLP([args.inputs, *args.hidden, args.classes], activation=act, dtype="float64", l2=args.l2,
               dropout=args.dropout, label_smoothing=args.label_smoothing, pieces=args.pieces)
@@ -95,18 +94,19 @@ def run(args) -> int:
 MAX_SECONDS = 60.0
 
 
-def _check_cost(sizes, samples, max_per_block, activation=None, pieces=None) -> None:
+def _check_cost(sizes, samples, max_per_block, activation="relu", pieces=None) -> None:
     """Refuse a check estimated to take more than :data:`MAX_SECONDS`.
 
     Each checked coordinate costs two forward passes, ≈ 2 · samples · p multiply-adds each for
     p parameters, plus ~30 µs of per-layer overhead; at 1 GFLOP/s (float64, one core)
     seconds ≈ checked · 2 · (2 · samples · p / 1e9 + 3e-5 · layers).
     """
-    from steepest.commands._limits import check_network, weight_columns
+    from steepest.commands._limits import check_network
     from steepest.errors import ConfigError
+    from steepest.network import MLP
 
     check_network(sizes, activation=activation, pieces=pieces)
-    blocks = [(a * b, b) for a, b in zip(sizes[:-1], weight_columns(sizes, activation, pieces))]
+    blocks = [(l.n_in * l.n_out, l.n_out) for l in MLP(sizes, activation=activation, pieces=pieces).layers]
     p = sum(w + b for w, b in blocks)
     checked = sum(min(n, max_per_block or n) for wb in blocks for n in wb)
     seconds = checked * 2 * (2 * samples * p / 1e9 + 3e-5 * len(blocks))
