@@ -156,3 +156,24 @@ def test_maps_over_training_plot(model, digits, tmp_path):
     snaps = [("θ₀", gradient_anatomy(net, theta0, X, y)), ("trained", gradient_anatomy(net, res.theta, X, y))]
     files = plots_anatomy.plot_input_maps_over_training(snaps, (8, 8), tmp_path, n_units=4)
     assert {p.name for p in files} == {"input_gradient_maps_over_training.png", "input_gradient_maps_over_training.svg"}
+
+
+@pytest.mark.parametrize("hidden, pieces, n_units", [(3, None, 8), (2, 3, 4), (6, 2, 4)])
+def test_maps_over_training_one_row_per_snapshot(digits, tmp_path, monkeypatch, hidden, pieces, n_units):
+    """Each snapshot is one row, whatever the first layer's width against the units asked for: a layer
+    narrower than n_units (3 units of 8 asked, 2 maxout units of 4) once laid its rows across each other."""
+    activation = "maxout" if pieces else "relu"
+    net = steepest.MLP([64, hidden, 10], activation=activation, pieces=pieces, input_scale=digits.input_scale)
+    X, y = digits.X_train[:16], digits.y_train[:16]
+    snaps = [(f"θ{s}", gradient_anatomy(net, net.init(s), X, y)) for s in range(3)]
+    figures = []
+    real_save = plots_anatomy.save_figure
+    monkeypatch.setattr(plots_anatomy, "save_figure", lambda fig, *a: figures.append(fig) or real_save(fig, *a))
+    plots_anatomy.plot_input_maps_over_training(snaps, (8, 8), tmp_path, n_units=n_units)
+    panels = [ax for ax in figures[0].axes if ax.get_title()]  # the colour bar has no title
+    per_row = min(hidden, n_units) * (pieces or 1)
+    assert len(panels) == 3 * per_row
+    for i, ax in enumerate(panels):
+        spec = ax.get_subplotspec()
+        assert (spec.rowspan.start, spec.colspan.start) == divmod(i, per_row)
+        assert ax.get_ylabel().startswith(f"θ{i // per_row}") == (i % per_row == 0)

@@ -97,7 +97,7 @@ def plot_input_maps_over_training(snapshots, image_shape, out_dir, n_units=8):
     """
     images, titles, dead, labels = [], [], [], []
     for label, an in snapshots:
-        G = -an.weight_grad(0)[:, :n_units * an.net.layers[0].pieces]
+        G = -an.weight_grad(0)[:, :n_units * an.net.layers[0].pieces]  # fewer when the layer is narrower
         v = float(np.max(np.abs(G))) or 1.0
         images += [im / v for im in _as_images(G, image_shape)]  # each row on its own scale: early θ is larger
         titles += _column_titles(an.net, G.shape[1]) or [f"unit {j}" for j in range(G.shape[1])]
@@ -106,7 +106,7 @@ def plot_input_maps_over_training(snapshots, image_shape, out_dir, n_units=8):
     return _image_grid(images, out_dir, "input_gradient_maps_over_training",
                        "−∂L/∂W₁ of the same units and the same batch as training goes on (rows: θ₀ → trained θ; "
                        "each row on its own scale; dashed grey: dead unit)" + _pieces_note(snapshots[0][1].net),
-                       dead=dead, cols=min(n_units * snapshots[0][1].net.layers[0].pieces, len(titles)),
+                       dead=dead, cols=len(titles) // len(snapshots),  # one row a snapshot
                        titles=titles, row_labels=labels, cbar_label="−∂L/∂w ÷ the row's largest")
 
 
