@@ -131,10 +131,13 @@ def test_eps_is_tested_on_the_full_set_gradient_that_the_points_carry(engine):
     assert points and all(p["full_grad_norm"] is not None for p in points)
 
 
-def test_input_gradient_matches_finite_differences():
+@pytest.mark.parametrize("standardised", [False, True])
+def test_input_gradient_matches_finite_differences(standardised):
+    """Through the input scale and, for a model trained with --standardize, through (x·s − μ)/σ too."""
     import steepest
 
-    net = steepest.MLP([5, 7, 3], activation="tanh", dtype="float64", input_scale=0.5)
+    spread = dict(input_mean=[0.3, -1.0, 0.0, 2.0, 0.5], input_std=[0.1, 2.0, 1.0, 0.5, 3.0]) if standardised else {}
+    net = steepest.MLP([5, 7, 3], activation="tanh", dtype="float64", input_scale=0.5, **spread)
     theta = net.init(seed=1)
     x = np.random.default_rng(0).normal(size=5)
     g = input_gradient(net, theta, x, 2)

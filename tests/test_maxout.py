@@ -264,3 +264,12 @@ def test_a_huge_pieces_value_is_named_in_a_short_line():
 def test_pieces_that_cannot_apply_say_why(tmp_path, args, said):
     r = steepest(*args, *(["--out", tmp_path / "run"] if args[0] == "train" else []))
     assert r.returncode == 2 and said in r.stderr and "Traceback" not in r.stderr, r.stderr
+
+
+def test_the_architecture_as_reports_print_it():
+    """One description of sizes, activation and pieces for train, gradcheck and the report."""
+    from steepest.commands._common import describe_net
+
+    assert MLP([4, 3, 2], activation="maxout", pieces=2).architecture == "4-3-2 maxout (2 pieces)"
+    assert MLP([4, 3, 3, 2], activation=["relu", "tanh"]).architecture == "4-3-3-2 relu,tanh"
+    assert describe_net(MLP([4, 3, 2], activation="maxout", pieces=2)).startswith("4-3-2 maxout (2 pieces), 38 parameters")

@@ -177,3 +177,26 @@ def test_maps_over_training_one_row_per_snapshot(digits, tmp_path, monkeypatch, 
         spec = ax.get_subplotspec()
         assert (spec.rowspan.start, spec.colspan.start) == divmod(i, per_row)
         assert ax.get_ylabel().startswith(f"θ{i // per_row}") == (i % per_row == 0)
+
+
+def test_dead_units_of_a_standardised_network_are_those_its_gradient_says(digits):
+    """A model trained with --standardize sees (x·s − μ)/σ: a unit with all input weights −1 is silent on every
+    raw image (x ≥ 0) but not on the standardised ones. Dead is exactly "no gradient reaches the weights", in
+    explain and in the lab."""
+    from steepest.lab import probe
+    from steepest.network import standardisation
+    from steepest.viz.anatomy import dead_units
+
+    X, y = digits.X_train[:100], digits.y_train[:100]
+    mean, std = standardisation(X, digits.input_scale)
+    net = steepest.MLP([64, 6, 10], activation="relu", input_scale=digits.input_scale, input_mean=mean, input_std=std)
+    theta = net.init(seed=0)
+    (W, b), _ = net.unpack(theta)
+    b[1] = -1e3
+    W[:, 3], b[3] = -1.0, 0.0
+    dead = dead_units(net, theta, X)
+    assert dead.tolist() == [False, True, False, False, False, False]
+    moved = gradient_anatomy(net, theta, X, y, lr=0.1).weight_grad(0).any(axis=0)
+    assert dead.tolist() == (~moved).tolist()
+    assert probe.dead_units(net, theta, X) == dead.tolist()
+    assert probe.dead_units(net, theta, X, units=3) == dead.tolist()[:3]

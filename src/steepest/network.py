@@ -195,6 +195,12 @@ class MLP:
         """The hidden activation when all hidden layers share one (else a comma-separated list)."""
         return self.activations[0] if len(set(self.activations)) == 1 else ",".join(self.activations)
 
+    @property
+    def architecture(self) -> str:
+        """Sizes and activation, as the reports print them: ``784-240-240-10 maxout (5 pieces)``."""
+        pieces = f" ({self.pieces} pieces)" if self.pieces else ""
+        return f"{'-'.join(map(str, self.sizes))} {self.activation}{pieces}"
+
     def config(self) -> dict:
         """Plain-value description, enough to rebuild the network: ``MLP(**net.config())``."""
         cfg = {"sizes": list(self.sizes), "activation": list(self.activations),
@@ -466,6 +472,12 @@ class MLP:
                 correct += cc
         loss += self._add_l2(theta, grad)
         return loss, grad, correct
+
+    def first_input(self, X) -> np.ndarray:
+        """What the first layer sees of raw inputs ``X``, in float64: ``X·s``, standardised to
+        ``(X·s − μ)/σ`` when the network carries input_mean μ and input_std σ."""
+        A = np.asarray(X, dtype=np.float64) * self.input_scale
+        return A if self.input_mean is None else (A - self.input_mean) / self.input_std
 
     def logits(self, theta, X, chunk=8192) -> np.ndarray:
         """Output-layer pre-activations ``Z_L``, shape (n, n_L), computed ``chunk`` rows at a time."""

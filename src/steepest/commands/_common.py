@@ -175,8 +175,7 @@ def regularisation(net) -> list[str]:
 
 def describe_net(net) -> str:
     extra = "".join(f", {e}" for e in regularisation(net))
-    pieces = f" ({net.pieces} pieces)" if net.pieces else ""
-    return f"{'-'.join(map(str, net.sizes))} {net.activation}{pieces}, {net.n_params:,} parameters, {net.dtype}{extra}"
+    return f"{net.architecture}, {net.n_params:,} parameters, {net.dtype}{extra}"
 
 
 def class_label(i: int, class_names) -> str:

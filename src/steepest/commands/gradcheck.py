@@ -79,8 +79,7 @@ def run(args) -> int:
                   "errors": r.errors,
                   "overall": r.overall, "threshold": r.threshold, "n_checked": r.n_checked, "ok": r.ok})
     else:
-        pieces = f" ({net.pieces} pieces)" if net.pieces else ""
-        print(f"gradient check of {'-'.join(map(str, net.sizes))} {net.activation}{pieces}, {net.n_params} parameters, "
+        print(f"gradient check of {net.architecture}, {net.n_params} parameters, "
               f"{args.samples} samples, h = {args.h:g}")
         print(f"{'block':>10}  relative error")
         for name, err in r.errors.items():

@@ -18,11 +18,11 @@ def input_gradient(net, theta, x, k: int) -> np.ndarray:
     """``∂L/∂x`` of the loss ``L = −log p_k(x)`` for one input ``x (d,)`` in the network's raw units.
 
     Backprop down to the input: ``δ_L = p − e_k``, ``δ_{l−1} = (δ_l W_lᵀ) ⊙ f'(Z_{l−1})`` and
-    ``∂L/∂x = s · δ_0`` with δ_0 = δ_1 W_1ᵀ and s the input scale (x is multiplied by s first).
-    Computed in float64.
+    ``∂L/∂x = δ_0 ⊙ s/σ`` with δ_0 = δ_1 W_1ᵀ, s the input scale and, for a standardised network, σ its
+    inputs' spread (the first layer sees ``(x·s − μ)/σ``; σ = 1 otherwise). Computed in float64.
     """
     params = [(W.astype(np.float64), b.astype(np.float64)) for W, b in net.unpack(theta)]
-    a = [np.asarray(x, dtype=np.float64)[None, :] * net.input_scale]
+    a = [net.first_input(np.asarray(x)[None, :])]
     winners = {}  # maxout layers: the winning piece of each unit
     for l, (W, b) in enumerate(params):
         z = a[-1] @ W + b
@@ -38,7 +38,7 @@ def input_gradient(net, theta, x, k: int) -> np.ndarray:
             delta = _act.maxout_backward(delta, winners[l - 1], np.empty((1, params[l - 1][0].shape[1])))
         elif l > 0:
             delta = _act.backward(net.activations[l - 1], a[l], delta)
-    return delta[0] * net.input_scale
+    return delta[0] * net.input_scale / (1.0 if net.input_std is None else net.input_std)
 
 
 def boundary(net, theta, lo, hi, n=GRID) -> dict:
@@ -62,12 +62,12 @@ def first_layer_maps(net, grad, units: int = 16) -> list:
 
 
 def dead_units(net, theta, X, units: int = 16) -> list:
-    """Which of the first ``units`` first-layer ReLU-type units are zero on every row of X."""
-    if net.activations[0] not in ("relu",):
-        return [False] * min(units, net.sizes[1])
-    W, b = net.unpack(theta)[0]
-    Z = (X[:, :].astype(np.float64) * net.input_scale) @ W[:, :units] + b[:units]
-    return [bool(v) for v in (Z <= 0).all(axis=0)]
+    """Which of the first ``units`` first-layer ReLU units are zero on every row of X (all False for another
+    activation: no unit of it is ever exactly silent)."""
+    from steepest.viz.anatomy import dead_units as silent
+
+    dead = silent(net, theta, X)
+    return [False] * min(units, net.sizes[1]) if dead is None else [bool(v) for v in dead[:units]]
 
 
 def mistakes(net, theta, X, y, limit: int = 12) -> list:

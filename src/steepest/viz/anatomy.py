@@ -106,13 +106,14 @@ def describe(net, where: dict, image_shape=None) -> str:
 
 
 def dead_units(net, theta, X) -> np.ndarray | None:
-    """First-hidden-layer ReLU units whose pre-activation ``Z₁ = x·W₁ + b₁`` is ≤ 0 on every row of ``X``:
+    """First-hidden-layer ReLU units whose pre-activation ``Z₁ = x·W₁ + b₁`` is ≤ 0 on every row of ``X`` (x:
+    the input as the first layer sees it, scaled and, for a standardised network, standardised):
     they pass nothing on and their input weights get no gradient (``∂L/∂W₁[:, j] = 0``). Shape (n_1,)
     bool; ``None`` when the first hidden activation is not ReLU (no unit is ever exactly silent)."""
     if len(net.layers) < 2 or net.activations[0] != "relu":
         return None
     (W, b), = net.unpack(np.asarray(theta, np.float64))[:1]
-    Z = (np.asarray(X, np.float64) * net.input_scale) @ W + b
+    Z = net.first_input(X) @ W + b
     return np.all(Z <= 0, axis=0)
 
 

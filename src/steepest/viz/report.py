@@ -363,8 +363,7 @@ def _model_sections(d: Path, model_info, records) -> list[Section]:
     meta = model_info[2] if model_info else {}
     if model_info:
         net = model_info[0]
-        pieces = f" ({net.pieces} pieces)" if net.pieces else ""
-        summary.append(Text(f"Model: {'-'.join(map(str, net.sizes))} {net.activation}{pieces}, {net.n_params:,} "
+        summary.append(Text(f"Model: {net.architecture}, {net.n_params:,} "
                             f"parameters, {net.dtype}."))
         ds = meta.get("dataset") or {}
         if ds.get("name"):
