@@ -145,6 +145,8 @@ def test_command_line_trains_saves_evaluates_and_exports_a_maxout_network(tmp_pa
     r = steepest("export", run / "model.safetensors", "-o", tmp_path / "m.onnx", "--json")
     assert r.returncode == 0, r.stderr
     assert "ReduceMax" in json.loads(r.stdout)["nodes"]
+    onnx = pytest.importorskip("onnx")
+    assert onnx.load(str(tmp_path / "m.onnx")).doc_string.startswith("steepest MLP 64-24-10 maxout (3 pieces); ")
     P = ort.InferenceSession(str(tmp_path / "m.onnx")).run(["probabilities"],
                                                            {"input": digits.X_test.astype(np.float32)})[0]
     assert np.abs(P - net.predict_proba(theta, digits.X_test)).max() < 1e-5

@@ -168,8 +168,7 @@ def to_onnx(net, theta, *, labels=None, mean=None, std=None, dtype=None, metadat
 
     model = helper.make_model(graph, opset_imports=[helper.make_opsetid("", OPSET)], ir_version=IR_VERSION,
                               producer_name="steepest", producer_version=__version__,
-                              doc_string=f"steepest MLP {'-'.join(map(str, net.sizes))} "
-                                         f"({net.activation}); input: raw features as trained on")
+                              doc_string=f"steepest MLP {net.architecture}; input: raw features as trained on")
     props = {"architecture": net.config(), **(metadata or {})}
     helper.set_model_props(model, {key: v if isinstance(v, str) else json.dumps(v) for key, v in props.items()})
     onnx.checker.check_model(model, full_check=True)
