@@ -5,8 +5,10 @@ steepest's measured test accuracy (mean ± spread over seeds), epochs, wall time
     python benchmarks/accuracy.py --recipes mnist-record --seeds 1 --epochs 4 --no-torch   # shortened
     make accuracy SEEDS=3
 
-Each seed is one real ``steepest train --recipe NAME --seed S`` in a subprocess (the recipe holds out
-its validation split from the training data; the test split is only measured, never chosen on). With
+Each seed is one real ``steepest train --recipe NAME --seed S`` in a subprocess. A recipe holds out a
+validation split of the training data, or was chosen on one (its ``[recipe] chosen_with``: ``--selection``
+tables those runs) and trains its final model on all the training data. The test split is only measured,
+never chosen on. With
 PyTorch installed, the same recipe is also trained in PyTorch from the same θ₀, the same batch order and
 the same learning-rate schedule for the first seed (``--no-torch`` skips it): its own dropout masks, its
 own kernels. A run shortened with ``--epochs`` is marked so in the table and in ``measured.toml``.
@@ -96,14 +98,14 @@ def _run_config(run_dir) -> dict:
     return {k: v for k, v in cfg.items() if not (v is False and k in BY_NAME and BY_NAME[k].kind == "flag")}
 
 
-def _against(name, run_dir, data_dir=None, base=None):
-    """A run directory's config.toml and the options where it differs from recipe ``name`` — or from the run
-    ``base``, when given — (seed, epochs and the other run-only options aside), shares of the run compared
-    in this run's steps."""
+def _against(name, run_dir, data_dir=None, base=None, chosen=False):
+    """A run directory's config.toml and the options where it differs from recipe ``name`` (``chosen``: as
+    its validation run had it, the recipe's ``chosen_with``) — or from the run ``base``, when given — (seed,
+    epochs and the other run-only options aside), shares of the run compared in this run's steps."""
     from steepest.commands._trainconfig import OPTIONS
 
     cfg = _run_config(run_dir)
-    want = _recipe_config(name, cfg.get("seed", 0), cfg.get("epochs")) if base is None else \
+    want = _recipe_config(name, cfg.get("seed", 0), cfg.get("epochs"), chosen) if base is None else \
         {o.name: o.default for o in OPTIONS} | _run_config(base) | {"seed": cfg.get("seed", 0), "epochs": cfg.get("epochs")}
     cfg, want = _in_steps(cfg, data_dir=data_dir), _in_steps(want, run=cfg, data_dir=data_dir)
     return cfg, {k: cfg.get(k) for k in sorted(set(cfg) | set(want)) if k not in _RUN_ONLY and cfg.get(k) != want.get(k)}
@@ -124,24 +126,29 @@ def from_run(name, run_dir, data_dir=None) -> dict:
 
 def candidate(name, run_dir, data_dir=None, base=None) -> dict:
     """A run tried while choosing recipe ``name`` on the validation split: the options where it differs
-    from the recipe — or from the run ``base`` the candidates were tried against, when the recipe has since
-    changed — (its evaluation cadence aside), whether it is the recipe as shipped, how far it got, and its
+    from the recipe as it was chosen (with its ``chosen_with``: the validation run's split and epochs) — or
+    from the run ``base`` the candidates were tried against, when the recipe has since changed — (its
+    evaluation cadence aside), whether it is the recipe as shipped, how far it got, and its
     last validation (and training) accuracy. Its test accuracy is not read: the test split chooses nothing."""
     run_dir = Path(run_dir)
 
     def differences(against):
-        cfg, differ = _against(name, run_dir, data_dir, against)
+        cfg, differ = _against(name, run_dir, data_dir, against, chosen=True)
         differ.pop("eval_every", None)
-        epochs = (_recipe_config(name, 0, None) if against is None else _run_config(against)).get("epochs")
+        epochs = (_recipe_config(name, 0, None, True) if against is None else _run_config(against)).get("epochs")
         if cfg.get("epochs") != epochs:  # a run-only option, but here a lever
             differ["epochs"] = cfg.get("epochs")
         return cfg, differ
 
     cfg, differ = differences(base)
+    if not cfg.get("val_split"):
+        raise SystemExit(f"{run_dir} held out no validation split: it cannot have chosen anything (a --selection "
+                         "run must have val_split)")
     shipped = not (differences(None)[1] if base is not None else differ)
     rows = [json.loads(l) for l in (run_dir / "metrics.jsonl").read_text(encoding="utf-8").splitlines() if l.strip()]
     last = rows[-1] if rows else {}
     return {"run_dir": str(run_dir), "differ": differ, "shipped": shipped, "epochs": cfg.get("epochs"),
+            "val_split": cfg["val_split"],
             "reached": last.get("epoch", 0),
             "finished": (run_dir / "model.safetensors").is_file(), "val_acc": last.get("val_acc"),
             "train_acc": last.get("train_acc")}
@@ -166,11 +173,15 @@ def _in_steps(cfg, run=None, data_dir=None) -> dict:
     return cfg | {k: steps(full | {k: cfg[k]}, k, spe) for k in shares}
 
 
-def _recipe_config(name, seed, epochs):
-    from steepest.commands._trainconfig import BY_NAME, OPTIONS, check, convert, read_recipe
+def _recipe_config(name, seed, epochs, chosen=False):
+    """Recipe ``name``'s options for ``seed`` (and ``epochs``, when given); ``chosen``: as the validation run
+    that chose it had them (its ``[recipe] chosen_with``, for a recipe whose final model trains on all the
+    training data)."""
+    from steepest.commands._trainconfig import BY_NAME, OPTIONS, check, chosen_with, convert, read_recipe
 
     cfg = {o.name: o.default for o in OPTIONS}
     cfg.update({k: convert(BY_NAME[k], v) for k, v in read_recipe(name).items()})
+    cfg.update(chosen_with(name) if chosen else {})
     cfg["seed"] = seed
     if epochs:
         cfg["epochs"] = epochs
@@ -292,19 +303,33 @@ def _pct(s) -> str:
     return f"{100 * s['mean']:.2f}%" + (f" ± {100 * s['spread']:.2f}" if s["seeds"] > 1 else " (1 seed)")
 
 
+def _final_model(name) -> str:
+    """How recipe ``name``'s final model differs from the validation run that chose it (``chosen_with``), or
+    "" for a recipe that keeps its validation split."""
+    from steepest.commands._trainconfig import as_pairs, chosen_with
+
+    chosen = chosen_with(name)
+    final = _recipe_config(name, 0, None)
+    return "" if not chosen else \
+        f"(chosen with {as_pairs(chosen)}; its final model trains with {as_pairs({k: final[k] for k in chosen})})"
+
+
 def selection_markdown(name, cands, base=None) -> list[str]:
     def opts(c):
         d = c["differ"]
         said = ", ".join(f"{k} = {'off' if v is None else v}" for k, v in d.items())
         if not c.get("shipped", not d):
             return said or "the recipe they were tried against"
-        return f"**the recipe as shipped**{': ' + said if said else ''}"
+        return f"**the recipe as shipped**{as_chosen}{': ' + said if said else ''}"
 
-    against = "the recipe" if base is None else \
+    as_chosen = _final_model(name) and " " + _final_model(name)
+    held = {c["val_split"] for c in cands}
+    split = f"{1 - min(held):.0%} of the training data and measured on the held-out {min(held):.0%}" if len(held) == 1 \
+        else "part of the training data and measured on the rest (val_split in the options below)"
+    against = "the recipe" + (" as chosen" if as_chosen else "") if base is None else \
         f"`{Path(base).name}`, the recipe they were tried against (the recipe has changed since)"
     L = ["", f"## How `{name}` was chosen", "",
-         "Seed 0, each candidate trained on the same 90% of the training data and measured on the held-out 10% "
-         f"validation split; the test split played no part in the choice. Options are those where the candidate differs "
+         f"Seed 0, each candidate trained on {split} validation split; the test split played no part in the choice. Options are those where the candidate differs "
          f"from {against}.", "",
          "| candidate | epochs run | validation acc | training acc | run |", "|---|---|---|---|---|"]
     for c in cands:
@@ -313,6 +338,22 @@ def selection_markdown(name, cands, base=None) -> list[str]:
         tr = f"{100 * c['train_acc']:.2f}%" if c.get("train_acc") is not None else "–"
         L.append(f"| {opts(c)} | {ran} | {val} | {tr} | `{Path(c['run_dir']).name}` |")
     return L
+
+
+def _held_out(results) -> str:
+    """Which recipes' final models keep their validation split (reported in the runs table) and which train on
+    all the training data as chosen (their ``chosen_with``)."""
+    keep, said = {}, []
+    for name in results:
+        split = _recipe_config(name, 0, None)["val_split"]
+        if split:
+            keep.setdefault(split, []).append(f"`{name}`")
+        else:
+            said.append(f"`{name}` was chosen on a validation split and trains its final model on all the training "
+                        f"data {_final_model(name)}")
+    said[:0] = [f"{' and '.join(names)} hold{'s' * (len(names) == 1)} out {split:.0%} of the training data as a "
+                "validation split (reported below)" for split, names in keep.items()]
+    return "; ".join(said) + (". " if said else "")
 
 
 def markdown(results, where, argv, selection=None, note=None, bases=None) -> str:
@@ -324,9 +365,8 @@ def markdown(results, where, argv, selection=None, note=None, bases=None) -> str
          f"Written by `python benchmarks/accuracy.py {' '.join(shown)}{' --note …' if note else ''}`; machine: {where}."
          + (f" {note}" if note else ""), "",
          "Two hidden fully-connected layers, no augmentation, a single model. Each steepest row is one "
-         "`steepest train --recipe NAME --seed S` per seed; ± is half the range over seeds. Every recipe holds "
-         "out a seeded 10% validation split of the training data (reported below); the test split is only "
-         "measured. Time is wall time per seed, evaluation included, on this shared machine.", "",
+         "`steepest train --recipe NAME --seed S` per seed; ± is half the range over seeds. The test split is only "
+         "measured: " + _held_out(results) + "Time is wall time per seed, evaluation included, on this shared machine.", "",
          "| result | test accuracy | source |", "|---|---|---|"]
     L += [f"| {a} | {b} | {c} |" for a, b, c in ANCHORS]
     for name, res in results.items():

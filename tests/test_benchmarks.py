@@ -108,15 +108,17 @@ def test_accuracy_selection_table_reads_validation_never_test(tmp_path):
     acc = _load("accuracy")
     out = tmp_path / "cand"
     r = subprocess.run([sys.executable, "-m", "steepest", "train", "--recipe", "mnist-dropout", "--dataset", "digits",
-                        "--hidden", "16", "16", "--epochs", "2", "--threads", "1", "--out", str(out), "--quiet"],
-                       capture_output=True, text=True)
+                        "--hidden", "16", "16", "--epochs", "2", "--val-split", "0.1", "--threads", "1", "--out",
+                        str(out), "--quiet"], capture_output=True, text=True)
     assert r.returncode == 0, r.stderr
     last = json.loads((out / "metrics.jsonl").read_text().splitlines()[-1])
     c = acc.candidate("mnist-dropout", out)
-    assert c["differ"] == {"dataset": "digits", "hidden": [16, 16], "epochs": 2}  # the recipe's 200: a lever
+    # compared with the recipe as it was chosen (its chosen_with: val_split 0.1, 300 epochs); epochs: a lever
+    assert c["differ"] == {"dataset": "digits", "hidden": [16, 16], "epochs": 2}
     assert c["val_acc"] == last["val_acc"] and c["reached"] == 2 and c["finished"] and "test_acc" not in c
     md = "\n".join(acc.selection_markdown("mnist-dropout", [c]))
     assert f"{100 * last['val_acc']:.2f}%" in md and "2 of 2" in md and "dataset = digits, hidden = [16, 16], epochs = 2" in md
+    assert "trained on 90% of the training data and measured on the held-out 10% validation split" in md
     assert f"{100 * last['test_acc']:.2f}%" not in md or last["test_acc"] == last["val_acc"]
     (out / "model.safetensors").unlink()  # a run stopped by hand leaves no model: marked as stopped
     assert "2 of 2 (stopped)" in "\n".join(acc.selection_markdown("mnist-dropout", [acc.candidate("mnist-dropout", out)]))
@@ -132,8 +134,8 @@ def test_accuracy_selection_against_the_run_the_candidates_were_tried_against(tm
     for label, extra in (("base", []), ("cand", ["--lr", "0.2"])):
         runs[label] = tmp_path / label
         r = subprocess.run([sys.executable, "-m", "steepest", "train", "--recipe", "mnist-dropout", "--dataset",
-                            "digits", "--hidden", "16", "16", "--epochs", "2", "--threads", "1", *extra, "--out",
-                            str(runs[label]), "--quiet"], capture_output=True, text=True)
+                            "digits", "--hidden", "16", "16", "--epochs", "2", "--val-split", "0.1", "--threads",
+                            "1", *extra, "--out", str(runs[label]), "--quiet"], capture_output=True, text=True)
         assert r.returncode == 0, r.stderr
     c = acc.candidate("mnist-dropout", runs["cand"], base=runs["base"])
     assert c["differ"] == {"lr": 0.2} and not c["shipped"]
@@ -141,6 +143,35 @@ def test_accuracy_selection_against_the_run_the_candidates_were_tried_against(tm
     md = "\n".join(acc.selection_markdown("mnist-dropout", [c], runs["base"]))
     assert "differs from `base`" in md and "| lr = 0.2 |" in md and "as shipped" not in md
     assert acc.candidate("mnist-dropout", runs["cand"], base=runs["base"] / "config.toml")["differ"] == {"lr": 0.2}
+
+
+def test_accuracy_a_recipe_chosen_on_validation_then_trained_on_all_the_data(tmp_path):
+    """mnist-dropout was chosen by a run holding out 10% for 300 epochs (its chosen_with) and its final model
+    trains on everything for 270: a seed is compared with the recipe as shipped, a candidate with the recipe
+    as chosen — a run that held nothing out chose nothing and is refused — and ACCURACY.md says which recipe
+    keeps its split and which does not."""
+    import subprocess
+
+    acc = _load("accuracy")
+    final = tmp_path / "final"
+    r = subprocess.run([sys.executable, "-m", "steepest", "train", "--recipe", "mnist-dropout", "--dataset", "digits",
+                        "--hidden", "16", "16", "--epochs", "2", "--threads", "1", "--out", str(final), "--quiet"],
+                       capture_output=True, text=True)
+    assert r.returncode == 0, r.stderr
+    assert acc._against("mnist-dropout", final)[1] == {"dataset": "digits", "hidden": [16, 16]}
+    with pytest.raises(SystemExit, match="held out no validation split"):
+        acc.candidate("mnist-dropout", final)
+    run = {"seed": 0, "test_acc": 0.5, "val_acc": None, "epochs": 2, "wall": 60.0, "run_dir": str(final)}
+    kept = dict(run, val_acc=0.25)
+    results = {"mnist-dropout": {"runs": [run], "summary": acc.summary([run]), "shortened": True},
+               "mnist-record": {"runs": [kept], "summary": acc.summary([kept]), "shortened": True}}
+    md = acc.markdown(results, "this machine", [])
+    assert "`mnist-record` holds out 10% of the training data as a validation split (reported below); `mnist-d" in md
+    both = acc.markdown({"mnist-record": results["mnist-record"], "fashion-record": results["mnist-record"]}, "here", [])
+    assert "`mnist-record` and `fashion-record` hold out 10% of the training data as a validation split" in both
+    assert ("`mnist-dropout` was chosen on a validation split and trains its final model on all the training data "
+            "(chosen with val_split = 0.1, epochs = 300; its final model trains with val_split = off, epochs = 270)") in md
+    assert "| mnist-dropout | ≥ 99.0% | 0 | 2 | – | 50.00% | 1.0 |" in md and "| 25.00% | 50.00% |" in md
 
 
 def test_accuracy_torch_cache_reuses_a_row_of_the_same_recipe_version(tmp_path):

@@ -1,6 +1,7 @@
 """Dropout, max-norm, label smoothing, input standardisation and the named recipes."""
 
 import json
+import re
 
 import numpy as np
 import pytest
@@ -222,7 +223,9 @@ def test_recipes_list_and_resolve():
         cfg = {o.name: o.default for o in OPTIONS}
         cfg.update({k: convert(BY_NAME[k], v) for k, v in read_recipe(name).items()})
         check(cfg)
-        assert cfg["val_split"], f"{name} must choose on a validation split, never on test"
+        chosen = recipes.load(name)["recipe"].get("chosen_with", {})  # chosen on one, then trained on all
+        assert cfg["val_split"] or chosen.get("val_split"), f"{name} must choose on a validation split, never on test"
+        assert not (cfg["val_split"] and chosen.get("val_split")), f"{name}: which split did its final model keep?"
     r = cli("recipes", "--json")
     assert r.returncode == 0, r.stderr
     rows = {row["name"]: row for row in json.loads(r.stdout)["recipes"]}
@@ -235,6 +238,40 @@ def test_recipes_list_and_resolve():
     assert bad.returncode == 2 and "steepest recipes" in bad.stderr
     bad = cli("recipes", "--show", " mnist-record")  # the flag the user typed, the name as typed
     assert bad.returncode == 2 and "--show ' mnist-record': no such recipe" in bad.stderr
+
+
+def test_a_recipe_says_how_it_was_chosen():
+    """A recipe whose final model trains on all the training data names the validation run that chose it
+    (chosen_with): `steepest recipes` says so, `--show` keeps it as a comment above options a --config file
+    takes, and a chosen_with without a split or with an option train does not have is a broken recipe."""
+    import tomllib
+
+    from steepest.commands._trainconfig import check_chosen_with
+    from steepest.errors import ConfigError
+
+    r = cli("recipes")
+    assert r.returncode == 0 and "chosen on the validation split with val_split = 0.1, epochs = 300" in r.stdout
+    show = cli("recipes", "--show", "mnist-dropout")
+    assert show.returncode == 0 and show.stdout.startswith("# chosen on the validation split with val_split = 0.1")
+    assert "val_split" not in tomllib.loads(show.stdout) and tomllib.loads(show.stdout)["epochs"] == 270
+    rows = {row["name"]: row for row in json.loads(cli("recipes", "--json").stdout)["recipes"]}
+    assert rows["mnist-dropout"]["chosen_with"] == {"val_split": 0.1, "epochs": 300}
+    assert rows["mnist-record"]["chosen_with"] == {}  # it keeps its split
+    final = {"dataset": "mnist", "hidden": [8], "epochs": 9}
+    for options, given, said in (
+            (final, None, "holds out no validation split and has no chosen_with"),
+            (final, [0.1], "must be a table of options, got \\[0.1\\]"),
+            (final, {"epochs": 3}, "must hold the validation split"),
+            (final, {"val_split": "off"}, "must hold the validation split"),  # off: no split at all
+            (final | {"val_split": 0.2}, {"val_split": 0.1}, "and \\[options\\] none"),
+            (final, {"val_split": 0.1, "bogus": 1}, "'bogus', not an option"),
+            (final, {"val_split": 1.5}, "chosen_with: --val-split must be a fraction"),
+            (final, {"val_split": 0.1, "dropout": [0.2, 0.5, 0.5]}, "--dropout lists 3 rates")):  # with [options]
+        with pytest.raises(ConfigError, match="recipe x") as e:
+            check_chosen_with("x", options, given)
+        assert re.search(said, str(e.value)), str(e.value)
+    assert check_chosen_with("x", final, {"val_split": "0.1", "epochs": 300}) == {"val_split": 0.1, "epochs": 300}
+    assert check_chosen_with("x", final | {"val_split": 0.1}, None) == {}
 
 
 def test_a_recipe_option_can_be_turned_off_or_left_out(tmp_path):
@@ -307,7 +344,9 @@ def test_recipe_smoke_run_on_a_subset(name, epochs, real_data_dir, tmp_path):
     lines = [json.loads(l) for l in r.stdout.splitlines() if l.startswith("{")]
     end = lines[-1]
     assert end["test_acc"] > 0.3, end
-    assert "val_acc" in json.dumps(lines)
+    held_out = "val_split" in recipes.load(name)["options"]  # mnist-dropout: its final model trains on all of it
+    rows = [row for row in lines if "val_acc" in row]
+    assert rows and all((row["val_acc"] is not None) == held_out for row in rows)
 
 
 def test_compare_races_with_and_without_dropout():

@@ -372,6 +372,46 @@ def resolve(args, notes=None) -> dict:
     return cfg
 
 
+def chosen_with(name) -> dict:
+    """The options of the validation run that chose recipe ``name`` where they differ from its final model's
+    (``[recipe] chosen_with``, typed), or {} for a recipe whose final model keeps its validation split. A
+    recipe has one or the other — a split in ``[options]``, or ``chosen_with`` holding the split it was chosen
+    on — and ``[options]`` with ``chosen_with`` over them must be a valid run."""
+    from steepest import recipes
+
+    return check_chosen_with(name, read_recipe(name), recipes.load(name).get("recipe", {}).get("chosen_with"))
+
+
+def check_chosen_with(name, options: dict, given) -> dict:
+    """:func:`chosen_with` of a recipe ``name`` with ``[options]`` ``options`` and ``chosen_with`` ``given``."""
+    where = f"recipe {name}: chosen_with"
+    if given is None:
+        if not options.get("val_split"):
+            raise ConfigError(f"recipe {name} holds out no validation split and has no chosen_with naming the one "
+                              "it was chosen on; the recipe file is broken")
+        return {}
+    if not isinstance(given, dict):
+        raise ConfigError(f"{where} must be a table of options, got {given!r:.60}; the recipe file is broken")
+    unknown = sorted(k for k in given if k not in BY_NAME)
+    if unknown:
+        raise ConfigError(f"{where} has {', '.join(map(repr, unknown))}, not an option of steepest train; "
+                          "the recipe file is broken")
+    try:
+        chosen = {k: convert(BY_NAME[k], v) for k, v in given.items()}
+        if chosen.get("val_split") is None or options.get("val_split") is not None:
+            raise ConfigError("it must hold the validation split the recipe was chosen on, and [options] none "
+                              "(its final model trains on all the training data)")
+        check({o.name: o.default for o in OPTIONS} | {k: convert(BY_NAME[k], v) for k, v in options.items()} | chosen)
+    except ConfigError as e:
+        raise ConfigError(f"{where}: {e}; the recipe file is broken") from None
+    return chosen
+
+
+def as_pairs(options: dict) -> str:
+    """``val_split = 0.1, epochs = 300``: options on one line (None as ``off``)."""
+    return ", ".join(f"{k} = {'off' if v is None else v}" for k, v in options.items())
+
+
 def check(cfg: dict) -> None:
     """Cross-option checks that do not need the data."""
     from steepest.commands._limits import check_pieces

@@ -47,7 +47,7 @@ def _result(m: dict, row: dict) -> str:
 
 def run(args) -> int:
     from steepest import recipes
-    from steepest.commands._trainconfig import read_recipe, to_toml
+    from steepest.commands._trainconfig import as_pairs, chosen_with, read_recipe, to_toml
     from steepest.errors import ConfigError
 
     out = Output(args.json)
@@ -56,6 +56,10 @@ def run(args) -> int:
         if args.json:
             out.emit({"name": args.show, **recipes.load(args.show)})
         else:
+            chosen = chosen_with(args.show)
+            if chosen:  # a comment: the output stays a --config file of the final model's options
+                print(f"# chosen on the validation split with {as_pairs(chosen)}; the final model below trains "
+                      "on all the training data")
             print(to_toml(options), end="")
         return 0
     measured = recipes.measured()
@@ -66,14 +70,17 @@ def run(args) -> int:
             raise ConfigError(f"recipe {name} has no title or target; the recipe file is broken")
         m, fp = measured.get(name), recipes.fingerprint(name)
         current, meets = _status(m, fp, r["target"])
-        rows.append({"name": name, **r, "fingerprint": fp, "measured": m, "measured_current": current,
-                     "meets_target": meets})
+        rows.append({"name": name, **r, "chosen_with": chosen_with(name), "fingerprint": fp, "measured": m,
+                     "measured_current": current, "meets_target": meets})
     if args.json:
         out.emit({"recipes": rows})
         return 0
     for row in rows:
         print(f"{row['name']}: {row['title']} — target ≥ {100 * row['target']:.1f}% "
               f"(anchor: {row.get('anchor', '?')})")
+        if row["chosen_with"]:
+            print(f"    chosen on the validation split with {as_pairs(row['chosen_with'])}; the final model "
+                  f"trains on all the training data (steepest recipes --show {row['name']})")
         print(f"    measured: {_result(row['measured'] or {}, row)}")
     print("train one: steepest train --recipe NAME   (options: steepest recipes --show NAME)")
     return 0

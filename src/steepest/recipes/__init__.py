@@ -3,7 +3,10 @@
 Each recipe is a TOML file here, ``NAME.toml``, with two tables: ``[recipe]`` (``title``, ``target`` test
 accuracy, the ``anchor`` result it is measured against, ``budget`` per seed) and ``[options]`` (options of
 ``steepest train``, keys as its flags without the dashes). The test split never chooses anything: every
-recipe holds out a seeded validation split of the training data (``val_split``), reported with the run.
+recipe was chosen on a seeded validation split of the training data. Its final model either keeps that
+split held out (``val_split`` in ``[options]``, reported with the run) or trains on all the training data,
+and then ``[recipe]`` says with which options the validation run chose it: ``chosen_with = {val_split =
+0.1, epochs = 300}``, where they differ from ``[options]``.
 
 ``measured.toml`` holds what ``benchmarks/accuracy.py`` measured for each recipe (seeds, mean and spread
 of the test accuracy, epochs, wall time, machine) — absent for a recipe nobody has measured yet.
