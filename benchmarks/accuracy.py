@@ -316,7 +316,7 @@ def _final_model(name) -> str:
 
 def selection_markdown(name, cands, base=None) -> list[str]:
     def opts(c):
-        d = c["differ"]
+        d = c["differ"] if len(held) == 1 else {"val_split": c["val_split"]} | c["differ"]
         said = ", ".join(f"{k} = {'off' if v is None else v}" for k, v in d.items())
         if not c.get("shipped", not d):
             return said or "the recipe they were tried against"
@@ -324,8 +324,8 @@ def selection_markdown(name, cands, base=None) -> list[str]:
 
     as_chosen = _final_model(name) and " " + _final_model(name)
     held = {c["val_split"] for c in cands}
-    split = f"{1 - min(held):.0%} of the training data and measured on the held-out {min(held):.0%}" if len(held) == 1 \
-        else "part of the training data and measured on the rest (val_split in the options below)"
+    split = f"{100 * (1 - min(held)):g}% of the training data and measured on the held-out {100 * min(held):g}%" \
+        if len(held) == 1 else "the training data less its own validation split (its val_split) and measured on that"
     against = "the recipe" + (" as chosen" if as_chosen else "") if base is None else \
         f"`{Path(base).name}`, the recipe they were tried against (the recipe has changed since)"
     L = ["", f"## How `{name}` was chosen", "",

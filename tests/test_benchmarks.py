@@ -119,6 +119,9 @@ def test_accuracy_selection_table_reads_validation_never_test(tmp_path):
     md = "\n".join(acc.selection_markdown("mnist-dropout", [c]))
     assert f"{100 * last['val_acc']:.2f}%" in md and "2 of 2" in md and "dataset = digits, hidden = [16, 16], epochs = 2" in md
     assert "trained on 90% of the training data and measured on the held-out 10% validation split" in md
+    other = acc.candidate("mnist-dropout", out) | {"val_split": 0.125}  # as a run holding out 12.5% would be
+    md = "\n".join(acc.selection_markdown("mnist-dropout", [c, other]))
+    assert "less its own validation split (its val_split)" in md and "| val_split = 0.125, dataset = digits" in md
     assert f"{100 * last['test_acc']:.2f}%" not in md or last["test_acc"] == last["val_acc"]
     (out / "model.safetensors").unlink()  # a run stopped by hand leaves no model: marked as stopped
     assert "2 of 2 (stopped)" in "\n".join(acc.selection_markdown("mnist-dropout", [acc.candidate("mnist-dropout", out)]))

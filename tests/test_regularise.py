@@ -246,7 +246,7 @@ def test_a_recipe_says_how_it_was_chosen():
     takes, and a chosen_with without a split or with an option train does not have is a broken recipe."""
     import tomllib
 
-    from steepest.commands._trainconfig import check_chosen_with
+    from steepest.commands._trainconfig import as_pairs, check_chosen_with
     from steepest.errors import ConfigError
 
     r = cli("recipes")
@@ -266,11 +266,21 @@ def test_a_recipe_says_how_it_was_chosen():
             (final | {"val_split": 0.2}, {"val_split": 0.1}, "and \\[options\\] none"),
             (final, {"val_split": 0.1, "bogus": 1}, "'bogus', not an option"),
             (final, {"val_split": 1.5}, "chosen_with: --val-split must be a fraction"),
-            (final, {"val_split": 0.1, "dropout": [0.2, 0.5, 0.5]}, "--dropout lists 3 rates")):  # with [options]
+            (final, {"val_split": 0.1, "dropout": [0.2, 0.5, 0.5]}, "--dropout lists 3 rates"),  # with [options]
+            (final | {"val_split": "off"}, None, "holds out no validation split"),  # off: none held out
+            (final | {"lr": "fast"}, {"val_split": 0.1}, "^recipe x: --lr must be"),  # [options]' own error
+            (final, {"x" * 5000: 1, "val_split": 0.1}, "'xxxxxxxx.{0,40}, not an option")):
         with pytest.raises(ConfigError, match="recipe x") as e:
             check_chosen_with("x", options, given)
         assert re.search(said, str(e.value)), str(e.value)
     assert check_chosen_with("x", final, {"val_split": "0.1", "epochs": 300}) == {"val_split": 0.1, "epochs": 300}
+    assert check_chosen_with("x", final | {"val_split": "off"}, {"val-split": 0.1}) == {"val_split": 0.1}
+    with pytest.raises(ConfigError) as e:
+        check_chosen_with("x", final, {"x" * 5000: 1})
+    assert len(str(e.value)) < 200
+    assert as_pairs({"activation": ["relu", "maxout"], "val_split": None}) == 'activation = ["relu", "maxout"], val_split = off'
+    shown = json.loads(cli("recipes", "--show", "mnist-dropout", "--json").stdout)
+    assert shown["recipe"]["chosen_with"] == {"val_split": 0.1, "epochs": 300} and shown["options"]["epochs"] == 270
     assert check_chosen_with("x", final | {"val_split": 0.1}, None) == {}
 
 

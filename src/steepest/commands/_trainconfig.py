@@ -385,31 +385,38 @@ def chosen_with(name) -> dict:
 def check_chosen_with(name, options: dict, given) -> dict:
     """:func:`chosen_with` of a recipe ``name`` with ``[options]`` ``options`` and ``chosen_with`` ``given``."""
     where = f"recipe {name}: chosen_with"
+    try:
+        final = {k: convert(BY_NAME[k], v) for k, v in options.items()}
+    except ConfigError as e:
+        raise ConfigError(f"recipe {name}: {e}; the recipe file is broken") from None
     if given is None:
-        if not options.get("val_split"):
+        if not final.get("val_split"):
             raise ConfigError(f"recipe {name} holds out no validation split and has no chosen_with naming the one "
                               "it was chosen on; the recipe file is broken")
         return {}
     if not isinstance(given, dict):
         raise ConfigError(f"{where} must be a table of options, got {given!r:.60}; the recipe file is broken")
+    given = {k.replace("-", "_"): v for k, v in given.items()}  # as [options] and --config files take them
     unknown = sorted(k for k in given if k not in BY_NAME)
     if unknown:
-        raise ConfigError(f"{where} has {', '.join(map(repr, unknown))}, not an option of steepest train; "
-                          "the recipe file is broken")
+        raise ConfigError(f"{where} has {', '.join(f'{k!r:.40}' for k in unknown[:3])}, not an option of steepest "
+                          "train; the recipe file is broken")
     try:
         chosen = {k: convert(BY_NAME[k], v) for k, v in given.items()}
-        if chosen.get("val_split") is None or options.get("val_split") is not None:
+        if chosen.get("val_split") is None or final.get("val_split") is not None:
             raise ConfigError("it must hold the validation split the recipe was chosen on, and [options] none "
                               "(its final model trains on all the training data)")
-        check({o.name: o.default for o in OPTIONS} | {k: convert(BY_NAME[k], v) for k, v in options.items()} | chosen)
+        check({o.name: o.default for o in OPTIONS} | final | chosen)
     except ConfigError as e:
-        raise ConfigError(f"{where}: {e}; the recipe file is broken") from None
+        raise ConfigError(f"{where}: {str(e):.300}; the recipe file is broken") from None
     return chosen
 
 
 def as_pairs(options: dict) -> str:
-    """``val_split = 0.1, epochs = 300``: options on one line (None as ``off``)."""
-    return ", ".join(f"{k} = {'off' if v is None else v}" for k, v in options.items())
+    """``val_split = 0.1, epochs = 300``: options on one line as TOML writes values (None as ``off``)."""
+    import json
+
+    return ", ".join(f"{k} = {'off' if v is None else json.dumps(v, ensure_ascii=False)}" for k, v in options.items())
 
 
 def check(cfg: dict) -> None:

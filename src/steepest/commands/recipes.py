@@ -54,7 +54,9 @@ def run(args) -> int:
     if args.show:
         options = read_recipe(args.show, "--show")
         if args.json:
-            out.emit({"name": args.show, **recipes.load(args.show)})
+            recipe = recipes.load(args.show)
+            out.emit({"name": args.show, **recipe, "recipe": {**recipe.get("recipe", {}),
+                                                               "chosen_with": chosen_with(args.show)}})
         else:
             chosen = chosen_with(args.show)
             if chosen:  # a comment: the output stays a --config file of the final model's options
