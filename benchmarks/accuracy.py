@@ -322,7 +322,8 @@ def selection_markdown(name, cands, base=None) -> list[str]:
             return said or "the recipe they were tried against"
         return f"**the recipe as shipped**{as_chosen}{': ' + said if said else ''}"
 
-    as_chosen = _final_model(name) and " " + _final_model(name)
+    final = _final_model(name)
+    as_chosen = final and " " + final
     held = {c["val_split"] for c in cands}
     split = f"{100 * (1 - min(held)):g}% of the training data and measured on the held-out {100 * min(held):g}%" \
         if len(held) == 1 else "the training data less its own validation split (its val_split) and measured on that"
