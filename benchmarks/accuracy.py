@@ -148,7 +148,7 @@ def candidate(name, run_dir, data_dir=None, base=None) -> dict:
     rows = [json.loads(l) for l in (run_dir / "metrics.jsonl").read_text(encoding="utf-8").splitlines() if l.strip()]
     last = rows[-1] if rows else {}
     return {"run_dir": str(run_dir), "differ": differ, "shipped": shipped, "epochs": cfg.get("epochs"),
-            "val_split": cfg["val_split"],
+            "val_split": cfg["val_split"], "seed": cfg.get("seed"),
             "reached": last.get("epoch", 0),
             "finished": (run_dir / "model.safetensors").is_file(), "val_acc": last.get("val_acc"),
             "train_acc": last.get("train_acc")}
@@ -329,15 +329,21 @@ def selection_markdown(name, cands, base=None) -> list[str]:
         if len(held) == 1 else "the training data less its own validation split (its val_split) and measured on that"
     against = "the recipe" + (" as chosen" if as_chosen else "") if base is None else \
         f"`{Path(base).name}`, the recipe they were tried against (the recipe has changed since)"
+    seeds = sorted({c.get("seed") for c in cands}, key=str)
+    one_seed = len(seeds) == 1
     L = ["", f"## How `{name}` was chosen", "",
-         f"Seed 0, each candidate trained on {split} validation split; the test split played no part in the choice. Options are those where the candidate differs "
+         (f"Seed {seeds[0]}, each" if one_seed else "Each") + f" candidate trained on {split} validation split"
+         + ("" if one_seed else " (the seed draws θ₀, the batches, the masks and the split)")
+         + "; the test split played no part in the choice. Options are those where the candidate differs "
          f"from {against}.", "",
-         "| candidate | epochs run | validation acc | training acc | run |", "|---|---|---|---|---|"]
+         "| candidate |" + ("" if one_seed else " seed |") + " epochs run | validation acc | training acc | run |",
+         "|---|---|---|---|" + ("" if one_seed else "---|") + "---|"]
     for c in cands:
         ran = f"{c['reached']} of {c['epochs']}" + ("" if c["finished"] else " (stopped)")
         val = f"{100 * c['val_acc']:.2f}%" if c.get("val_acc") is not None else "–"
         tr = f"{100 * c['train_acc']:.2f}%" if c.get("train_acc") is not None else "–"
-        L.append(f"| {opts(c)} | {ran} | {val} | {tr} | `{Path(c['run_dir']).name}` |")
+        seed = "" if one_seed else f" {c.get('seed')} |"
+        L.append(f"| {opts(c)} |{seed} {ran} | {val} | {tr} | `{Path(c['run_dir']).name}` |")
     return L
 
 

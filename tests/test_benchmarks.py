@@ -118,7 +118,12 @@ def test_accuracy_selection_table_reads_validation_never_test(tmp_path):
     assert c["val_acc"] == last["val_acc"] and c["reached"] == 2 and c["finished"] and "test_acc" not in c
     md = "\n".join(acc.selection_markdown("mnist-dropout", [c]))
     assert f"{100 * last['val_acc']:.2f}%" in md and "2 of 2" in md and "dataset = digits, hidden = [16, 16], epochs = 2" in md
-    assert "trained on 90% of the training data and measured on the held-out 10% validation split" in md
+    assert "Seed 0, each candidate trained on 90% of the training data and measured on the held-out 10% validation split" in md
+    seed1 = acc.candidate("mnist-dropout", out) | {"seed": 1}  # as the same options run with --seed 1 would be
+    md = "\n".join(acc.selection_markdown("mnist-dropout", [c, seed1]))
+    assert md.count("| candidate | seed | epochs run |") == 1 and "Each candidate trained on 90%" in md
+    assert "| dataset = digits, hidden = [16, 16], epochs = 2 | 0 | 2 of 2 |" in md
+    assert "| dataset = digits, hidden = [16, 16], epochs = 2 | 1 | 2 of 2 |" in md
     other = acc.candidate("mnist-dropout", out) | {"val_split": 0.125}  # as a run holding out 12.5% would be
     md = "\n".join(acc.selection_markdown("mnist-dropout", [c, other]))
     assert "less its own validation split (its val_split)" in md and "| val_split = 0.125, dataset = digits" in md
