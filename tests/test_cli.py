@@ -165,6 +165,70 @@ def test_config_file_giving_one_option_twice_is_refused(tmp_path):
     assert not (tmp_path / "run").exists()
 
 
+def test_a_second_config_or_recipe_is_refused_not_dropped(tmp_path):
+    """--config a.toml --config b.toml used to train with b's options alone; one source of each kind."""
+    (tmp_path / "a.toml").write_text('dataset = "digits"\nlr = 0.5\n')
+    (tmp_path / "b.toml").write_text('dataset = "digits"\nlr = 0.05\n')
+    for argv in (["--config", tmp_path / "a.toml", "--config", tmp_path / "b.toml"],
+                 ["--recipe", "mnist-record", "--recipe", "mnist-dropout", "--dataset", "digits"]):
+        r = steepest("train", *argv, "--epochs", "1", "--out", tmp_path / "run")
+        flag = str(argv[0])
+        assert r.returncode == 2 and f"argument {flag}: given twice" in r.stderr, r.stderr
+        assert len(r.stderr.strip().splitlines()) == 1 and not (tmp_path / "run").exists()
+
+
+@pytest.mark.parametrize("line,shown", [('lr = [0.1]', "--lr must be a number, got a list [0.1]"),
+                                        ('dtype = ["float32"]', 'got a list ["float32"]'),
+                                        ('hidden = [[8]]', "--hidden must be an integer, got a list [8]"),
+                                        ('epochs = {a = 1}', 'got a table {"a": 1}')])
+def test_a_list_where_one_value_goes_is_shown_as_a_list(tmp_path, line, shown):
+    """A TOML list for a one-value option was printed without its brackets: "--lr must be a number, got 0.1"."""
+    (tmp_path / "c.toml").write_text(f'dataset = "digits"\n{line}\n')
+    r = steepest("train", "--config", tmp_path / "c.toml", "--out", tmp_path / "run")
+    assert r.returncode == 2 and shown in r.stderr, r.stderr
+
+
+@pytest.mark.parametrize("flag,value", [("--epochs", "\u0663"), ("--epochs", "1_0"), ("--seed", "\uff15"),
+                                        ("--lr", "1_0e-2"), ("--lr", "0.\u0665"), ("--epochs", "3.0"),
+                                        ("--eval-every", "\u0665%")])
+def test_numbers_are_written_in_ascii_digits_as_the_other_commands_read_them(tmp_path, flag, value):
+    """int() and float() also read other scripts' digits and 1_0: train trained 3 epochs for --epochs ٣ where
+    every other command's integer options refuse it."""
+    r = steepest("train", "--dataset", "digits", "--hidden", "8", "--epochs", "1", flag, value, "--out", tmp_path / "run")
+    assert r.returncode == 2 and f"{flag} must be" in r.stderr and not (tmp_path / "run").exists(), r.stderr
+    from steepest.commands._limits import LR, SEED
+    import argparse
+
+    for parse, text in ((LR, "1_0e-2"), (LR, "0.\u0665"), (SEED, "\uff15")):
+        with pytest.raises(argparse.ArgumentTypeError):
+            parse(text)
+
+
+def test_a_schedule_over_the_whole_run_needs_its_length(tmp_path):
+    """--time-budget alone leaves the number of steps open: cosine and onecycle said "needs total_steps=..."."""
+    for extra in (["--schedule", "cosine"], ["--schedule", "onecycle"]):
+        r = steepest("train", "--dataset", "digits", "--hidden", "8", "--time-budget", "1", *extra,
+                     "--out", tmp_path / "run")
+        assert r.returncode == 2 and "give --epochs or --max-steps as well" in r.stderr, r.stderr
+        assert "total_steps" not in r.stderr
+    r = steepest("train", "--dataset", "digits", "--hidden", "8", "--time-budget", "30", "--max-steps", "3",
+                 "--schedule", "cosine", "--out", tmp_path / "run", "--json")
+    assert r.returncode == 0 and json_lines(r.stdout)[-1]["steps"] == 3, r.stderr
+
+
+def test_labels_with_data_that_carries_its_own_is_refused_by_name(tmp_path):
+    """--labels goes with an IDX images file only: with digits it said "digits: no such file", with an .npz it
+    blamed the .npz for not being IDX."""
+    np.savez(tmp_path / "d.npz", X=np.zeros((4, 3)), y=np.arange(4) % 2)
+    (tmp_path / "labels").write_bytes(b"\x00\x00\x08\x01\x00\x00\x00\x00")
+    for dataset, kind in (("digits", "a named dataset"), (tmp_path / "d.npz", "an .npz file"),
+                          (tmp_path, "a folder of class folders")):
+        r = steepest("train", "--dataset", dataset, "--labels", tmp_path / "labels", "--epochs", "1",
+                     "--out", tmp_path / "run")
+        assert r.returncode == 2 and f"is {kind}, which carries its own labels" in r.stderr, r.stderr
+        assert not (tmp_path / "run").exists()
+
+
 def test_full_batch_gradient_descent_and_float64(tmp_path):
     r = steepest("train", "--dataset", "digits", "--hidden", "16", "--optimizer", "gd", "--batch-size", "full",
                  "--lr", "0.5", "--epochs", "4", "--dtype", "float64", "--out", tmp_path / "gd", "--json")

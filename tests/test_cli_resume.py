@@ -128,3 +128,20 @@ def test_resume_saves_the_model_of_a_run_that_stopped_before_writing_it(tmp_path
     end = json.loads(again.stdout.splitlines()[-1])
     assert end["test_acc"] == json.loads(first.stdout.splitlines()[-1])["test_acc"] and end["epochs"] == 2
     assert len((run / "metrics.csv").read_text().splitlines()) == 3  # header + 2 epochs, not repeated
+
+
+def test_resume_of_a_damaged_checkpoint_or_a_model_file_says_what_to_do(tmp_path):
+    """A checkpoint cut short was met with the advice for a model file given by hand ("give a file written by
+    steepest train"); --resume RUN/model.safetensors said "no such run directory" of a file that exists."""
+    run = tmp_path / "run"
+    r = steepest("train", "--dataset", "digits", "--hidden", "8", "--epochs", "1", "--out", run, "--quiet")
+    assert r.returncode == 0, r.stderr
+    r = steepest("train", "--resume", run / "model.safetensors")
+    assert r.returncode == 2 and f"is a file; --resume takes the run directory" in r.stderr, r.stderr
+    assert f"--resume {run}" in r.stderr
+    ck = run / "checkpoints" / "checkpoint.safetensors"
+    ck.write_bytes(ck.read_bytes()[:100])
+    r = steepest("train", "--resume", run)
+    assert r.returncode == 2 and "the run cannot continue from this checkpoint" in r.stderr, r.stderr
+    assert f"--out {run} --force" in r.stderr and "give a file written by" not in r.stderr
+    assert len(r.stderr.strip().splitlines()) == 1

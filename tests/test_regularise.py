@@ -298,6 +298,11 @@ def test_a_recipe_option_can_be_turned_off_or_left_out(tmp_path):
     assert "recipe's --momentum 0.5 is left out: --optimizer adam" in r.stdout + r.stderr
     cfg = tomllib.loads((tmp_path / "a" / "config.toml").read_text())
     assert cfg["schedule"] == "onecycle" and "gamma" not in cfg and "momentum" not in cfg
+    r = cli("train", "--recipe", "mnist-dropout", "--activation", "relu", *small, "--out", str(tmp_path / "relu"))
+    assert r.returncode == 0 and "recipe's --pieces 5 is left out: --activation relu" in r.stdout + r.stderr, r.stderr
+    assert "pieces" not in tomllib.loads((tmp_path / "relu" / "config.toml").read_text())
+    two = cli("train", "--recipe", "mnist-dropout", *small[:2], "--hidden", "8", *small[5:], "--out", str(tmp_path / "c"))
+    assert two.returncode == 2 and "the recipe's --dropout lists 3 rates" in two.stderr, two.stderr  # not typed
     typed = cli("train", "--recipe", "mnist-dropout", "--schedule", "onecycle", "--warmup-steps", "2%", *small,
                 "--out", str(tmp_path / "b"))
     assert typed.returncode == 2 and "--warmup-steps does not apply to --schedule onecycle" in typed.stderr

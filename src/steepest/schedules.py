@@ -293,8 +293,9 @@ def share_percent(value, name: str = "steps"):
     """P from a share of the run written ``"P%"`` (0 < P ≤ 100); None for a value not written with ``%``."""
     if not isinstance(value, str) or not value.strip().endswith("%"):
         return None
-    try:
-        p = float(value.strip()[:-1])
+    text = value.strip()[:-1]
+    try:  # float() would also read "1_0" and other scripts' digits
+        p = float(text) if text.isascii() and "_" not in text else math.nan
     except ValueError:
         p = math.nan
     if not (math.isfinite(p) and 0 < p <= 100):

@@ -28,6 +28,16 @@ def _fmt(x) -> str:
     return f"{x:,}" if isinstance(x, int) else f"{x:g}"
 
 
+def written_plainly(text: str, integer: bool = False) -> bool:
+    """``text`` is a number as the command line documents them: ASCII, no ``_`` separators (``float`` and ``int``
+    would also take ``1_0`` and other scripts' digits, ``٣``), and for an integer only digits after a sign."""
+    s = str(text).strip()
+    if not s.isascii() or "_" in s:
+        return False
+    digits = s[1:] if s[:1] in "+-" else s
+    return digits.isdigit() and len(digits) <= 40 if integer else True
+
+
 class Count:
     """An integer in ``lo … hi`` written in decimal digits (``1e3`` and ``2.0`` are refused)."""
 
@@ -37,8 +47,7 @@ class Count:
 
     def __call__(self, text: str) -> int:
         s = str(text).strip()
-        digits = s[1:] if s[:1] in "+-" else s
-        if not (digits.isascii() and digits.isdigit()) or len(digits) > 40:
+        if not written_plainly(s, integer=True):
             raise argparse.ArgumentTypeError(f"must be {self.what} in {_fmt(self.lo)} … {_fmt(self.hi)} "
                                              f"(written in digits), got {text!r}")
         n = int(s)
@@ -56,7 +65,7 @@ class Real:
 
     def __call__(self, text: str) -> float:
         try:
-            x = float(text)
+            x = float(text) if written_plainly(text) else math.nan
         except (TypeError, ValueError):
             x = math.nan
         low_ok = x > self.lo if self.open_lo else x >= self.lo
@@ -73,7 +82,7 @@ N_SAMPLES = Count(0, 10**9, "a number of rows")
 LR = Real(0.0, 1e6, open_lo=True)
 
 
-def check_pieces(pieces, activation, off=False) -> None:
+def check_pieces(pieces, activation, off=False, origin="") -> None:
     """Refuse ``--pieces`` when no hidden activation is maxout, naming the flag (the network's own check names
     its parameter); an unknown activation name is left to the activation's own check."""
     from steepest.errors import ConfigError
@@ -81,7 +90,7 @@ def check_pieces(pieces, activation, off=False) -> None:
 
     names = [activation] if isinstance(activation, str) else list(activation)
     if pieces is not None and "maxout" not in names and set(names) <= set(ACTIVATIONS):
-        raise ConfigError(f"--pieces {pieces} is for maxout layers; add --activation maxout, or remove --pieces"
+        raise ConfigError(f"{origin}--pieces {pieces} is for maxout layers; add --activation maxout, or remove --pieces"
                           + (" (--pieces off where a recipe or --config sets it)" if off else ""))
 
 

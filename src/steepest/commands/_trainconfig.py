@@ -12,6 +12,7 @@ import math
 from dataclasses import dataclass
 from pathlib import Path
 
+from steepest.commands._limits import written_plainly
 from steepest.errors import ConfigError
 
 from steepest.registry import ACTIVATIONS, BIASES, INITS, OPTIMIZER_OPTIONS as _OPTIMIZER_ACCEPTS, OPTIMIZERS
@@ -124,19 +125,39 @@ RESUME_OPTIONS = ("data_dir", "download", "threads", "checkpoint_every", "checkp
 
 # ---------------------------------------------------------------- checking values
 
-def _show(value) -> str:
-    if isinstance(value, list):
-        return " ".join(map(str, value))
+#: the kinds of option that take several values (nargs on the command line, a list in TOML)
+LIST_KINDS = ("hidden", "rates", "activation")
+
+
+def _show(value, joined=True) -> str:
+    """``value`` as the user wrote it: a command line's several values joined by spaces (``joined``), any
+    other list (one a TOML file gave where a single value goes, or a list inside a list) as a list."""
+    if isinstance(value, (list, dict)):
+        if joined and isinstance(value, list) and all(isinstance(v, (str, int, float)) for v in value):
+            return " ".join(map(str, value))
+        return "a list " * isinstance(value, list) + "a table " * isinstance(value, dict) + _short_json(value)
     return value if isinstance(value, str) and value else repr(value)
 
 
-def _bad(opt: Opt, value, want: str) -> ConfigError:
-    return ConfigError(f"{opt.flag} must be {want}, got {_show(value)}; see `steepest train --help`")
+def _short_json(value, most=80) -> str:
+    import json
+
+    text = json.dumps(value, ensure_ascii=False, default=str)
+    return text if len(text) <= most else text[:most - 1] + "…"
+
+
+def _bad(opt: Opt, value, want: str, element=False) -> ConfigError:
+    """``value`` is not ``want``; ``element``: it is one of the several values of a list option."""
+    joined = opt.kind in LIST_KINDS and not element
+    return ConfigError(f"{opt.flag} must be {want}, got {_show(value, joined)}; see `steepest train --help`")
 
 
 def _number(opt, value, integer=False):
-    if isinstance(value, bool):
-        raise _bad(opt, value, "an integer" if integer else "a number")
+    if isinstance(value, (bool, list, dict)):
+        raise _bad(opt, value, "an integer" if integer else "a number", element=True)
+    if isinstance(value, str) and not written_plainly(value, integer):  # as _limits.Count and Real read them
+        raise _bad(opt, value, "an integer written in digits 0-9" if integer else
+                   "a number written in digits 0-9, such as 0.05 or 1e-3")
     if integer and isinstance(value, (int, str)):
         try:
             n = int(value)  # exact, where float() would round a large seed
@@ -349,12 +370,16 @@ def read_recipe(name, flag="--recipe") -> dict:
 
 def resolve(args, notes=None) -> dict:
     """The run's configuration: defaults, then ``--recipe``, then ``--config`` TOML, then the command line;
-    all checked. A recipe's schedule or optimizer option that the schedule or optimizer chosen over it
-    does not use (its warm-up under ``--schedule onecycle``, its momentum under ``--optimizer adam``) is
-    left out, saying so in ``notes``; the same option given by the user is an error."""
+    all checked. A recipe's schedule, optimizer or maxout option that the schedule, optimizer or activation
+    chosen over it does not use (its warm-up under ``--schedule onecycle``, its momentum under ``--optimizer
+    adam``, its pieces under ``--activation relu``) is left out, saying so in ``notes``; the same option
+    given by the user is an error, which says where an option came from when not from the command line."""
     cfg = {o.name: o.default for o in OPTIONS}
     recipe = read_recipe(args.recipe) if getattr(args, "recipe", None) else {}
-    sources = [recipe] + ([read_toml(args.config)] if getattr(args, "config", None) else []) + [given(args)]
+    labelled = [("the recipe's ", recipe)] + \
+        ([("the --config file's ", read_toml(args.config))] if getattr(args, "config", None) else []) + \
+        [("", given(args))]
+    sources = [source for _, source in labelled]
     for source in sources:
         for name, value in source.items():
             cfg[name] = convert(BY_NAME[name], value)
@@ -362,13 +387,21 @@ def resolve(args, notes=None) -> dict:
     if "epochs" not in named and (cfg["max_steps"] is not None or cfg["time_budget"] is not None):
         cfg["epochs"] = None  # the default number of epochs applies only when no other bound is given
     overridden = set().union(*sources[1:])
-    for name, key in list(_unused(cfg)):
+    unused = list(_unused(cfg))
+    acts = [cfg["activation"]] if isinstance(cfg["activation"], str) else list(cfg["activation"])
+    if cfg["pieces"] is not None and "maxout" not in acts:  # the recipe's maxout replaced by another activation
+        unused.append(("pieces", "activation"))
+    for name, key in unused:
         if name in recipe and name not in overridden:
             if notes is not None:
+                shown = cfg[key] if isinstance(cfg[key], str) else _show(cfg[key])
                 notes.append(f"note: the recipe's {BY_NAME[name].flag} {_show(recipe[name])} is left out: "
-                             f"--{key} {cfg[key]} does not use it")
+                             f"--{key} {shown} does not use it")
             cfg[name] = None
-    check(cfg)
+    origin = {}  # where each option came from: the last source that gives it
+    for label, source in labelled:
+        origin.update(dict.fromkeys(source, label))
+    check(cfg, origin)
     return cfg
 
 
@@ -419,9 +452,13 @@ def as_pairs(options: dict) -> str:
     return ", ".join(f"{k} = {'off' if v is None else json.dumps(v, ensure_ascii=False)}" for k, v in options.items())
 
 
-def check(cfg: dict) -> None:
-    """Cross-option checks that do not need the data."""
+def check(cfg: dict, origin: dict | None = None) -> None:
+    """Cross-option checks that do not need the data; ``origin`` names where an option came from when not
+    from the command line ("the recipe's ", "the --config file's ")."""
     from steepest.commands._limits import check_pieces
+
+    def of(name):
+        return (origin or {}).get(name, "")
 
     acts, hidden = cfg["activation"], cfg["hidden"]
     if isinstance(acts, list) and len(acts) != len(hidden):
@@ -430,10 +467,11 @@ def check(cfg: dict) -> None:
     if cfg.get("pieces") is not None and not hidden:
         raise ConfigError(f"--pieces {cfg['pieces']} is for maxout layers, and --hidden gives no hidden layer; "
                           "give hidden widths, or remove --pieces (--pieces off where a recipe or --config sets it)")
-    check_pieces(cfg.get("pieces"), acts, off=True)
+    check_pieces(cfg.get("pieces"), acts, off=True, origin=of("pieces"))
     if cfg.get("dropout") is not None and len(cfg["dropout"]) != len(hidden) + 1:
-        raise ConfigError(f"--dropout lists {len(cfg['dropout'])} rates for the input and {len(hidden)} hidden "
-                          f"layers; give {len(hidden) + 1}")
+        raise ConfigError(f"{of('dropout')}--dropout lists {len(cfg['dropout'])} rates for the input and "
+                          f"{len(hidden)} hidden layers; give {len(hidden) + 1}"
+                          + (" (--dropout off for none)" if of("dropout") else ""))
     if cfg["patience"] is not None and cfg["val_split"] is None:
         raise ConfigError("--patience needs a validation set; add --val-split 0.1")
     missing = [BY_NAME[n].flag for n, kw in SCHEDULE_FLAGS.items()
@@ -441,6 +479,9 @@ def check(cfg: dict) -> None:
     if missing:
         raise ConfigError(f"--schedule {cfg['schedule']} needs {' and '.join(missing)}; e.g. "
                           + " ".join(f"{f} {_EXAMPLE[f]}" for f in missing))
+    if "total_steps" in SCHEDULE_OPTIONS[cfg["schedule"]][0] and cfg["epochs"] is None and cfg["max_steps"] is None:
+        raise ConfigError(f"--schedule {cfg['schedule']} spans the whole run, and --time-budget alone does not say "
+                          "how many steps that is; give --epochs or --max-steps as well")
     for name, key in _unused(cfg):
         raise ConfigError(f"{BY_NAME[name].flag} does not apply to --{key} {cfg[key]}; remove it or choose "
                           f"{'an' if key == 'optimizer' else 'a'} {key} that uses it")

@@ -23,8 +23,8 @@ examples:
 
 An option that a recipe or --config sets is unset with the value `off` (its default then
 applies: no max-norm, no dropout, the optimizer's own momentum); a flag is turned off with
---no-…. A recipe's warm-up or momentum that the schedule or optimizer you choose does not
-use is left out, with a note.
+--no-…. A recipe's warm-up, momentum or maxout pieces that the schedule, optimizer or
+activation you choose does not use is left out, with a note.
 
 Run directory: config.toml, metrics.csv, metrics.jsonl, model.safetensors,
 checkpoints/checkpoint.safetensors (each epoch, every --checkpoint-every steps, on Ctrl-C
@@ -38,16 +38,29 @@ and --resume); 130 interrupted by Ctrl-C, 143 stopped by SIGTERM (resume either 
 """
 
 
+class _Once(argparse.Action):
+    """An option that names a whole source of options (a file, a recipe, a run): given twice, the first would
+    be dropped without a word, so it is refused."""
+
+    def __call__(self, parser, namespace, value, option_string=None):
+        if getattr(namespace, self.dest, None) is not None:
+            hint = {"config": " (one file holds every option; the command line overrides it)",
+                    "recipe": " (--config and the command line override it)"}.get(self.dest, "")
+            raise argparse.ArgumentError(self, f"given twice ({getattr(namespace, self.dest)} and {value}); give it "
+                                         f"once{hint}")
+        setattr(namespace, self.dest, value)
+
+
 def add_parser(subparsers):
     p = subparsers.add_parser("train", help=HELP, description=HELP + ".", epilog=EPILOG,
                               formatter_class=argparse.RawDescriptionHelpFormatter)
     add_arguments(p)
     g = p.add_argument_group("run")
-    g.add_argument("--config", metavar="FILE.toml", help="read options from a TOML file (keys as the flags, "
+    g.add_argument("--config", action=_Once, metavar="FILE.toml", help="read options from a TOML file (keys as the flags, "
                    "e.g. batch_size = 128); command-line values override it")
-    g.add_argument("--recipe", metavar="NAME", help="start from a named recipe shipped with steepest "
+    g.add_argument("--recipe", action=_Once, metavar="NAME", help="start from a named recipe shipped with steepest "
                    "(`steepest recipes` lists them); --config and the command line override it")
-    g.add_argument("--resume", metavar="RUN_DIR", help="continue the run in RUN_DIR from its checkpoint")
+    g.add_argument("--resume", action=_Once, metavar="RUN_DIR", help="continue the run in RUN_DIR from its checkpoint")
     g.add_argument("--force", action="store_true", help="start over in an --out directory that holds a run")
     g.add_argument("--quiet", action="store_true", help="no progress bars or epoch lines")
     add_json_flag(g)
@@ -241,7 +254,7 @@ def resume(args, out, comm=None) -> int:
     from steepest.commands import _session
     from steepest.commands._rundir import RunDir, check_writable, lock_dir
     from steepest.commands._trainconfig import BY_NAME, OPTIONS, RESUME_OPTIONS, convert, given
-    from steepest.errors import ConfigError
+    from steepest.errors import ConfigError, ModelFileError
     from steepest.io import load_checkpoint
 
     extra = ["--no-" + BY_NAME[k].flag[2:] if v is False and BY_NAME[k].kind == "flag" else BY_NAME[k].flag
@@ -251,6 +264,9 @@ def resume(args, out, comm=None) -> int:
         raise ConfigError(f"{', '.join(extra)} cannot be combined with --resume (the run continues as it "
                           "was configured); start a new run with --out to change them")
     rundir = RunDir(args.resume)
+    if rundir.path.is_file():
+        raise ConfigError(f"--resume {rundir.path} is a file; --resume takes the run directory (the --out of an "
+                          f"earlier `steepest train`), e.g. --resume {rundir.path.parent}")
     if not rundir.path.is_dir():
         raise ConfigError(f"--resume {rundir.path}: no such run directory; give the --out directory of an "
                           "earlier `steepest train`")
@@ -258,7 +274,12 @@ def resume(args, out, comm=None) -> int:
         return _restart(args, out, rundir, comm)
     if comm is None or comm.Get_rank() == 0:  # the run directory is rank 0's (the others only read it)
         lock_dir(rundir.path)
-    net, state, cfg, recorded = load_checkpoint(rundir.checkpoint, data=True)
+    try:
+        net, state, cfg, recorded = load_checkpoint(rundir.checkpoint, data=True)
+    except ModelFileError as e:  # its advice is for a model file given by hand: this one the run wrote
+        what = str(e).rsplit("; ", 1)[0]
+        raise ModelFileError(f"{what}; the run cannot continue from this checkpoint: start it again with "
+                             f"--out {rundir.path} --force (or restore the file from a backup)") from None
     finished = state.stop_reason not in (None, "interrupted")
     if finished and rundir.model.exists():
         raise ConfigError(f"{rundir.path} already finished ({state.stop_reason}: {state.stop_message}); "

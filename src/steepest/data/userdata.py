@@ -330,8 +330,18 @@ def load_file(path, labels=None, **options) -> Dataset:
     - ``.csv`` / ``.tsv`` / ``.txt``: label column + features (:func:`load_csv`);
     - any other file together with ``labels=``: an IDX pair (:func:`load_idx_pair`).
     """
+    from steepest.data.datasets import KNOWN_DATASETS
+
     path = Path(path)
-    if labels is not None:
+    suffix = path.suffix.lower()
+    if labels is not None:  # only an IDX images file keeps its labels apart
+        kind = "a folder of class folders" if path.is_dir() else \
+            {".npz": "an .npz file", ".csv": "a CSV file", ".tsv": "a TSV file", ".txt": "a text file"}.get(suffix)
+        if kind is None and str(path) in KNOWN_DATASETS and not path.exists():
+            kind = "a named dataset"
+        if kind:
+            raise DataError(f"{path} is {kind}, which carries its own labels; a labels file (--labels) goes only "
+                            "with an IDX images file: remove it")
         return load_idx_pair(path, labels)
     if path.is_dir():
         return load_image_folder(path, **options)
@@ -339,7 +349,6 @@ def load_file(path, labels=None, **options) -> Dataset:
         raise DataError(f"{path}: no such file or directory; check the path")
     if not is_regular(path):
         open_regular(path, DataError, "a data file or a folder of class folders").close()  # says what it is
-    suffix = path.suffix.lower()
     if suffix == ".npz":
         return load_npz(path)
     if suffix in (".csv", ".txt"):
