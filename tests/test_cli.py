@@ -336,3 +336,17 @@ def test_importing_the_cli_stays_light():
             "print(sorted(m for m in ('tqdm', 'safetensors', 'pooch', 'PIL', 'sklearn') if m in sys.modules))")
     r = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True)
     assert r.returncode == 0 and r.stdout.strip() == "[]", r.stdout + r.stderr
+
+
+def test_a_fallback_or_data_dir_that_cannot_be_used_is_refused_up_front(tmp_path):
+    """--fallback nosuch and --data-dir /missing were accepted whenever --dataset was found: the first would
+    fail only on the day the dataset went missing, the second was passed over without a word."""
+    for argv, said in ((["train", "--dataset", "digits", "--fallback", "nosuch"], "--fallback 'nosuch' is neither"),
+                       (["train", "--dataset", "digits", "--data-dir", tmp_path / "missing"], "no such directory"),
+                       (["datasets", "--data-dir", tmp_path / "missing"], "no such directory")):
+        r = steepest(*argv, "--out", tmp_path / "run") if argv[0] == "train" else steepest(*argv)
+        assert r.returncode == 2 and said in r.stderr and len(r.stderr.strip().splitlines()) == 1, r.stderr
+    assert not (tmp_path / "run").exists()
+    ok = steepest("train", "--dataset", "digits", "--fallback", "moons", "--data-dir", tmp_path, "--hidden", "8",
+                  "--epochs", "1", "--out", tmp_path / "run", "--quiet")
+    assert ok.returncode == 0, ok.stderr

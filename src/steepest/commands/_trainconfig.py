@@ -472,6 +472,16 @@ def check(cfg: dict, origin: dict | None = None) -> None:
         raise ConfigError(f"{of('dropout')}--dropout lists {len(cfg['dropout'])} rates for the input and "
                           f"{len(hidden)} hidden layers; give {len(hidden) + 1}"
                           + (" (--dropout off for none)" if of("dropout") else ""))
+    fallback = cfg.get("fallback")
+    if fallback is not None:  # read only when --dataset is missing: checked now, not on the day it is needed
+        from steepest.data.datasets import KNOWN_DATASETS, is_user_file
+
+        if fallback not in KNOWN_DATASETS and not is_user_file(fallback):
+            raise ConfigError(f"--fallback {fallback!r} is neither a dataset nor a data file; give one of "
+                              f"{', '.join(KNOWN_DATASETS)}, or a file's path")
+    from steepest.commands._common import check_data_dir
+
+    check_data_dir(cfg.get("data_dir"))
     if cfg["patience"] is not None and cfg["val_split"] is None:
         raise ConfigError("--patience needs a validation set; add --val-split 0.1")
     missing = [BY_NAME[n].flag for n, kw in SCHEDULE_FLAGS.items()

@@ -37,8 +37,10 @@ def _size(n) -> str:
 
 
 def run(args) -> int:
+    from steepest.commands._common import check_data_dir
     from steepest.data import describe_datasets
 
+    check_data_dir(args.data_dir)
     rows = describe_datasets(data_dir=args.data_dir)
     if args.json:
         out = Output(True)
