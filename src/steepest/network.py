@@ -176,15 +176,28 @@ class MLP:
         self.label_smoothing = float(label_smoothing)
 
     def _standardisation(self, mean, std):
+        """μ and σ checked where they are used: in the network's dtype. σ = 1e-300 is > 0 in float64 but
+        1/σ is inf in float32, and so is μ = 1e300, or μ/σ beyond the dtype's largest number: every output
+        would be NaN. So tiny ≤ σ ≤ max, |μ| ≤ max and |μ|/σ ≤ max, with tiny the dtype's smallest normal."""
         self.input_mean = self.input_std = None
         if mean is None and std is None:
             return
         d = self.sizes[0]
-        mean = np.zeros(d) if mean is None else np.asarray(mean, dtype=np.float64).reshape(-1)
-        std = np.ones(d) if std is None else np.asarray(std, dtype=np.float64).reshape(-1)
-        if mean.shape != (d,) or std.shape != (d,) or not np.isfinite(mean).all() or not (
-                np.isfinite(std).all() and (std > 0).all()):
-            raise ConfigError(f"input_mean and input_std must be {d} finite numbers each, σ > 0")
+        mean = np.zeros(d) if mean is None else _features("input_mean", mean, d)
+        std = np.ones(d) if std is None else _features("input_std", std, d)
+        fi = np.finfo(self.dtype)
+        with np.errstate(over="ignore", invalid="ignore", divide="ignore"):
+            ratio = mean / std
+            checks = (("input_mean[{j}]", mean, np.abs(mean) <= fi.max,
+                       f"beyond {self.dtype}'s range (|μ| ≤ {fi.max:.3g})"),
+                      ("input_std[{j}]", std, (std >= fi.tiny) & (std <= fi.max),
+                       f"outside what {self.dtype} can divide by (σ from {fi.tiny:.3g} to {fi.max:.3g})"),
+                      ("input_mean[{j}]/input_std[{j}]", ratio, np.abs(ratio) <= fi.max,
+                       f"beyond {self.dtype}'s range (|μ/σ| ≤ {fi.max:.3g})"))
+        for name, v, ok, why in checks:
+            if not ok.all():
+                j = int(np.argmin(ok))
+                raise ConfigError(f"{name.format(j=j)} is {v[j]:.6g}, {why}")
         self.input_mean, self.input_std = mean, std
         self._shift = mean.astype(self.dtype)                         # μ, subtracted from X·s
         self._inv = (1.0 / std).astype(self.dtype)                     # then ⊙ 1/σ
@@ -507,10 +520,32 @@ class MLP:
         return loss + l2_penalty([W for W, _ in self.unpack(theta)], self.l2)
 
 
+def _short(value) -> str:
+    shown = repr(value)
+    return shown if len(shown) <= 40 else shown[:37] + "…"
+
+
+def _features(name, value, d) -> np.ndarray:
+    """One number per input feature as float64 (d,): a 1-D real array or a flat list of d real numbers.
+
+    Strings, booleans and nested lists are refused, not converted: ``"0.5"``, ``True`` and an 8×8 list
+    would otherwise become numbers and change every prediction.
+    """
+    real = (int, float, np.integer, np.floating)
+    if isinstance(value, np.ndarray):
+        ok = value.ndim == 1 and value.dtype.kind in "iuf"
+    else:
+        ok = isinstance(value, (list, tuple)) and all(
+            isinstance(v, real) and not isinstance(v, (bool, np.bool_)) for v in value)
+    if not ok or len(value) != d:
+        got = f"a {value.dtype} array of shape {value.shape}" if isinstance(value, np.ndarray) else _short(value)
+        raise ConfigError(f"{name} must be a flat list of {d} real numbers, one per input, got {got}")
+    return np.array(value, dtype=np.float64)
+
+
 def _pieces(pieces, acts):
     """The pieces of a maxout unit: ``pieces`` checked (default 2), or None when no layer is maxout."""
-    shown = repr(pieces)
-    shown = shown if len(shown) <= 40 else shown[:37] + "…"
+    shown = _short(pieces)
     if "maxout" not in acts:
         if pieces is not None:
             why = "this network has no hidden layer" if not acts else "no hidden layer is maxout (activation='maxout')"

@@ -415,6 +415,7 @@ class MLPClassifier(ClassifierMixin, BaseEstimator):
     # ----------------------------------------------------------------- files and export
     def save(self, path):
         """Write the fitted estimator to a steepest model file (safetensors + JSON; no pickle)."""
+        from ._text import printable
         from .io import save_model
 
         check_is_fitted(self)
@@ -427,7 +428,8 @@ class MLPClassifier(ClassifierMixin, BaseEstimator):
                 # the recipe in the form `steepest train` writes it, which explain and landscape read
                 "training": {**self.get_params(), "seed": self.seed_},
                 "dataset": {"name": None, "n_classes": len(self.classes_),
-                            "class_names": [str(c) for c in self.classes_.tolist()]},
+                            # names to print: a label's control characters written as escapes
+                            "class_names": [printable(str(c)) for c in self.classes_.tolist()]},
                 "seed": self.seed_}
         return save_model(path, self.net_, self.theta_, meta)
 

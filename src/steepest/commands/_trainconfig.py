@@ -156,7 +156,7 @@ def _number(opt, value, integer=False):
     if isinstance(value, (bool, list, dict)):
         raise _bad(opt, value, "an integer" if integer else "a number", element=True)
     if isinstance(value, str) and not written_plainly(value, integer):  # as _limits.Count and Real read them
-        raise _bad(opt, value, "an integer written in digits 0-9" if integer else
+        raise _bad(opt, value, "a whole number written in digits 0-9" if integer else
                    "a number written in digits 0-9, such as 0.05 or 1e-3")
     if integer and isinstance(value, (int, str)):
         try:

@@ -32,6 +32,10 @@ def add_parser(subparsers):
 
 
 def run(args) -> int:
+    import math
+
+    import numpy as np
+
     from steepest.commands._common import (blas_threads, check_against_model, describe_net,
                                            load_model_and_dataset, split_name)
     from steepest.errors import ConfigError
@@ -46,11 +50,13 @@ def run(args) -> int:
 
     what = f"{ds.name if ds.name in KNOWN_DATASETS else ds.source} ({args.split} split)"
     check_against_model(net, X, y, what=what, trained_on=trained if trained != ds.name else None)
-    if abs(ds.input_scale - net.input_scale) > 1e-12 * net.input_scale:
-        out.note(f"note: {ds.name} stores inputs at scale {ds.input_scale:g} but the model expects "
-                 f"{net.input_scale:g}; results may be meaningless")
-    with blas_threads(args.threads):
+    note = _scale_note(net, X, what)
+    if note:
+        out.note(note)
+    with blas_threads(args.threads), np.errstate(all="ignore"):  # overflow is refused below, not warned of
         m = evaluate(net, theta, X, y, predictions=True)
+    if not math.isfinite(m.loss):
+        _refuse_overflow(net, theta, path, X, what)
     loss, acc, pred = m.loss, m.accuracy, m.predicted
     C = confusion_matrix(y, pred, n_classes=net.sizes[-1])
     precision, recall = precision_recall(C)
@@ -67,6 +73,38 @@ def run(args) -> int:
     print("\nconfusion matrix (rows: true class, columns: predicted class)")
     print(_confusion_text(C))
     return 0
+
+
+def _scale_note(net, X, what):
+    """A note when the values of ``X`` are not on the scale the model was trained on, else None.
+
+    The model multiplies every input by its own input scale s, whatever the file: data on the training
+    scale, 0 … 1/s, are right; data already scaled to 0 … 1, or on another scale, are not. Only a model
+    with s ≠ 1 knows that scale (:func:`steepest.commands.predict.trained_top`).
+    """
+    from steepest.commands.predict import trained_top
+
+    top = trained_top(net)
+    if top is None or X.size == 0:
+        return None
+    lo, hi = float(X.min()), float(X.max())
+    if lo >= -0.01 * top and 0.1 * top <= hi <= 1.01 * top:  # the training data's range, or nearly
+        return None
+    return (f"note: {what} holds values {lo:g} … {hi:g}, but the model multiplies its inputs by "
+            f"{net.input_scale:g} and was trained on values 0 … {top:g}; results may be meaningless unless "
+            f"the data are put on that scale")
+
+
+def _refuse_overflow(net, theta, path, X, what):
+    """Raise the error for a non-finite loss: the first row whose outputs overflow, or the model itself."""
+    import numpy as np
+
+    from steepest.commands.predict import overflow_error
+
+    with np.errstate(all="ignore"):
+        bad = ~np.isfinite(net.logits(theta, X)).all(axis=1)
+    i = int(np.argmax(bad))
+    raise overflow_error(net, theta, path, f"{what}, row {i}", X[i])
 
 
 def _pct(x) -> str:

@@ -77,22 +77,53 @@ def _inputs(path: Path, net, meta):
     return [str(path)], raw[None, :].astype(net.dtype)
 
 
-def _probabilities(net, theta, labels, X):
+def _probabilities(net, theta, path, labels, X):
     """The class probabilities of each row; inputs far outside anything trained on (1e30 where the
     pixels were 0–255) overflow the logits, and NaN is no answer: refused, naming the row."""
     import numpy as np
-
-    from steepest.errors import DataError
 
     with np.errstate(all="ignore"):
         P = net.predict_proba(theta, X).astype(np.float64)
     bad = ~np.isfinite(P).all(axis=1)
     if bad.any():
         i = int(np.argmax(bad))
-        raise DataError(f"{labels[i]}: the model's outputs overflow {net.dtype} for these inputs (largest "
-                        f"magnitude {np.abs(X[i].astype(np.float64)).max():.3g}); give inputs on the scale of "
-                        "the data it was trained on")
+        raise overflow_error(net, theta, path, labels[i], X[i])
     return P
+
+
+def trained_top(net):
+    """The largest raw input value of the data the model was trained on, ``1/input_scale``, when known.
+
+    steepest stores images as 0 … 255 (MNIST, image folders, uint8 files) or 0 … 16 (digits), with the
+    input scale that makes them 0 … 1; data stored at scale 1 (float features) may have any range: None.
+    """
+    return None if net.input_scale == 1.0 else 1.0 / net.input_scale
+
+
+def overflow_error(net, theta, path, where, x):
+    """The error for outputs that overflow ``net.dtype`` on the raw input row ``x (n_0,)`` at ``where``.
+
+    The model is to blame (a ModelFileError) when its outputs overflow even where its first layer sees 0
+    or ±1 in every feature — what its training data looked like there, scaled to 0 … 1 or standardised:
+    its own parameters are too large. Otherwise the inputs are (a DataError), too far from that scale.
+    """
+    import numpy as np
+
+    from steepest.errors import DataError, ModelFileError
+
+    unit = np.array([[0.0], [1.0], [-1.0]]) * np.ones(net.sizes[0])   # A_0, what the first layer sees
+    if net.input_mean is not None:
+        unit = unit * net.input_std + net.input_mean                  # X·s, from A_0 = (X·s − μ)/σ
+    with np.errstate(all="ignore"):
+        Z = net.logits(theta, (unit / net.input_scale).astype(net.dtype))
+    if not np.isfinite(Z).all():
+        return ModelFileError(f"{path}: the model's outputs overflow {net.dtype} even for inputs on the scale it "
+                              "was trained on, so its parameters are unusable; train the model again")
+    top = trained_top(net)
+    expected = f", where it was trained on 0 … {top:g}" if top is not None else ""
+    return DataError(f"{where}: the model's outputs overflow {net.dtype} for these inputs (largest magnitude "
+                     f"{np.abs(x.astype(np.float64)).max():.3g}{expected}); give inputs on the scale of the data "
+                     "it was trained on")
 
 
 def run(args) -> int:
@@ -109,7 +140,7 @@ def run(args) -> int:
     net, theta, meta = load_model(path)
     names = (meta.get("dataset") or {}).get("class_names")
     batches = [_inputs(Path(f), net, meta) for f in args.files]  # all checked before any output
-    probabilities = [_probabilities(net, theta, labels, X) for labels, X in batches]
+    probabilities = [_probabilities(net, theta, path, labels, X) for labels, X in batches]
     for (labels, _), P in zip(batches, probabilities):
         for label, p in zip(labels, P):
             k = int(p.argmax())

@@ -278,7 +278,7 @@ def resume(args, out, comm=None) -> int:
         net, state, cfg, recorded = load_checkpoint(rundir.checkpoint, data=True)
     except ModelFileError as e:  # its advice is for a model file given by hand: this one the run wrote
         what = str(e).rsplit("; ", 1)[0]
-        raise ModelFileError(f"{what}; the run cannot continue from this checkpoint: start it again with "
+        raise ModelFileError(f"{what}; the run cannot continue from this checkpoint: start the run again with "
                              f"--out {rundir.path} --force (or restore the file from a backup)") from None
     finished = state.stop_reason not in (None, "interrupted")
     if finished and rundir.model.exists():

@@ -7,6 +7,7 @@ from pathlib import Path
 
 import numpy as np
 
+from .._text import first_unprintable
 from ..errors import ConfigError, ModelFileError
 from ..network import MLP
 from .environment import blas_kernel, cpu_model, environment
@@ -91,7 +92,7 @@ def load_model(path) -> tuple[MLP, np.ndarray, dict]:
     """
     tensors, meta = read_safetensors(path)
     net, theta = _net_from(path, tensors, meta)
-    _check_model_meta(path, meta)
+    _check_model_meta(path, meta, net)
     return net, theta, meta
 
 
@@ -99,23 +100,40 @@ def _corrupt(path, what) -> ModelFileError:
     return ModelFileError(f"{path}: {what}; the file is corrupt, train the model again")
 
 
-def _check_model_meta(path, meta) -> None:
-    """The entries the command line relies on have the types it expects (if present)."""
+def _check_model_meta(path, meta, net: MLP) -> None:
+    """The entries the command line relies on have the types it expects (if present) and fit ``net``."""
     for key in ("preprocessing", "dataset", "training", "metrics"):
         if meta.get(key) is not None and not isinstance(meta[key], dict):
             raise _corrupt(path, f"metadata {key!r} is not a JSON object")
+    d, k = net.sizes[0], net.sizes[-1]
     shape = (meta.get("preprocessing") or {}).get("image_shape")
     if shape is not None and not (isinstance(shape, list) and len(shape) == 2
-                                  and all(type(s) is int and s > 0 for s in shape)):
-        raise _corrupt(path, f"image_shape {shape!r} is not [height, width]")
-    names = (meta.get("dataset") or {}).get("class_names")
-    if names is not None and not (isinstance(names, list) and all(isinstance(n, str) for n in names)):
-        raise _corrupt(path, "class_names is not a list of strings")
+                                  and all(type(s) is int and s > 0 for s in shape) and shape[0] * shape[1] == d):
+        raise _corrupt(path, f"image_shape {_short(shape)} is not [height, width] of the model's {d} inputs")
+    dataset = meta.get("dataset") or {}
+    n_classes = dataset.get("n_classes")
+    if n_classes is not None and (type(n_classes) is not int or n_classes != k):
+        raise _corrupt(path, f"the dataset has n_classes {_short(n_classes)} but the network has {k} outputs")
+    _check_class_names(path, dataset.get("class_names"), k)
     for key in ("name", "file", "labels", "fingerprint"):
-        value = (meta.get("dataset") or {}).get(key)
+        value = dataset.get(key)
         if value is not None and not isinstance(value, str):
             raise _corrupt(path, f"the dataset {'name' if key == 'name' else key} {_short(value)} is not a string")
     _check_training_meta(path, meta.get("training") or {}, meta.get("seed"))
+
+
+def _check_class_names(path, names, k: int) -> None:
+    """``class_names``, which ``predict`` and ``evaluate`` print: k strings, one per output, printable as they are."""
+    if names is None:
+        return
+    if not (isinstance(names, list) and all(isinstance(n, str) for n in names)):
+        raise _corrupt(path, "class_names is not a list of strings")
+    if len(names) != k:
+        raise _corrupt(path, f"it has {len(names)} class names for the network's {k} outputs")
+    for i, name in enumerate(names):
+        bad = first_unprintable(name)
+        if bad is not None:
+            raise _corrupt(path, f"class name {i} {_short(name)} holds the control or format character U+{ord(bad):04X}")
 
 
 def _check_training_meta(path, training: dict, seed) -> None:
