@@ -350,3 +350,14 @@ def test_a_fallback_or_data_dir_that_cannot_be_used_is_refused_up_front(tmp_path
     ok = steepest("train", "--dataset", "digits", "--fallback", "moons", "--data-dir", tmp_path, "--hidden", "8",
                   "--epochs", "1", "--out", tmp_path / "run", "--quiet")
     assert ok.returncode == 0, ok.stderr
+
+
+def test_a_relative_data_path_that_is_missing_says_where_it_was_looked_for(tmp_path):
+    """dataset = "mine.npz" in sub/run.toml, beside the file: read from the current directory (as on the
+    command line), which the error now names — it said only "mine.npz: no such file or directory"."""
+    (tmp_path / "sub").mkdir()
+    np.savez(tmp_path / "sub" / "mine.npz", X=np.zeros((4, 3)), y=np.arange(4) % 2)
+    (tmp_path / "sub" / "run.toml").write_text('dataset = "mine.npz"\n')
+    r = steepest("train", "--config", "sub/run.toml", "--epochs", "1", "--out", "run", cwd=tmp_path)
+    assert r.returncode == 2 and f"mine.npz: no such file or directory (looked for in {tmp_path})" in r.stderr, r.stderr
+    assert not (tmp_path / "run").exists()

@@ -75,3 +75,10 @@ def read_regular(path, error=OSError, what: str = "a regular file", max_bytes: i
                 raise error(f"{path} is {size:,} bytes, more than the {max_bytes:,} bytes steepest reads "
                             f"for it; give {what}")
         return f.read()
+
+
+def no_such(path, what: str = "file") -> str:
+    """``PATH: no such file; check the path``, saying which directory a relative path was looked for in
+    (a path written in a --config file is read from the current directory, not the file's)."""
+    where = "" if os.path.isabs(os.fspath(path)) else f" (looked for in {os.getcwd()})"
+    return f"{path}: no such {what}{where}; check the path"

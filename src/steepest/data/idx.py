@@ -25,7 +25,7 @@ from pathlib import Path
 
 import numpy as np
 
-from steepest._files import open_regular
+from steepest._files import no_such, open_regular
 from steepest.errors import DataError, DataNotFoundError
 
 __all__ = ["read_idx", "read_idx_header", "write_idx", "DEFAULT_MAX_BYTES", "TYPE_CODES"]
@@ -56,7 +56,7 @@ def _open(path: Path) -> tuple[io.BufferedIOBase, bool]:
     try:
         raw = open_regular(path, DataError, "an IDX file (raw or .gz)")
     except FileNotFoundError:
-        raise DataNotFoundError(f"{path}: no such file; check the path") from None
+        raise DataNotFoundError(no_such(path)) from None
     except OSError as e:
         raise DataError(f"{path}: cannot open: {e.strerror or e}; check the path and its permissions") from None
     is_gzip = raw.read(2) == _GZIP_MAGIC

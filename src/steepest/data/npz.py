@@ -19,6 +19,7 @@ from pathlib import Path
 import numpy as np
 from numpy.lib import format as _npy
 
+from steepest._files import no_such
 from steepest.data.idx import DEFAULT_MAX_BYTES
 from steepest.errors import DataError
 
@@ -59,7 +60,7 @@ def read_npy(path, *, max_bytes: int = DEFAULT_MAX_BYTES) -> np.ndarray:
         with open_regular(path, DataError, "a .npy array file") as f:
             return _read_member(f, path, None, max_bytes)
     except FileNotFoundError:
-        raise DataError(f"{path}: no such file; check the path") from None
+        raise DataError(no_such(path)) from None
     except OSError as e:
         raise DataError(f"{path}: cannot read it ({e.strerror or e}); check the path and its permissions") from None
 
@@ -149,7 +150,7 @@ def read_npz(path, keys, *, max_bytes: int = DEFAULT_MAX_BYTES) -> tuple[dict, l
     except DataError:
         raise
     except FileNotFoundError:
-        raise DataError(f"{path}: no such file; check the path") from None
+        raise DataError(no_such(path)) from None
     except zipfile.BadZipFile as e:
         raise DataError(f"{path}: not a readable .npz (zip) archive ({e}); save it with np.savez") from None
     except (OSError, EOFError, ValueError, zlib.error, NotImplementedError,

@@ -16,7 +16,7 @@ from pathlib import Path
 
 import numpy as np
 
-from steepest._files import is_regular, open_regular
+from steepest._files import is_regular, no_such, open_regular
 from steepest.data.datasets import Dataset
 from steepest.data.idx import DEFAULT_MAX_BYTES, read_idx, read_idx_header
 from steepest.data.npz import read_npz, working_bytes
@@ -185,7 +185,7 @@ def _csv_rows(path: Path, delimiter: str):
 def _check_regular(path: Path, what: str) -> None:
     """A DataError unless ``path`` is a regular file: missing, or what it is instead (never opened)."""
     if not path.exists():
-        raise DataError(f"{path}: no such file; check the path")
+        raise DataError(no_such(path))
     if not is_regular(path):
         open_regular(path, DataError, what).close()  # raises, saying what the path is
 
@@ -346,7 +346,7 @@ def load_file(path, labels=None, **options) -> Dataset:
     if path.is_dir():
         return load_image_folder(path, **options)
     if not path.exists():
-        raise DataError(f"{path}: no such file or directory; check the path")
+        raise DataError(no_such(path, "file or directory"))
     if not is_regular(path):
         open_regular(path, DataError, "a data file or a folder of class folders").close()  # says what it is
     if suffix == ".npz":
