@@ -2,6 +2,7 @@
 
 import json
 import signal
+import struct
 import subprocess
 import sys
 import time
@@ -140,8 +141,33 @@ def test_resume_of_a_damaged_checkpoint_or_a_model_file_says_what_to_do(tmp_path
     assert r.returncode == 2 and f"is a file; --resume takes the run directory" in r.stderr, r.stderr
     assert f"--resume {run}" in r.stderr
     ck = run / "checkpoints" / "checkpoint.safetensors"
-    ck.write_bytes(ck.read_bytes()[:100])
+    raw = ck.read_bytes()
+    n = struct.unpack("<Q", raw[:8])[0]
+    header = json.loads(raw[8:8 + n])
+    header["__metadata__"]["format_version"] = "99"  # a newer steepest's: upgrade, not start again
+    body = json.dumps(header).encode()
+    ck.write_bytes(struct.pack("<Q", len(body)) + body + raw[8 + n:])
+    r = steepest("train", "--resume", run)
+    assert r.returncode == 2 and "upgrade steepest to read it" in r.stderr and "--force" not in r.stderr, r.stderr
+    ck.write_bytes(raw[:100])
     r = steepest("train", "--resume", run)
     assert r.returncode == 2 and "the run cannot continue from this checkpoint" in r.stderr, r.stderr
     assert f"--out {run} --force" in r.stderr and "give a file written by" not in r.stderr
     assert len(r.stderr.strip().splitlines()) == 1
+
+
+def test_resume_when_the_recorded_data_dir_is_gone(tmp_path):
+    """--data-dir is checked when typed; a run's recorded one may have been wiped (scratch space) with the data
+    found elsewhere, and the run still resumes, as it did before the check."""
+    data = tmp_path / "scratch"
+    data.mkdir()
+    run = tmp_path / "run"
+    r = steepest("train", "--dataset", "digits", "--data-dir", data, "--hidden", "8", "--epochs", "2", "--out", run,
+                 "--quiet")
+    assert r.returncode == 0, r.stderr
+    (run / "model.safetensors").unlink()  # as if stopped before writing it
+    data.rmdir()
+    r = steepest("train", "--resume", run, "--quiet")
+    assert r.returncode == 0 and (run / "model.safetensors").is_file(), r.stderr
+    r = steepest("train", "--resume", run, "--data-dir", tmp_path / "elsewhere")
+    assert r.returncode == 2 and "no such directory" in r.stderr, r.stderr

@@ -202,15 +202,31 @@ def test_scale_note_only_for_data_off_the_trained_range(runs, tmp_path):
     assert "holds values 0 … 1, but" in results["scaled"] and "0 … 16" in results["scaled"]
 
 
+def test_scale_note_for_a_model_of_features_compares_the_scales(tmp_path):
+    """A model trained on features at scale 1 (digits ÷ 16 as floats) records no range; measured on digits as
+    stored (0 … 16, scale 1/16) it is told so, as before — and not for its own kind of data."""
+    from steepest.data import load_dataset
+
+    ds = load_dataset("digits")
+    np.savez(tmp_path / "d01.npz", X=(ds.X_train / 16).astype(np.float32), y=ds.y_train)
+    r = steepest("train", "--dataset", tmp_path / "d01.npz", "--hidden", "8", "--epochs", "1", "--out", tmp_path / "r",
+                 "--quiet")
+    assert r.returncode == 0, r.stderr
+    off = steepest("evaluate", tmp_path / "r", "--dataset", "digits")
+    assert off.returncode == 0 and "is stored at scale 0.0625 but the model multiplies its inputs by 1" in off.stdout + off.stderr
+    own = steepest("evaluate", tmp_path / "r", "--dataset", tmp_path / "d01.npz", "--split", "train")
+    assert own.returncode == 0 and "note:" not in own.stdout + own.stderr, own.stdout
+
+
 @pytest.mark.parametrize("label", ["no\u202eevil", "red\x1b[31m", "two\nlines"])
 def test_labels_a_terminal_would_act_on_are_refused_before_training(tmp_path, label):
-    """A user's string label with a control or format character trained a model that no command could load
+    """A user's string label with a character a terminal acts on trained a model that no command could load
     (its class names are refused there): the data is refused instead, naming the class — from an .npz and
     from an image folder's sub-folder name."""
     rng = np.random.default_rng(0)
     np.savez(tmp_path / "d.npz", X=rng.random((20, 4)), y=np.array([label, "plain"] * 10))
     r = steepest("train", "--dataset", tmp_path / "d.npz", "--epochs", "1", "--out", tmp_path / "run")
-    assert r.returncode == 2 and "holds the control or format character" in r.stderr, r.stderr
+    assert r.returncode == 2 and "which a terminal would act on" in r.stderr, r.stderr
     assert len(r.stderr.strip().splitlines()) == 1 and "\x1b" not in r.stderr and "\u202e" not in r.stderr
     assert not (tmp_path / "run").exists()
     from PIL import Image
@@ -220,7 +236,25 @@ def test_labels_a_terminal_would_act_on_are_refused_before_training(tmp_path, la
         for i in range(3):
             Image.fromarray((rng.random((6, 6)) * 255).astype(np.uint8)).save(tmp_path / "img" / name / f"{i}.png")
     r = steepest("train", "--dataset", tmp_path / "img", "--epochs", "1", "--out", tmp_path / "run")
-    assert r.returncode == 2 and "holds the control or format character" in r.stderr, r.stderr
+    assert r.returncode == 2 and "which a terminal would act on" in r.stderr, r.stderr
+
+
+def test_format_characters_of_ordinary_text_are_kept_in_class_names(tmp_path):
+    """The zero-width non-joiner (Persian words), the zero-width joiner (emoji sequences) and the soft hyphen
+    are format characters of ordinary text: a folder or label named with them trains, and its model loads."""
+    from PIL import Image
+
+    rng = np.random.default_rng(0)
+    names = ["\u06af\u0631\u0628\u0647\u200c\u0647\u0627", "\U0001f468\u200d\U0001f469", "co\u00adop"]
+    for name in names:
+        (tmp_path / "img" / name).mkdir(parents=True)
+        for i in range(3):
+            Image.fromarray((rng.random((6, 6)) * 255).astype(np.uint8)).save(tmp_path / "img" / name / f"{i}.png")
+    r = steepest("train", "--dataset", tmp_path / "img", "--hidden", "4", "--epochs", "1", "--batch-size", "4",
+                 "--out", tmp_path / "run", "--quiet")
+    assert r.returncode == 0, r.stderr
+    p = steepest("predict", tmp_path / "run", tmp_path / "img" / names[1] / "0.png")
+    assert p.returncode == 0 and any(n in p.stdout for n in names), p.stderr
 
 
 def test_the_estimator_saves_a_label_with_control_characters_as_a_printable_name(tmp_path):

@@ -48,6 +48,9 @@ class ModelFileError(SteepestError, ValueError):
     """A model or checkpoint file is missing, malformed, or not a steepest model."""
 
     hint = "give a model file written by `steepest train` (RUN_DIR/model.safetensors)"
+    #: the file's bytes are wrong (cut short, edited, not a steepest file), as opposed to a file steepest cannot
+    #: read for another reason (missing, unreadable, a newer format) whose advice holds whatever the file is
+    damaged = False
 
 
 class ShapeError(DataError):

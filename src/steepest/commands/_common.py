@@ -58,7 +58,8 @@ def add_json_flag(parser) -> None:
 
 
 def check_data_dir(data_dir) -> None:
-    """Refuse a ``--data-dir`` that is not a directory: the search would pass over it without a word."""
+    """Refuse a ``--data-dir`` the user gives that is not a directory: the search would pass over it without a
+    word. (A run's recorded one is not checked on --resume: that folder may be gone and the data elsewhere.)"""
     if data_dir is not None and not Path(data_dir).expanduser().is_dir():
         raise ConfigError(f"--data-dir {data_dir}: no such directory; give the folder that holds mnist/ and "
                           "fashion-mnist/ (or one dataset's files)")
@@ -67,8 +68,6 @@ def check_data_dir(data_dir) -> None:
 def load_data(name: str, data_dir=None, labels=None, download=True, progress=False):
     """A :class:`steepest.data.Dataset` from a dataset name or a path to the user's data."""
     from steepest.data import KNOWN_DATASETS, is_user_file, load_dataset, load_file
-
-    check_data_dir(data_dir)
 
     if is_user_file(name, labels):
         return load_file(name, labels=labels)

@@ -75,6 +75,16 @@ class Real:
         return x
 
 
+def existing_dir(text: str) -> str:
+    """An argparse type: a directory that exists (``--data-dir``: a folder that is not there would be passed
+    over by the search without a word)."""
+    from pathlib import Path
+
+    if not Path(text).expanduser().is_dir():
+        raise argparse.ArgumentTypeError(f"no such directory: {text}")
+    return text
+
+
 SEED = Count(0, MAX_SEED, "a seed")
 THREADS = Count(1, MAX_THREADS, "a thread count")
 WIDTH = Count(1, MAX_WIDTH, "a layer width")

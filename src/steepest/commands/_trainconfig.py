@@ -155,8 +155,8 @@ def _bad(opt: Opt, value, want: str, element=False) -> ConfigError:
 def _number(opt, value, integer=False):
     if isinstance(value, (bool, list, dict)):
         raise _bad(opt, value, "an integer" if integer else "a number", element=True)
-    if isinstance(value, str) and not written_plainly(value, integer):  # as _limits.Count and Real read them
-        raise _bad(opt, value, "a whole number written in digits 0-9" if integer else
+    if isinstance(value, str) and not written_plainly(value):  # ASCII, no "_": as _limits.Count and Real read them
+        raise _bad(opt, value, "a whole number written in digits 0-9, such as 30 or 1e3" if integer else
                    "a number written in digits 0-9, such as 0.05 or 1e-3")
     if integer and isinstance(value, (int, str)):
         try:
@@ -398,6 +398,10 @@ def resolve(args, notes=None) -> dict:
                 notes.append(f"note: the recipe's {BY_NAME[name].flag} {_show(recipe[name])} is left out: "
                              f"--{key} {shown} does not use it")
             cfg[name] = None
+    if "data_dir" in labelled[-1][1]:  # typed now (a recorded one may be gone: the search passes over it)
+        from steepest.commands._common import check_data_dir
+
+        check_data_dir(cfg["data_dir"])
     origin = {}  # where each option came from: the last source that gives it
     for label, source in labelled:
         origin.update(dict.fromkeys(source, label))
@@ -479,9 +483,6 @@ def check(cfg: dict, origin: dict | None = None) -> None:
         if fallback not in KNOWN_DATASETS and not is_user_file(fallback):
             raise ConfigError(f"--fallback {fallback!r} is neither a dataset nor a data file; give one of "
                               f"{', '.join(KNOWN_DATASETS)}, or a file's path")
-    from steepest.commands._common import check_data_dir
-
-    check_data_dir(cfg.get("data_dir"))
     if cfg["patience"] is not None and cfg["val_split"] is None:
         raise ConfigError("--patience needs a validation set; add --val-split 0.1")
     missing = [BY_NAME[n].flag for n, kw in SCHEDULE_FLAGS.items()

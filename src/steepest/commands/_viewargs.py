@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from pathlib import Path
 
+from steepest.commands import _limits as L
 from steepest.commands._limits import N_SAMPLES, THREADS
 from steepest.errors import ConfigError
 
@@ -11,7 +12,7 @@ from steepest.errors import ConfigError
 def add_data_args(p, default_help="the one the model was trained on", threads_help="the library's choice"):
     p.add_argument("--dataset", metavar="NAME|PATH", help=f"dataset name or data file (default: {default_help})")
     p.add_argument("--labels", metavar="FILE", help="IDX labels file when --dataset is an IDX images file")
-    p.add_argument("--data-dir", metavar="DIR", help="look for named datasets here first")
+    p.add_argument("--data-dir", type=L.existing_dir, metavar="DIR", help="look for named datasets here first")
     p.add_argument("--no-download", dest="download", action="store_false", help="do not download datasets")
     p.add_argument("--threads", type=THREADS, metavar="N", help=f"BLAS threads (default: {threads_help})")
 

@@ -20,9 +20,11 @@ an IDX images file with --labels, or a folder with one sub-folder of images per 
 
 
 def add_parser(subparsers):
+    from steepest.commands import _limits as L
+
     p = subparsers.add_parser("datasets", help=HELP, description=HELP + ".", epilog=EPILOG,
                               formatter_class=argparse.RawDescriptionHelpFormatter)
-    p.add_argument("--data-dir", metavar="DIR", help="also look here first, as `train --data-dir` would")
+    p.add_argument("--data-dir", type=L.existing_dir, metavar="DIR", help="also look here first, as `train --data-dir` would")
     add_json_flag(p)
     return p
 
@@ -37,10 +39,8 @@ def _size(n) -> str:
 
 
 def run(args) -> int:
-    from steepest.commands._common import check_data_dir
     from steepest.data import describe_datasets
 
-    check_data_dir(args.data_dir)
     rows = describe_datasets(data_dir=args.data_dir)
     if args.json:
         out = Output(True)

@@ -16,6 +16,7 @@ examples:
 
 
 def add_parser(subparsers):
+    from steepest.commands import _limits as L
     from steepest.commands._limits import THREADS
     p = subparsers.add_parser("evaluate", help=HELP, description=HELP + ".", epilog=EPILOG,
                               formatter_class=argparse.RawDescriptionHelpFormatter)
@@ -23,7 +24,7 @@ def add_parser(subparsers):
     p.add_argument("--dataset", metavar="NAME|PATH", help="dataset name or data file (default: the one the "
                    "model was trained on)")
     p.add_argument("--labels", metavar="FILE", help="IDX labels file when --dataset is an IDX images file")
-    p.add_argument("--data-dir", metavar="DIR", help="look for named datasets here first")
+    p.add_argument("--data-dir", type=L.existing_dir, metavar="DIR", help="look for named datasets here first")
     p.add_argument("--no-download", dest="download", action="store_false", help="do not download datasets")
     p.add_argument("--split", choices=("test", "train"), default="test", help="which split (default: test)")
     p.add_argument("--threads", type=THREADS, metavar="N", help="BLAS threads")
@@ -50,13 +51,13 @@ def run(args) -> int:
 
     what = f"{ds.name if ds.name in KNOWN_DATASETS else ds.source} ({args.split} split)"
     check_against_model(net, X, y, what=what, trained_on=trained if trained != ds.name else None)
-    note = _scale_note(net, X, what)
+    note = _scale_note(net, meta, ds, X, what)
     if note:
         out.note(note)
     with blas_threads(args.threads), np.errstate(all="ignore"):  # overflow is refused below, not warned of
         m = evaluate(net, theta, X, y, predictions=True)
     if not math.isfinite(m.loss):
-        _refuse_overflow(net, theta, path, X, what)
+        _refuse_overflow(net, theta, path, X, what, meta)
     loss, acc, pred = m.loss, m.accuracy, m.predicted
     C = confusion_matrix(y, pred, n_classes=net.sizes[-1])
     precision, recall = precision_recall(C)
@@ -75,17 +76,23 @@ def run(args) -> int:
     return 0
 
 
-def _scale_note(net, X, what):
+def _scale_note(net, meta, ds, X, what):
     """A note when the values of ``X`` are not on the scale the model was trained on, else None.
 
-    The model multiplies every input by its own input scale s, whatever the file: data on the training
-    scale, 0 … 1/s, are right; data already scaled to 0 … 1, or on another scale, are not. Only a model
-    with s ≠ 1 knows that scale (:func:`steepest.commands.predict.trained_top`).
+    The model multiplies every input by its own input scale s, whatever the file. A model trained on images
+    (0 … 1/s) is compared with the file's values: data on that range are right, data already scaled to
+    0 … 1, or on another scale, are not. For other models the training range is unknown, and the scale the
+    data come with (1/16 for digits) is compared with the model's.
     """
     from steepest.commands.predict import trained_top
 
-    top = trained_top(net)
-    if top is None or X.size == 0:
+    top = trained_top(net, meta)
+    if top is None:
+        if abs(ds.input_scale - net.input_scale) <= 1e-12 * net.input_scale:
+            return None
+        return (f"note: {what} is stored at scale {ds.input_scale:g} but the model multiplies its inputs by "
+                f"{net.input_scale:g}; results may be meaningless")
+    if X.size == 0:
         return None
     lo, hi = float(X.min()), float(X.max())
     if lo >= -0.01 * top and 0.1 * top <= hi <= 1.01 * top:  # the training data's range, or nearly
@@ -95,16 +102,16 @@ def _scale_note(net, X, what):
             f"the data are put on that scale")
 
 
-def _refuse_overflow(net, theta, path, X, what):
+def _refuse_overflow(net, theta, path, X, what, meta):
     """Raise the error for a non-finite loss: the first row whose outputs overflow, or the model itself."""
     import numpy as np
 
-    from steepest.commands.predict import overflow_error
+    from steepest.commands.predict import overflow_error, trained_top
 
     with np.errstate(all="ignore"):
         bad = ~np.isfinite(net.logits(theta, X)).all(axis=1)
     i = int(np.argmax(bad))
-    raise overflow_error(net, theta, path, f"{what}, row {i}", X[i])
+    raise overflow_error(net, theta, path, f"{what}, row {i}", X[i], trained_top(net, meta))
 
 
 def _pct(x) -> str:

@@ -30,7 +30,7 @@ def add_parser(subparsers):
                               formatter_class=argparse.RawDescriptionHelpFormatter)
     p.add_argument("--dataset", default="digits", metavar="NAME|FILE",
                    help="digits (default), moons, circles, spirals, xor, mnist, fashion-mnist, or your data file")
-    p.add_argument("--data-dir", metavar="DIR", help="look for named datasets here first (DIR/mnist/ or DIR itself)")
+    p.add_argument("--data-dir", type=L.existing_dir, metavar="DIR", help="look for named datasets here first (DIR/mnist/ or DIR itself)")
     p.add_argument("--no-download", dest="download", action="store_false",
                    help="do not download a named dataset that is not found locally")
     p.add_argument("--fallback", metavar="NAME", help="dataset to start on instead when --dataset cannot be found "

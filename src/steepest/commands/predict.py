@@ -77,7 +77,7 @@ def _inputs(path: Path, net, meta):
     return [str(path)], raw[None, :].astype(net.dtype)
 
 
-def _probabilities(net, theta, path, labels, X):
+def _probabilities(net, theta, path, labels, X, top=None):
     """The class probabilities of each row; inputs far outside anything trained on (1e30 where the
     pixels were 0–255) overflow the logits, and NaN is no answer: refused, naming the row."""
     import numpy as np
@@ -87,20 +87,22 @@ def _probabilities(net, theta, path, labels, X):
     bad = ~np.isfinite(P).all(axis=1)
     if bad.any():
         i = int(np.argmax(bad))
-        raise overflow_error(net, theta, path, labels[i], X[i])
+        raise overflow_error(net, theta, path, labels[i], X[i], top)
     return P
 
 
-def trained_top(net):
-    """The largest raw input value of the data the model was trained on, ``1/input_scale``, when known.
+def trained_top(net, meta):
+    """The largest raw input value of the images the model was trained on, ``1/input_scale``, when known.
 
     steepest stores images as 0 … 255 (MNIST, image folders, uint8 files) or 0 … 16 (digits), with the
-    input scale that makes them 0 … 1; data stored at scale 1 (float features) may have any range: None.
+    input scale that makes them 0 … 1. Other data (features, or an estimator given its own input_scale)
+    may have any range, signed too: None.
     """
-    return None if net.input_scale == 1.0 else 1.0 / net.input_scale
+    image = ((meta or {}).get("preprocessing") or {}).get("image_shape") is not None
+    return 1.0 / net.input_scale if image and net.input_scale != 1.0 else None
 
 
-def overflow_error(net, theta, path, where, x):
+def overflow_error(net, theta, path, where, x, top=None):
     """The error for outputs that overflow ``net.dtype`` on the raw input row ``x (n_0,)`` at ``where``.
 
     The model is to blame (a ModelFileError) when its outputs overflow even where its first layer sees 0
@@ -119,7 +121,6 @@ def overflow_error(net, theta, path, where, x):
     if not np.isfinite(Z).all():
         return ModelFileError(f"{path}: the model's outputs overflow {net.dtype} even for inputs on the scale it "
                               "was trained on, so its parameters are unusable; train the model again")
-    top = trained_top(net)
     expected = f", where it was trained on 0 … {top:g}" if top is not None else ""
     return DataError(f"{where}: the model's outputs overflow {net.dtype} for these inputs (largest magnitude "
                      f"{np.abs(x.astype(np.float64)).max():.3g}{expected}); give inputs on the scale of the data "
@@ -140,7 +141,7 @@ def run(args) -> int:
     net, theta, meta = load_model(path)
     names = (meta.get("dataset") or {}).get("class_names")
     batches = [_inputs(Path(f), net, meta) for f in args.files]  # all checked before any output
-    probabilities = [_probabilities(net, theta, path, labels, X) for labels, X in batches]
+    probabilities = [_probabilities(net, theta, path, labels, X, trained_top(net, meta)) for labels, X in batches]
     for (labels, _), P in zip(batches, probabilities):
         for label, p in zip(labels, P):
             k = int(p.argmax())

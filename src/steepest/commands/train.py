@@ -263,6 +263,10 @@ def resume(args, out, comm=None) -> int:
     if extra:
         raise ConfigError(f"{', '.join(extra)} cannot be combined with --resume (the run continues as it "
                           "was configured); start a new run with --out to change them")
+    if args.data_dir is not None:
+        from steepest.commands._common import check_data_dir
+
+        check_data_dir(args.data_dir)
     rundir = RunDir(args.resume)
     if rundir.path.is_file():
         raise ConfigError(f"--resume {rundir.path} is a file; --resume takes the run directory (the --out of an "
@@ -276,7 +280,9 @@ def resume(args, out, comm=None) -> int:
         lock_dir(rundir.path)
     try:
         net, state, cfg, recorded = load_checkpoint(rundir.checkpoint, data=True)
-    except ModelFileError as e:  # its advice is for a model file given by hand: this one the run wrote
+    except ModelFileError as e:  # a damaged file's advice is for a model given by hand: this one the run wrote
+        if not e.damaged:  # missing, unreadable, a newer format: its own advice holds
+            raise
         what = str(e).rsplit("; ", 1)[0]
         raise ModelFileError(f"{what}; the run cannot continue from this checkpoint: start the run again with "
                              f"--out {rundir.path} --force (or restore the file from a backup)") from None

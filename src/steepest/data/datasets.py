@@ -83,8 +83,8 @@ class Dataset:
         for name in self.class_names or ():  # printed by train, predict and the lab as they are
             bad = first_unprintable(str(name))
             if bad is not None:
-                raise DataError(f"{self.source or self.name}: the class name {str(name)!r} holds the control or "
-                                f"format character U+{ord(bad):04X}, which a terminal would act on; rename the class")
+                raise DataError(f"{self.source or self.name}: the class name {str(name)!r} holds U+{ord(bad):04X}, "
+                                "which a terminal would act on; rename the class")
 
     @property
     def n_features(self) -> int:

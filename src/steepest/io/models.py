@@ -97,7 +97,9 @@ def load_model(path) -> tuple[MLP, np.ndarray, dict]:
 
 
 def _corrupt(path, what) -> ModelFileError:
-    return ModelFileError(f"{path}: {what}; the file is corrupt, train the model again")
+    e = ModelFileError(f"{path}: {what}; the file is corrupt, train the model again")
+    e.damaged = True
+    return e
 
 
 def _check_model_meta(path, meta, net: MLP) -> None:
@@ -133,7 +135,7 @@ def _check_class_names(path, names, k: int) -> None:
     for i, name in enumerate(names):
         bad = first_unprintable(name)
         if bad is not None:
-            raise _corrupt(path, f"class name {i} {_short(name)} holds the control or format character U+{ord(bad):04X}")
+            raise _corrupt(path, f"class name {i} {_short(name)} holds U+{ord(bad):04X}, which a terminal would act on")
 
 
 def _check_training_meta(path, training: dict, seed) -> None:

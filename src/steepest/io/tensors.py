@@ -34,8 +34,10 @@ def _short(value, n: int = 60) -> str:
 
 
 def _not_ours(path, why) -> ModelFileError:
-    return ModelFileError(f"{path} is not a steepest model file: {why}; "
-                          "give a file written by `steepest train` (RUN_DIR/model.safetensors)")
+    e = ModelFileError(f"{path} is not a steepest model file: {why}; "
+                       "give a file written by `steepest train` (RUN_DIR/model.safetensors)")
+    e.damaged = True
+    return e
 
 
 def _check_header(path, header, data_len):
