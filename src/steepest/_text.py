@@ -27,3 +27,13 @@ def first_unprintable(text: str) -> str | None:
 def printable(text: str) -> str:
     """``text`` with each character a terminal would act on written as its escape (``\\x1b``, ``\\u202e``)."""
     return "".join(c.encode("unicode_escape").decode("ascii") if _acts(c) else c for c in text)
+
+
+def cut(text: str, n: int = 60) -> str:
+    """``text`` cut to ``n`` characters: a message quotes a bad value, never 5,000 digits of it."""
+    return text if len(text) <= n else text[: n - 1] + "…"
+
+
+def short(value, n: int = 60) -> str:
+    """``repr(value)`` cut to ``n`` characters (:func:`cut`)."""
+    return cut(repr(value), n)

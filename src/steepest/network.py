@@ -45,6 +45,7 @@ from dataclasses import dataclass
 import numpy as np
 
 from . import activations as _act
+from ._text import short
 from .errors import ConfigError, ShapeError
 from .init import BIASES, default_scheme, init_layer
 from .losses import l2_penalty, softmax_cross_entropy
@@ -520,11 +521,6 @@ class MLP:
         return loss + l2_penalty([W for W, _ in self.unpack(theta)], self.l2)
 
 
-def _short(value) -> str:
-    shown = repr(value)
-    return shown if len(shown) <= 40 else shown[:37] + "…"
-
-
 def _features(name, value, d) -> np.ndarray:
     """One number per input feature as float64 (d,): a 1-D real array or a flat list of d real numbers.
 
@@ -538,14 +534,14 @@ def _features(name, value, d) -> np.ndarray:
         ok = isinstance(value, (list, tuple)) and all(
             isinstance(v, real) and not isinstance(v, (bool, np.bool_)) for v in value)
     if not ok or len(value) != d:
-        got = f"a {value.dtype} array of shape {value.shape}" if isinstance(value, np.ndarray) else _short(value)
+        got = f"a {value.dtype} array of shape {value.shape}" if isinstance(value, np.ndarray) else short(value, 40)
         raise ConfigError(f"{name} must be a flat list of {d} real numbers, one per input, got {got}")
     return np.array(value, dtype=np.float64)
 
 
 def _pieces(pieces, acts):
     """The pieces of a maxout unit: ``pieces`` checked (default 2), or None when no layer is maxout."""
-    shown = _short(pieces)
+    shown = short(pieces, 40)
     if "maxout" not in acts:
         if pieces is not None:
             why = "this network has no hidden layer" if not acts else "no hidden layer is maxout (activation='maxout')"

@@ -57,14 +57,6 @@ def add_json_flag(parser) -> None:
     parser.add_argument("--json", action="store_true", help="print results as JSON on stdout")
 
 
-def check_data_dir(data_dir) -> None:
-    """Refuse a ``--data-dir`` the user gives that is not a directory: the search would pass over it without a
-    word. (A run's recorded one is not checked on --resume: that folder may be gone and the data elsewhere.)"""
-    if data_dir is not None and not Path(data_dir).expanduser().is_dir():
-        raise ConfigError(f"--data-dir {data_dir}: no such directory; give the folder that holds mnist/ and "
-                          "fashion-mnist/ (or one dataset's files)")
-
-
 def load_data(name: str, data_dir=None, labels=None, download=True, progress=False):
     """A :class:`steepest.data.Dataset` from a dataset name or a path to the user's data."""
     from steepest.data import KNOWN_DATASETS, is_user_file, load_dataset, load_file

@@ -85,6 +85,20 @@ def existing_dir(text: str) -> str:
     return text
 
 
+def check_data_dir(data_dir) -> None:
+    """:func:`existing_dir` for train, whose options are read outside argparse (and on --resume only when typed:
+    a run's recorded folder may be gone with the data found elsewhere)."""
+    from steepest.errors import ConfigError
+
+    if data_dir is None:
+        return
+    try:
+        existing_dir(data_dir)
+    except argparse.ArgumentTypeError:
+        raise ConfigError(f"--data-dir {data_dir}: no such directory; give the folder that holds mnist/ and "
+                          "fashion-mnist/ (or one dataset's files)") from None
+
+
 SEED = Count(0, MAX_SEED, "a seed")
 THREADS = Count(1, MAX_THREADS, "a thread count")
 WIDTH = Count(1, MAX_WIDTH, "a layer width")

@@ -135,15 +135,13 @@ def _show(value, joined=True) -> str:
     if isinstance(value, (list, dict)):
         if joined and isinstance(value, list) and all(isinstance(v, (str, int, float)) for v in value):
             return " ".join(map(str, value))
-        return "a list " * isinstance(value, list) + "a table " * isinstance(value, dict) + _short_json(value)
+        import json
+
+        from steepest._text import cut
+
+        kind = "a list" if isinstance(value, list) else "a table"
+        return f"{kind} {cut(json.dumps(value, ensure_ascii=False, default=str), 80)}"
     return value if isinstance(value, str) and value else repr(value)
-
-
-def _short_json(value, most=80) -> str:
-    import json
-
-    text = json.dumps(value, ensure_ascii=False, default=str)
-    return text if len(text) <= most else text[:most - 1] + "…"
 
 
 def _bad(opt: Opt, value, want: str, element=False) -> ConfigError:
@@ -387,19 +385,14 @@ def resolve(args, notes=None) -> dict:
     if "epochs" not in named and (cfg["max_steps"] is not None or cfg["time_budget"] is not None):
         cfg["epochs"] = None  # the default number of epochs applies only when no other bound is given
     overridden = set().union(*sources[1:])
-    unused = list(_unused(cfg))
-    acts = [cfg["activation"]] if isinstance(cfg["activation"], str) else list(cfg["activation"])
-    if cfg["pieces"] is not None and "maxout" not in acts:  # the recipe's maxout replaced by another activation
-        unused.append(("pieces", "activation"))
-    for name, key in unused:
+    for name, key in list(_unused(cfg)):
         if name in recipe and name not in overridden:
             if notes is not None:
-                shown = cfg[key] if isinstance(cfg[key], str) else _show(cfg[key])
                 notes.append(f"note: the recipe's {BY_NAME[name].flag} {_show(recipe[name])} is left out: "
-                             f"--{key} {shown} does not use it")
+                             f"--{key} {_show(cfg[key])} does not use it")
             cfg[name] = None
     if "data_dir" in labelled[-1][1]:  # typed now (a recorded one may be gone: the search passes over it)
-        from steepest.commands._common import check_data_dir
+        from steepest.commands._limits import check_data_dir
 
         check_data_dir(cfg["data_dir"])
     origin = {}  # where each option came from: the last source that gives it
@@ -499,13 +492,16 @@ def check(cfg: dict, origin: dict | None = None) -> None:
 
 
 def _unused(cfg: dict):
-    """``(option, "schedule" | "optimizer")`` for each option set that the chosen schedule or optimizer
-    does not take."""
+    """``(option, "schedule" | "optimizer" | "activation")`` for each option set that the chosen schedule,
+    optimizer or activations do not take (``pieces`` without a maxout layer)."""
     for flags, accepts, key in ((SCHEDULE_FLAGS, _SCHEDULE_ACCEPTS, "schedule"),
                                 (OPTIMIZER_FLAGS, _OPTIMIZER_ACCEPTS, "optimizer")):
         for name, kw in flags.items():
             if cfg[name] is not None and kw not in accepts[cfg[key]]:
                 yield name, key
+    acts = cfg["activation"]
+    if cfg["pieces"] is not None and "maxout" not in ([acts] if isinstance(acts, str) else acts):
+        yield "pieces", "activation"
 
 
 _SCHEDULE_ACCEPTS = {name: required + optional for name, (required, optional) in SCHEDULE_OPTIONS.items()}

@@ -264,7 +264,7 @@ def resume(args, out, comm=None) -> int:
         raise ConfigError(f"{', '.join(extra)} cannot be combined with --resume (the run continues as it "
                           "was configured); start a new run with --out to change them")
     if args.data_dir is not None:
-        from steepest.commands._common import check_data_dir
+        from steepest.commands._limits import check_data_dir
 
         check_data_dir(args.data_dir)
     rundir = RunDir(args.resume)

@@ -11,6 +11,7 @@ from pathlib import Path
 import numpy as np
 
 from .._files import open_regular
+from .._text import short as _short
 from ..errors import ModelFileError
 from .atomic import atomic_write
 
@@ -25,12 +26,6 @@ _ITEMSIZE = {"BOOL": 1, "U8": 1, "I8": 1, "F8_E4M3": 1, "F8_E5M2": 1, "I16": 2, 
              "F16": 2, "BF16": 2, "I32": 4, "U32": 4, "F32": 4, "I64": 8, "U64": 8, "F64": 8}
 _ALLOWED = {"F32", "F64", "I64"}  # what steepest writes; anything else is not ours
 _PLAIN_KEYS = ("format", "format_version")
-
-
-def _short(value, n: int = 60) -> str:
-    """``repr(value)``, cut to ``n`` characters: a message quotes a corrupt value, never 5,000 digits of it."""
-    text = repr(value)
-    return text if len(text) <= n else text[: n - 1] + "…"
 
 
 def _not_ours(path, why) -> ModelFileError:
