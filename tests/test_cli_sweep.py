@@ -322,3 +322,30 @@ def test_a_value_that_starts_with_a_dash_is_shown_how_to_give(ws, monkeypatch):
         reset(ws)
     assert n > 60
     assert not failures, f"{len(failures)} of {n}:\n" + "\n".join(failures[:20])
+
+
+NOT_PLAIN = ("\u0663", "\uff15", "1_0", "0.\u0665", "1_0e-2", "\u0665%")  # other scripts' digits, '_' separators
+
+
+def test_every_number_option_refuses_digits_int_and_float_would_take():
+    """int() and float() read ٣, ５ and 1_0; every option of every command that takes a number — an argparse
+    type (Count, Real) or a kind in train's option table — refuses them, generated from the parser and the
+    table so that an option added tomorrow is covered."""
+    import argparse
+
+    from steepest.commands import _limits
+    from steepest.commands._trainconfig import OPTIONS, convert
+    from steepest.errors import ConfigError
+
+    typed = [(name, a) for name, a, _ in swept_arguments() if isinstance(a.type, (_limits.Count, _limits.Real))]
+    assert len(typed) > 20  # the sweep reaches the number options of every command
+    for name, action in typed:
+        for text in NOT_PLAIN:
+            with pytest.raises(argparse.ArgumentTypeError):
+                action.type(text)
+    numeric = [o for o in OPTIONS if o.kind not in ("str", "flag", "bool", "choice", "activation")]
+    assert {"lr", "epochs", "seed", "dropout", "hidden", "warmup_steps", "batch_size"} <= {o.name for o in numeric}
+    for opt in numeric:
+        for text in NOT_PLAIN:
+            with pytest.raises(ConfigError):
+                convert(opt, [text] if opt.kind in ("hidden", "rates") else text)
