@@ -288,6 +288,11 @@ def option_for_another_optimizer(t, m):
     return ["train", "--dataset", "digits", "--optimizer", "adam", "--momentum", "0.9"], "--momentum does not apply"
 
 
+def momentum_that_never_forgets(t, m):
+    # μ = 1 sums every past gradient with weight 1 and μ > 1 grows them: both trained and saved a model
+    return ["train", "--dataset", "digits", "--momentum", "1", "--out", t / "o"], "--momentum must be a number in [0, 1)"
+
+
 def bad_architecture(t, m):
     return ["train", "--dataset", "digits", "--hidden", "0"], "--hidden must be"
 
@@ -301,7 +306,7 @@ CASES = [unknown_dataset, unknown_option, unknown_optimizer, unknown_command, ma
          out_under_a_file, out_holds_a_model, not_a_model_random, not_a_model_empty,
          not_a_model_foreign_safetensors, model_missing, data_not_available_offline, resume_finished_run,
          resume_with_changed_option, resume_not_a_run, toml_unknown_key, toml_malformed, toml_bad_value,
-         patience_without_validation, option_for_another_optimizer, bad_architecture]
+         patience_without_validation, option_for_another_optimizer, momentum_that_never_forgets, bad_architecture]
 
 
 @pytest.mark.parametrize("case", CASES, ids=[c.__name__ for c in CASES])

@@ -187,6 +187,8 @@ def test_update_allocates_no_full_size_array(name, kwargs):
     lambda: SGD(momentum="fast"), lambda: SGD(momentum=0.9, nesterov="yes"),
     lambda: Adam(beta1=1.0), lambda: Adam(beta2=-0.1), lambda: Adam(eps=-1e-8), lambda: Adam(weight_decay=-1),
     lambda: RMSprop(alpha=-0.9), lambda: RMSprop(momentum=-1), lambda: RMSprop(eps=float("inf")),
+    lambda: SGD(momentum=1.0), lambda: SGD(momentum=1.5), lambda: make_optimizer("nesterov", momentum=1.0),
+    lambda: RMSprop(momentum=1.0), lambda: RMSprop(alpha=1.0),
     lambda: make_optimizer("adamw"), lambda: make_optimizer("gd", momentum=0.9),
     lambda: make_optimizer("momentum", nesterov=True), lambda: make_optimizer("adam", lr=0.1),
 ])

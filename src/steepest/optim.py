@@ -131,7 +131,8 @@ class SGD(Optimizer):
     Parameters
     ----------
     momentum : float, default 0.0
-        ``μ >= 0``.
+        ``0 <= μ < 1``. The buffer weighs the gradient of k steps ago by ``μᵏ``, a sum that never forgets
+        at ``μ = 1`` and grows without bound above it (``torch.optim.SGD`` accepts such values).
     dampening : float, default 0.0
         ``τ``, the share of each new gradient left out of the buffer.
     nesterov : bool, default False
@@ -149,7 +150,7 @@ class SGD(Optimizer):
     name = "sgd"
 
     def __init__(self, momentum=0.0, dampening=0.0, nesterov=False, weight_decay=0.0):
-        self.momentum = _number("momentum", momentum)
+        self.momentum = _number("momentum", momentum, below=1.0)  # μ ≥ 1: the velocity never forgets
         self.dampening = _number("dampening", dampening, low=None)
         self.nesterov = _flag("nesterov", nesterov)
         self.weight_decay = _number("weight_decay", weight_decay)
@@ -247,11 +248,11 @@ class RMSprop(Optimizer):
     Parameters
     ----------
     alpha : float, default 0.99
-        ``α >= 0``, decay of the squared-gradient average.
+        ``0 <= α < 1``, decay of the squared-gradient average (at ``α = 1`` it would stay at zero).
     eps : float, default 1e-8
         ``ε >= 0``.
     momentum : float, default 0.0
-        ``μ >= 0``.
+        ``0 <= μ < 1``, as for :class:`SGD`.
     centered : bool, default False
         Divide by an estimate of the gradient's standard deviation rather than its root mean square.
     weight_decay : float, default 0.0
@@ -267,9 +268,9 @@ class RMSprop(Optimizer):
     name = "rmsprop"
 
     def __init__(self, alpha=0.99, eps=1e-8, momentum=0.0, centered=False, weight_decay=0.0):
-        self.alpha = _number("alpha", alpha)
+        self.alpha = _number("alpha", alpha, below=1.0)  # α = 1 would leave v at 0 and divide g by ε
         self.eps = _number("eps", eps)
-        self.momentum = _number("momentum", momentum)
+        self.momentum = _number("momentum", momentum, below=1.0)
         self.centered = _flag("centered", centered)
         self.weight_decay = _number("weight_decay", weight_decay)
         self._buffers = ("v",) + ("g_avg",) * self.centered + ("b",) * (self.momentum > 0.0)

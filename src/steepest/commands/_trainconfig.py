@@ -75,10 +75,10 @@ OPTIONS = (
     # optimizer
     Opt("optimizer", "choice", "momentum", "update rule", choices=OPTIMIZERS),
     Opt("lr", "positive", 0.05, "learning rate η (the peak rate for onecycle)", metavar="η", hi=1e6),
-    Opt("momentum", "nonneg", None, "momentum μ (sgd, momentum, nesterov, rmsprop; default 0.9 for "
+    Opt("momentum", "decay", None, "momentum μ (sgd, momentum, nesterov, rmsprop; default 0.9 for "
         "momentum and nesterov)", metavar="μ"),
-    Opt("beta1", "nonneg", None, "Adam's β₁ (default 0.9)", metavar="β1"),
-    Opt("beta2", "nonneg", None, "Adam's β₂ (default 0.999)", metavar="β2"),
+    Opt("beta1", "decay", None, "Adam's β₁ (default 0.9)", metavar="β1"),
+    Opt("beta2", "decay", None, "Adam's β₂ (default 0.999)", metavar="β2"),
     Opt("weight_decay", "nonneg", None, "weight decay added to the gradient, wd·θ (not with gd)", metavar="WD", hi=1e3),
     Opt("clip_norm", "positive", None, "rescale each step's gradient to at most this norm", metavar="C"),
     # schedule
@@ -220,10 +220,10 @@ def convert(opt: Opt, value):
         if any(not 0 <= p < 1 for p in rates):
             raise _bad(opt, value, "rates in [0, 1)")
         return rates
-    if k == "smoothing":
+    if k in ("smoothing", "decay"):  # decay: a factor applied at every step, which must forget (μ, β < 1)
         x = _number(opt, value)
         if not 0 <= x < 1:
-            raise _bad(opt, value, "a number in [0, 1), e.g. 0.1")
+            raise _bad(opt, value, "a number in [0, 1), e.g. " + ("0.1" if k == "smoothing" else "0.9"))
         return x
     if k == "choice":
         if value not in opt.choices:
