@@ -293,6 +293,18 @@ def momentum_that_never_forgets(t, m):
     return ["train", "--dataset", "digits", "--momentum", "1", "--out", t / "o"], "--momentum must be a number in [0, 1)"
 
 
+def cosine_that_rises(t, m):
+    return (["train", "--dataset", "digits", "--schedule", "cosine", "--lr-min", "1", "--out", t / "o"],
+            "--lr-min 1 is above --lr 0.05")
+
+
+def cosine_after_the_run(t, m):
+    # digits: 1,437 training images in batches of 128 make 12 steps an epoch; the library's words said
+    # "warmup_steps must be < total_steps"
+    return (["train", "--dataset", "digits", "--schedule", "cosine", "--warmup-steps", "12", "--epochs", "1",
+             "--out", t / "o"], "--warmup-steps 12 is not shorter than the run's 12 steps")
+
+
 def bad_architecture(t, m):
     return ["train", "--dataset", "digits", "--hidden", "0"], "--hidden must be"
 
@@ -306,7 +318,8 @@ CASES = [unknown_dataset, unknown_option, unknown_optimizer, unknown_command, ma
          out_under_a_file, out_holds_a_model, not_a_model_random, not_a_model_empty,
          not_a_model_foreign_safetensors, model_missing, data_not_available_offline, resume_finished_run,
          resume_with_changed_option, resume_not_a_run, toml_unknown_key, toml_malformed, toml_bad_value,
-         patience_without_validation, option_for_another_optimizer, momentum_that_never_forgets, bad_architecture]
+         patience_without_validation, option_for_another_optimizer, momentum_that_never_forgets, cosine_that_rises,
+         cosine_after_the_run, bad_architecture]
 
 
 @pytest.mark.parametrize("case", CASES, ids=[c.__name__ for c in CASES])

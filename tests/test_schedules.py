@@ -152,10 +152,17 @@ def test_every_name_builds():
     lambda: make_schedule("cosine", 0.1), lambda: make_schedule("onecycle", 0.1),
     lambda: make_schedule("exponential", 0.1, gamma=0.9, step_size=3),
     lambda: make_schedule("cosine", 0.1, total_steps=10, warmup_steps=10),
+    lambda: cosine(0.1, 10, lr_min=0.2), lambda: make_schedule("cosine", 0.1, total_steps=10, lr_min=0.11),
 ])
 def test_invalid_schedules_raise_config_error(make):
     with pytest.raises(ConfigError):
         make()
+
+
+def test_a_cosine_may_end_at_its_starting_rate():
+    """lr_min = lr is a flat line (refused only above lr, where the cosine would rise)."""
+    s = cosine(0.1, 10, lr_min=0.1)
+    assert [s(t) for t in (0, 5, 10)] == [0.1, 0.1, 0.1]
 
 
 def test_error_messages_name_the_choices():

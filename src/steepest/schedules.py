@@ -127,6 +127,9 @@ class cosine(Schedule):
         self.lr = _number("lr", lr)
         self.total_steps = _int("total_steps", total_steps, 1)
         self.lr_min = _number("lr_min", lr_min)
+        if self.lr_min > self.lr:  # the curve would rise: an annealing that heats up is a mistake, not a schedule
+            raise ConfigError(f"lr_min must be <= lr (the cosine falls from lr to lr_min), got lr_min={lr_min!r}, "
+                              f"lr={lr!r}")
 
     def __call__(self, step):
         if step >= self.total_steps:

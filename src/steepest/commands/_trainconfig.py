@@ -483,6 +483,9 @@ def check(cfg: dict, origin: dict | None = None) -> None:
     if missing:
         raise ConfigError(f"--schedule {cfg['schedule']} needs {' and '.join(missing)}; e.g. "
                           + " ".join(f"{f} {_EXAMPLE[f]}" for f in missing))
+    if cfg["schedule"] == "cosine" and cfg["lr_min"] is not None and cfg["lr_min"] > cfg["lr"]:
+        raise ConfigError(f"--lr-min {cfg['lr_min']:g} is above --lr {cfg['lr']:g}: the cosine falls from --lr to "
+                          "--lr-min; give a smaller --lr-min (0 by default)")
     if "total_steps" in SCHEDULE_OPTIONS[cfg["schedule"]][0] and cfg["epochs"] is None and cfg["max_steps"] is None:
         raise ConfigError(f"--schedule {cfg['schedule']} spans the whole run, and --time-budget alone does not say "
                           "how many steps that is; give --epochs or --max-steps as well")
@@ -542,5 +545,9 @@ def make_schedule(cfg: dict, steps_per_epoch: int):
     from steepest.schedules import make_schedule as make, run_length
 
     kwargs = {kw: steps(cfg, name, steps_per_epoch) for name, kw in SCHEDULE_FLAGS.items() if cfg[name] is not None}
+    total = run_length(cfg["epochs"], cfg["max_steps"], steps_per_epoch)
+    if cfg["schedule"] == "cosine" and total is not None and kwargs.get("warmup_steps", 0) >= total:
+        raise ConfigError(f"--warmup-steps {cfg['warmup_steps']} is not shorter than the run's {total:,} steps, so "
+                          "the cosine would never start; give fewer steps or a share such as 5%")
     return make(cfg["schedule"], cfg["lr"], total_steps=run_length(cfg["epochs"], cfg["max_steps"], steps_per_epoch),
                 **kwargs)
