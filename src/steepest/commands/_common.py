@@ -1,4 +1,5 @@
-"""What the commands share: where output goes, loading data by name or path, BLAS threads."""
+"""What the commands share: where output goes, loading data by name or path, BLAS threads, the error for
+outputs that overflow."""
 
 from __future__ import annotations
 
@@ -197,3 +198,39 @@ def check_against_model(net, X, y=None, what="the data", trained_on=None):
     if y is not None and y.size and (y.min() < 0 or y.max() >= k):
         bad = int(y.max() if y.max() >= k else y.min())
         raise ShapeError(f"{what} has label {bad} but the model has {k} classes (labels 0…{k - 1}){hint}")
+
+
+def trained_top(net, meta):
+    """The largest raw input value of the images the model was trained on, ``1/input_scale``, when known.
+
+    steepest stores images as 0 … 255 (MNIST, image folders, uint8 files) or 0 … 16 (digits), with the
+    input scale that makes them 0 … 1. Other data (features, or an estimator given its own input_scale)
+    may have any range, signed too: None.
+    """
+    image = ((meta or {}).get("preprocessing") or {}).get("image_shape") is not None
+    return 1.0 / net.input_scale if image and net.input_scale != 1.0 else None
+
+
+def overflow_error(net, theta, path, where, x, top=None):
+    """The error for outputs that overflow ``net.dtype`` on the raw input row ``x (n_0,)`` at ``where``.
+
+    The model is to blame (a ModelFileError) when its outputs overflow even where its first layer sees 0
+    or ±1 in every feature — what its training data looked like there, scaled to 0 … 1 or standardised:
+    its own parameters are too large. Otherwise the inputs are (a DataError), too far from that scale.
+    """
+    import numpy as np
+
+    from steepest.errors import DataError, ModelFileError
+
+    unit = np.array([[0.0], [1.0], [-1.0]]) * np.ones(net.sizes[0])   # A_0, what the first layer sees
+    if net.input_mean is not None:
+        unit = unit * net.input_std + net.input_mean                  # X·s, from A_0 = (X·s − μ)/σ
+    with np.errstate(all="ignore"):
+        Z = net.logits(theta, (unit / net.input_scale).astype(net.dtype))
+    if not np.isfinite(Z).all():
+        return ModelFileError(f"{path}: the model's outputs overflow {net.dtype} even for inputs on the scale it "
+                              "was trained on, so its parameters are unusable; train the model again")
+    expected = f", where it was trained on 0 … {top:g}" if top is not None else ""
+    return DataError(f"{where}: the model's outputs overflow {net.dtype} for these inputs (largest magnitude "
+                     f"{np.abs(x.astype(np.float64)).max():.3g}{expected}); give inputs on the scale of the data "
+                     "it was trained on")

@@ -84,7 +84,7 @@ def _scale_note(net, meta, ds, X, what):
     0 … 1, or on another scale, are not. For other models the training range is unknown, and the scale the
     data come with (1/16 for digits) is compared with the model's.
     """
-    from steepest.commands.predict import trained_top
+    from steepest.commands._common import trained_top
 
     top = trained_top(net, meta)
     if top is None:
@@ -106,7 +106,7 @@ def _refuse_overflow(net, theta, path, X, what, meta):
     """Raise the error for a non-finite loss: the first row whose outputs overflow, or the model itself."""
     import numpy as np
 
-    from steepest.commands.predict import overflow_error, trained_top
+    from steepest.commands._common import overflow_error, trained_top
 
     with np.errstate(all="ignore"):
         bad = ~np.isfinite(net.logits(theta, X)).all(axis=1)

@@ -12,7 +12,7 @@ from __future__ import annotations
 import argparse
 from pathlib import Path
 
-from steepest.commands._common import Output, add_json_flag
+from steepest.commands._common import Output, add_json_flag, overflow_error, trained_top
 
 HELP = "predict the class of images or .npy arrays"
 EPILOG = """\
@@ -89,42 +89,6 @@ def _probabilities(net, theta, path, labels, X, top=None):
         i = int(np.argmax(bad))
         raise overflow_error(net, theta, path, labels[i], X[i], top)
     return P
-
-
-def trained_top(net, meta):
-    """The largest raw input value of the images the model was trained on, ``1/input_scale``, when known.
-
-    steepest stores images as 0 … 255 (MNIST, image folders, uint8 files) or 0 … 16 (digits), with the
-    input scale that makes them 0 … 1. Other data (features, or an estimator given its own input_scale)
-    may have any range, signed too: None.
-    """
-    image = ((meta or {}).get("preprocessing") or {}).get("image_shape") is not None
-    return 1.0 / net.input_scale if image and net.input_scale != 1.0 else None
-
-
-def overflow_error(net, theta, path, where, x, top=None):
-    """The error for outputs that overflow ``net.dtype`` on the raw input row ``x (n_0,)`` at ``where``.
-
-    The model is to blame (a ModelFileError) when its outputs overflow even where its first layer sees 0
-    or ±1 in every feature — what its training data looked like there, scaled to 0 … 1 or standardised:
-    its own parameters are too large. Otherwise the inputs are (a DataError), too far from that scale.
-    """
-    import numpy as np
-
-    from steepest.errors import DataError, ModelFileError
-
-    unit = np.array([[0.0], [1.0], [-1.0]]) * np.ones(net.sizes[0])   # A_0, what the first layer sees
-    if net.input_mean is not None:
-        unit = unit * net.input_std + net.input_mean                  # X·s, from A_0 = (X·s − μ)/σ
-    with np.errstate(all="ignore"):
-        Z = net.logits(theta, (unit / net.input_scale).astype(net.dtype))
-    if not np.isfinite(Z).all():
-        return ModelFileError(f"{path}: the model's outputs overflow {net.dtype} even for inputs on the scale it "
-                              "was trained on, so its parameters are unusable; train the model again")
-    expected = f", where it was trained on 0 … {top:g}" if top is not None else ""
-    return DataError(f"{where}: the model's outputs overflow {net.dtype} for these inputs (largest magnitude "
-                     f"{np.abs(x.astype(np.float64)).max():.3g}{expected}); give inputs on the scale of the data "
-                     "it was trained on")
 
 
 def run(args) -> int:
