@@ -77,7 +77,7 @@ def run_steepest(name, seed, epochs, data_dir, runs_dir) -> dict:
         raise SystemExit(f"{' '.join(cmd)} failed ({r.returncode}): {r.stderr.strip()}")
     end = [json.loads(l) for l in r.stdout.splitlines() if l.startswith("{")][-1]
     return {"seed": seed, "test_acc": end["test_acc"], "val_acc": end.get("val_acc"), "epochs": end["epochs"],
-            "wall": wall, "run_dir": str(out)}
+            "wall": wall, "run_dir": str(out), "date": time.strftime("%Y-%m-%d")}
 
 
 #: options that say where data and output go or how often checkpoints are written, never the arithmetic
@@ -119,9 +119,11 @@ def from_run(name, run_dir, data_dir=None) -> dict:
     if differ:
         raise SystemExit(f"{run_dir} is not a run of recipe {name}: {', '.join(differ)} differ")
     last = json.loads((run_dir / "metrics.jsonl").read_text(encoding="utf-8").splitlines()[-1])
-    wall = (run_dir / "model.safetensors").stat().st_mtime - (run_dir / "config.toml").stat().st_mtime
+    finished = (run_dir / "model.safetensors").stat().st_mtime
+    wall = finished - (run_dir / "config.toml").stat().st_mtime
     return {"seed": cfg.get("seed", 0), "test_acc": last["test_acc"], "val_acc": last.get("val_acc"),
-            "epochs": last["epoch"], "wall": wall, "run_dir": str(run_dir)}
+            "epochs": last["epoch"], "wall": wall, "run_dir": str(run_dir),
+            "date": time.strftime("%Y-%m-%d", time.localtime(finished))}
 
 
 def candidate(name, run_dir, data_dir=None, base=None) -> dict:
@@ -296,7 +298,8 @@ def summary(runs) -> dict:
     accs = [r["test_acc"] for r in runs]
     return {"seeds": len(runs), "mean": statistics.fmean(accs),
             "spread": (max(accs) - min(accs)) / 2 if len(accs) > 1 else 0.0,
-            "epochs": runs[0]["epochs"], "minutes": statistics.fmean(r["wall"] for r in runs) / 60}
+            "epochs": runs[0]["epochs"], "minutes": statistics.fmean(r["wall"] for r in runs) / 60,
+            "date": max(r["date"] for r in runs)}  # when the last seed finished, not when this table was written
 
 
 def _pct(s) -> str:
@@ -410,7 +413,6 @@ def write_measured(results, where) -> None:
     for name, res in results.items():
         s = dict(res["summary"])
         s["machine"] = where.split(";")[0]
-        s["date"] = time.strftime("%Y-%m-%d")
         s["options"] = recipes.fingerprint(name)  # which version of the recipe this measures
         if res["shortened"]:
             s["note"] = f"shortened to {s['epochs']} epochs, not the full recipe"

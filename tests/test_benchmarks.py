@@ -169,7 +169,8 @@ def test_accuracy_a_recipe_chosen_on_validation_then_trained_on_all_the_data(tmp
     assert acc._against("mnist-dropout", final)[1] == {"dataset": "digits", "hidden": [16, 16]}
     with pytest.raises(SystemExit, match="held out no validation split"):
         acc.candidate("mnist-dropout", final)
-    run = {"seed": 0, "test_acc": 0.5, "val_acc": None, "epochs": 2, "wall": 60.0, "run_dir": str(final)}
+    run = {"seed": 0, "test_acc": 0.5, "val_acc": None, "epochs": 2, "wall": 60.0, "run_dir": str(final),
+           "date": "2026-12-01"}
     kept = dict(run, val_acc=0.25)
     results = {"mnist-dropout": {"runs": [run], "summary": acc.summary([run]), "shortened": True},
                "mnist-record": {"runs": [kept], "summary": acc.summary([kept]), "shortened": True}}
@@ -180,6 +181,19 @@ def test_accuracy_a_recipe_chosen_on_validation_then_trained_on_all_the_data(tmp
     assert ("`mnist-dropout` was chosen on a validation split and trains its final model on all the training data "
             "(chosen with val_split = 0.1, epochs = 300; its final model trains with val_split = off, epochs = 270)") in md
     assert "| mnist-dropout | ≥ 99.0% | 0 | 2 | – | 50.00% | 1.0 |" in md and "| 25.00% | 50.00% |" in md
+
+
+def test_accuracy_measured_dates_the_runs_not_the_table(tmp_path, monkeypatch):
+    """A table rewritten from runs of days ago (--from-runs) said the recipe was measured today: the date
+    written to measured.toml is the day the last seed finished."""
+    import tomllib
+
+    acc = _load("accuracy")
+    runs = [{"seed": s, "test_acc": 0.9, "val_acc": None, "epochs": 1, "wall": 60.0, "run_dir": "r", "date": d}
+            for s, d in ((0, "2026-11-30"), (1, "2026-12-02"), (2, "2026-12-01"))]
+    monkeypatch.setattr(acc, "MEASURED", tmp_path / "measured.toml")
+    acc.write_measured({"mnist-record": {"runs": runs, "summary": acc.summary(runs), "shortened": False}}, "here; x")
+    assert tomllib.loads((tmp_path / "measured.toml").read_text())["mnist-record"]["date"] == "2026-12-02"
 
 
 def test_accuracy_torch_cache_reuses_a_row_of_the_same_recipe_version(tmp_path):
