@@ -293,6 +293,12 @@ def momentum_that_never_forgets(t, m):
     return ["train", "--dataset", "digits", "--momentum", "1", "--out", t / "o"], "--momentum must be a number in [0, 1)"
 
 
+def validation_split_smaller_than_the_classes(t, m):
+    # 1 of 1,437 digits images held out: "val 0.00%" after each epoch, and --patience driven by one image
+    return (["train", "--dataset", "digits", "--val-split", "0.001", "--out", t / "o"],
+            "--val-split 0.001 holds out 1 of 1,437 samples, fewer than the 10 classes")
+
+
 def cosine_that_rises(t, m):
     return (["train", "--dataset", "digits", "--schedule", "cosine", "--lr-min", "1", "--out", t / "o"],
             "--lr-min 1 is above --lr 0.05")
@@ -318,7 +324,8 @@ CASES = [unknown_dataset, unknown_option, unknown_optimizer, unknown_command, ma
          out_under_a_file, out_holds_a_model, not_a_model_random, not_a_model_empty,
          not_a_model_foreign_safetensors, model_missing, data_not_available_offline, resume_finished_run,
          resume_with_changed_option, resume_not_a_run, toml_unknown_key, toml_malformed, toml_bad_value,
-         patience_without_validation, option_for_another_optimizer, momentum_that_never_forgets, cosine_that_rises,
+         patience_without_validation, option_for_another_optimizer, momentum_that_never_forgets, validation_split_smaller_than_the_classes,
+         cosine_that_rises,
          cosine_after_the_run, bad_architecture]
 
 

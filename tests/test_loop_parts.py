@@ -44,6 +44,26 @@ def test_batches_visit_every_row_once_per_epoch_in_the_seeded_order():
     assert full.X is X and full.last and full.same_input
 
 
+def test_holdout_splits_by_the_seeded_permutation_and_refuses_a_split_smaller_than_the_classes():
+    """The validation rows are the first round(n·f) of default_rng([seed, 1]).permutation(n) — the split that
+    runs trained before it was shared — and a split that cannot hold one row per class is refused with the
+    least fraction that can (rounded up: 0.0066 would hold out 9 of 1,437)."""
+    from steepest.batches import holdout
+    from steepest.errors import ConfigError
+
+    train_rows, val_rows = holdout(50, 0.2, 3, 10)
+    perm = np.random.default_rng([3, 1]).permutation(50)
+    assert val_rows.tolist() == sorted(perm[:10]) and train_rows.tolist() == sorted(perm[10:])
+    with pytest.raises(ConfigError, match=r"--val-split 0.0001 holds out 0 of 1,437 samples, fewer than the 10 "
+                                          r"classes; use at least --val-split 0.007$"):
+        holdout(1437, 1e-4, 0, 10, "--val-split")
+    assert len(holdout(1437, 0.007, 0, 10)[1]) == 10
+    with pytest.raises(ConfigError, match="leaves no training data"):
+        holdout(50, 0.99, 0, 2)
+    with pytest.raises(ConfigError, match="too few to hold out one per class"):
+        holdout(10, 0.5, 0, 10)
+
+
 def test_clip_by_global_norm_keeps_the_direction_and_caps_the_length():
     g = np.array([3.0, 4.0], dtype=np.float32)
     grad = Gradient(g, 1.0, 0, 1, 25.0, 5.0)

@@ -312,7 +312,7 @@ WRONG = {
     "optimizer": [None, "lbfgs"], "lr": ["a", True, 0, float("nan")], "momentum": ["a", True, -0.1, 1.0],
     "clip_norm": ["a", 0.0], "schedule": [None], "batch_size": [None, 1.5, True, float("nan")],
     "epochs": ["a", True, 1.5, 0], "max_steps": ["a", 0], "time_budget": ["a", 0.0], "eps": ["a", -1.0],
-    "val_split": ["a", 0.0, 1.0], "eval_every": [True, 1.5, "0%", "200%", 0], "kernels": [None, "cuda"],
+    "val_split": ["a", 0.0, 1.0, 0.05], "eval_every": [True, 1.5, "0%", "200%", 0], "kernels": [None, "cuda"],
     "seed": [np.random.RandomState(0), np.random.default_rng(0), -1, 1.5, "a", True, 2**63],
     "threads": [0, -1, 1.5, "a", True, 10**6],
 }

@@ -86,3 +86,33 @@ class Batches:
         np.take(self.X, rows, axis=0, out=Xb)
         np.take(self.y, rows, out=yb)
         return Batch(epoch, index, Xb, yb, rows, last)
+
+
+def holdout(n: int, fraction: float, seed: int, n_classes: int, name: str = "val_split"):
+    """``(train_rows, val_rows)``, both sorted: ``round(n·fraction)`` of ``n`` rows held out for validation,
+    chosen by the permutation ``default_rng([seed, 1]).permutation(n)``.
+
+    A split that leaves nothing to train on, or holds out fewer rows than there are classes (so that it
+    cannot even contain each class once, and its accuracy moves in steps of 1/rows), is a
+    :class:`ConfigError` naming ``name`` — the option as the caller's user wrote it.
+    """
+    n_val = round(n * fraction)
+    if n_val >= n:
+        raise ConfigError(f"{name} {fraction:g} leaves no training data out of {n:,} samples; use a smaller fraction")
+    if n_val < n_classes:
+        if n <= n_classes:
+            raise ConfigError(f"{name}: {n:,} samples are too few to hold out one per class ({n_classes}) "
+                              "and still train; train without a validation split")
+        least = _round_up(n_classes / n)
+        raise ConfigError(f"{name} {fraction:g} holds out {n_val} of {n:,} samples, fewer than the {n_classes} "
+                          f"classes; use at least {name} {least:g}")
+    perm = np.random.default_rng([seed, 1]).permutation(n)
+    return np.sort(perm[n_val:]), np.sort(perm[:n_val])
+
+
+def _round_up(x: float) -> float:
+    """``x`` rounded up to two significant digits (0.006959 → 0.007)."""
+    import math
+
+    scale = 10.0 ** (math.floor(math.log10(x)) - 1)
+    return math.ceil(x / scale - 1e-9) * scale

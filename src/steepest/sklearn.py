@@ -267,12 +267,9 @@ class MLPClassifier(ClassifierMixin, BaseEstimator):
         """``(X, y, val)``: hold out ``val_split`` as ``steepest train --val-split`` does (seeded)."""
         if not self.val_split:
             return X, y, None
-        n = len(y)
-        n_val = max(1, round(n * self.val_split))
-        if n_val >= n:
-            raise ConfigError(f"val_split {self.val_split} leaves no training data out of {n} samples")
-        perm = np.random.default_rng([self.seed_, 1]).permutation(n)
-        vi, ti = np.sort(perm[:n_val]), np.sort(perm[n_val:])
+        from .batches import holdout
+
+        ti, vi = holdout(len(y), self.val_split, self.seed_, len(self.classes_), "val_split")
         return X[ti], y[ti], (X[vi], y[vi])
 
     def _pieces(self, n):

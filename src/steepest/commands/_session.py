@@ -42,12 +42,9 @@ def split(ds, cfg: dict) -> Data:
     X, y, val = ds.X_train, ds.y_train, None
     f = cfg.get("val_split")
     if f:
-        n = len(y)
-        n_val = max(1, round(n * f))
-        if n_val >= n:
-            raise ConfigError(f"--val-split {f} leaves no training data out of {n} samples; use a smaller fraction")
-        perm = np.random.default_rng([cfg["seed"], 1]).permutation(n)
-        vi, ti = np.sort(perm[:n_val]), np.sort(perm[n_val:])
+        from steepest.batches import holdout
+
+        ti, vi = holdout(len(y), f, cfg["seed"], ds.n_classes, "--val-split")
         val, X, y = (X[vi], y[vi]), X[ti], y[ti]
     test = (ds.X_test, ds.y_test) if ds.X_test is not None else None
     return Data(ds, X, y, val, test)

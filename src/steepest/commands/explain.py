@@ -206,8 +206,9 @@ def _over_training(net, theta0, theta, record, ds, args, out, notes) -> list:
 
         X, y = ds.X_train, ds.y_train
         if cfg.get("val_split"):  # the rows `steepest train` held out (the same seeded permutation)
-            n_val = max(1, round(len(y) * cfg["val_split"]))
-            keep = np.sort(np.random.default_rng([cfg["seed"], 1]).permutation(len(y))[n_val:])
+            from steepest.batches import holdout
+
+            keep = holdout(len(y), cfg["val_split"], cfg["seed"], ds.n_classes, "the run's val_split")[0]
             X, y = X[keep], y[keep]
         B = cfg["batch_size"] if cfg["batch_size"] == "full" else min(int(cfg["batch_size"]), len(y))  # as fit clips it
         steps = 1 if B == "full" else -(-len(y) // B)
