@@ -271,3 +271,23 @@ def test_the_estimator_saves_a_label_with_control_characters_as_a_printable_name
     from steepest.io import load_model
 
     assert load_model(tmp_path / "m.safetensors")[2]["dataset"]["class_names"] == ["a\\x1b[31m", "b"]
+
+
+@pytest.mark.parametrize("edit", [
+    lambda sk: sk["params"].update(pieces=4),           # 3 pieces in the network
+    lambda sk: sk["params"].update(hidden=[8, 8]),      # 8, 6
+    lambda sk: sk["params"].update(activation="relu"),  # maxout
+], ids=["pieces", "hidden", "activation"])
+def test_an_estimator_file_whose_parameters_do_not_describe_its_network_is_corrupt(tmp_path, edit):
+    """load() gave get_params() of another network (pieces=4 for a 3-piece maxout) without a word, and a
+    refit would have trained that other network."""
+    from steepest.errors import ModelFileError
+    from steepest.sklearn import MLPClassifier, load
+
+    rng = np.random.default_rng(0)
+    X, y = rng.random((40, 5)), np.arange(40) % 3
+    MLPClassifier(hidden=(8, 6), activation="maxout", pieces=3, epochs=1, seed=0).fit(X, y).save(tmp_path / "m.safetensors")
+    assert load(tmp_path / "m.safetensors").get_params()["pieces"] == 3
+    rewrite(tmp_path / "m.safetensors", tmp_path / "bad.safetensors", "sklearn", edit)
+    with pytest.raises(ModelFileError, match=r"do not describe its network \(5-8-6-3 maxout \(3 pieces\)\); the file is corrupt"):
+        load(tmp_path / "bad.safetensors")

@@ -592,6 +592,8 @@ def load(path) -> MLPClassifier:
                    "pieces": net.pieces}
         if acts:  # (no hidden layer: no activation to take)
             params["activation"] = acts[0] if len(set(acts)) == 1 else acts
+    else:  # the estimator's own file: its parameters must describe the network it holds
+        _check_shape_params(path, params, net)
     est = MLPClassifier(**{**params, "input_scale": net.input_scale, "dtype": str(net.dtype)})
     classes = sk.get("classes", list(range(net.sizes[-1])))
     if not isinstance(classes, list) or len(classes) != net.sizes[-1]:
@@ -609,6 +611,19 @@ def load(path) -> MLPClassifier:
     est.t_ = sk.get("t", (meta.get("metrics") or {}).get("samples", 0))
     est.stop_reason_ = sk.get("stop_reason", (meta.get("metrics") or {}).get("stop_reason"))
     return est
+
+
+def _check_shape_params(path, params, net) -> None:
+    """A ModelFileError unless ``hidden``, ``activation`` and ``pieces`` in ``params`` build ``net``'s layers:
+    get_params() would describe another network, and a refit would train it."""
+    hidden, act = params.get("hidden"), params.get("activation", "relu")
+    hidden = (hidden,) if isinstance(hidden, int) else hidden
+    acts = (act,) * len(hidden or ()) if isinstance(act, str) else act
+    pieces = (params.get("pieces") or 2) if acts and "maxout" in acts else None
+    if (hidden, acts, pieces) != (tuple(net.sizes[1:-1]), tuple(net.activations), net.pieces):
+        raise ModelFileError(f"{path}: its estimator parameters (hidden={hidden!r}, activation={act!r}, "
+                             f"pieces={params.get('pieces')!r}) do not describe its network "
+                             f"({net.architecture}); the file is corrupt")
 
 
 def to_onnx(estimator, dtype=None):
