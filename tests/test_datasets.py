@@ -123,11 +123,20 @@ def test_subdirectory_wins_over_files_in_data_dir(tmp_path, data_env, tiny_mnist
     assert len(load_dataset("fashion-mnist", data_dir=d, download=False).y_train) == 8
 
 
-def test_incomplete_directory_is_skipped(tmp_path, data_env, tiny_mnist, monkeypatch):
+def test_a_directory_the_user_named_with_some_files_missing_is_an_error_not_passed_over(
+        tmp_path, data_env, tiny_mnist, monkeypatch):
+    """It used to be skipped for the next copy found: a user who gave 1,000 images of their own trained on
+    another copy's 60,000 without a word. The cache and system directories are still passed over."""
     tiny_mnist(tmp_path / "env" / "mnist", n_train=4)
-    (tmp_path / "env" / "mnist" / "train-images-idx3-ubyte.gz").unlink()
+    (tmp_path / "env" / "mnist" / "t10k-images-idx3-ubyte.gz").unlink()
     tiny_mnist(data_env / "mnist", n_train=5)
     monkeypatch.setenv("STEEPEST_DATA", str(tmp_path / "env"))
+    with pytest.raises(DataNotFoundError, match=r"env/mnist holds train-images-idx3-ubyte.gz, train-labels-idx1-"
+                                                r"ubyte.gz, t10k-labels-idx1-ubyte.gz but not t10k-images-idx3-ubyte.gz"):
+        load_dataset("mnist", download=False)
+    with pytest.raises(DataNotFoundError, match="but not t10k-images"):
+        load_dataset("mnist", data_dir=tmp_path / "env", download=False)
+    monkeypatch.delenv("STEEPEST_DATA")
     assert len(load_dataset("mnist", download=False).y_train) == 5
 
 
@@ -220,3 +229,21 @@ def test_digits_without_sklearn_is_a_clear_error(monkeypatch):
         load_digits()
     with pytest.raises(DataNotFoundError, match="pip install scikit-learn"):
         find_dataset("digits")
+
+
+def test_a_split_without_images_is_refused_in_one_line_and_listed_as_unreadable(tmp_path, data_env, tiny_mnist):
+    """0 test images (a header that says 0) raised NumPy's 'cannot reshape array of size 0'; `steepest
+    datasets` listed the directory as found. Files whose counts disagree were listed as found too."""
+    tiny_mnist(tmp_path / "d" / "mnist", n_train=6, n_test=0)
+    with pytest.raises(DataError, match=r"t10k-images-idx3-ubyte.gz holds no images; download the dataset again"):
+        load_dataset("mnist", data_dir=tmp_path / "d", download=False)
+    rows = {r["name"]: r for r in describe_datasets(data_dir=tmp_path / "d")}
+    assert "holds no images" in rows["mnist"]["error"]
+    tiny_mnist(tmp_path / "e" / "mnist", n_train=6, n_test=4)
+    (tmp_path / "e" / "mnist" / "t10k-labels-idx1-ubyte.gz").unlink()
+    tiny_mnist(tmp_path / "f", n_train=6, n_test=3)
+    import shutil
+
+    shutil.copy(tmp_path / "f" / "t10k-labels-idx1-ubyte.gz", tmp_path / "e" / "mnist")
+    rows = {r["name"]: r for r in describe_datasets(data_dir=tmp_path / "e")}
+    assert "has 4 images but" in rows["mnist"]["error"] and "3 labels" in rows["mnist"]["error"]

@@ -51,7 +51,9 @@ def run(args) -> int:
     for r in rows:
         shape = "×".join(map(str, r["image_shape"])) if r["image_shape"] else ""
         counts = [f"{r[k]:>{w}}" if r[k] is not None else " " * w for k, w in (("n_train", 7), ("n_test", 6))]
-        if r["found"]:
+        if r.get("incomplete"):
+            where = f"not usable: {r['incomplete']}"
+        elif r["found"]:
             where = f"found: {r['path']}"
         elif r.get("fetch_from"):
             where = f"not found; would be downloaded from {r['fetch_from']} into {r['cache']}"

@@ -211,6 +211,9 @@ def _check_split_headers(kind, img_path, lab_path) -> None:
     if img_shape[0] != lab_shape[0]:
         raise DataError(f"{img_path} has {img_shape[0]} images but {lab_path} has {lab_shape[0]} labels; "
                         "the files do not belong together, download the dataset again")
+    if img_shape[0] == 0:
+        raise DataError(f"{img_path} holds no images; download the dataset again (`steepest datasets` shows "
+                        "where it is)")
 
 
 def _check_split(kind, img_path, lab_path, images, labels):
@@ -292,9 +295,15 @@ def _candidates(name: str, data_dir, cache_dir) -> list[tuple[str, Path]]:
 
 
 def _locate(name: str, data_dir, cache_dir) -> Path | None:
-    for _, d in _candidates(name, data_dir, cache_dir):
+    for label, d in _candidates(name, data_dir, cache_dir):
         if _has_files(d):
             return d
+        if label != "cache" and label != "system" and d.is_dir():  # a place the user named, half filled:
+            have = [f for f in _fetch.FILES if _file_in(d, f) is not None]  # not passed over for another copy
+            if have:
+                missing = [f for f in _fetch.FILES if f not in have]
+                raise DataNotFoundError(f"{d} holds {', '.join(have)} but not {', '.join(missing)}; add the "
+                                        f"missing {name} files there, or name another directory")
     return None
 
 
@@ -337,7 +346,16 @@ def load_dataset(name: str, data_dir=None, download: bool = True, cache_dir=None
     if name in TOY_DATASETS:
         return load_toy(name)
     where = find_dataset(name, data_dir, cache_dir, download, mirrors=mirrors, progress=progress)
-    return load_mnist(where, kind=name)
+    try:
+        return load_mnist(where, kind=name)
+    except DataError:
+        cache = _fetch.default_cache_dir(cache_dir)
+        if not download or where != cache / name:
+            raise  # the user's own files: theirs to mend, the message says which file is damaged
+        # steepest's own copy is damaged (truncated by a full disk, edited): the files that fail their
+        # SHA-256 are downloaded again, and read once more
+        _fetch.fetch(name, cache, mirrors=mirrors, progress=progress)
+        return load_mnist(where, kind=name)
 
 
 def describe_datasets(data_dir=None, cache_dir=None) -> list[dict]:
@@ -345,7 +363,8 @@ def describe_datasets(data_dir=None, cache_dir=None) -> list[dict]:
 
     Keys: name, found (bool), path (where found, or None), fetch_from (first mirror, or None),
     cache (where a download would go), image_shape, n_classes, n_train, n_test (None when not
-    found), bytes (on-disk size when found).
+    found), bytes (on-disk size when found); error (why files found cannot be read) and incomplete (why a
+    directory the user named, holding some of the files, cannot be used) when there is one.
     """
     rows = []
     for name in KNOWN_DATASETS:
@@ -366,12 +385,17 @@ def describe_datasets(data_dir=None, cache_dir=None) -> list[dict]:
             continue
         row["image_shape"] = (28, 28)
         row["cache"] = str(_fetch.default_cache_dir(cache_dir) / name)
-        row["fetch_from"] = _fetch.mirrors_for(name)[0]
-        found = _locate(name, data_dir, cache_dir)
+        row["fetch_from"] = _fetch.without_password(_fetch.mirrors_for(name)[0])  # no password on screen
+        try:
+            found = _locate(name, data_dir, cache_dir)
+        except DataNotFoundError as e:  # a directory the user named holds only some of the files
+            found, row["incomplete"] = None, str(e)
         row.update(found=found is not None, path=str(found) if found else None)
         if found is not None:
             paths = [_file_in(found, f) for f in _fetch.FILES]
-            try:
+            try:  # the checks load_mnist makes before decompressing anything: a listing that says
+                for img, lab in ((paths[0], paths[1]), (paths[2], paths[3])):  # "found" can be loaded
+                    _check_split_headers(name, img, lab)
                 row["n_train"] = read_idx_header(paths[0])[1][0]
                 row["n_test"] = read_idx_header(paths[2])[1][0]
             except DataError as e:

@@ -11,12 +11,18 @@ reference data directory hold. Both decompress to the same IDX bytes.
 
 Mirrors can be overridden by argument or by ``$STEEPEST_MIRRORS`` (base URLs separated by
 commas or whitespace; ``{name}`` in a URL is replaced by the dataset name).
+
+A mirror cannot hold a run or fill a disk: the body is kept as sent (no Content-Encoding is
+decoded), cut off past :data:`MAX_BYTES`, and left for the next mirror when it arrives slower than
+:data:`MIN_RATE` on average; a mirror that cannot be reached or is too slow is not asked again for
+the other files. Messages show mirror URLs without their user name and password.
 """
 
 from __future__ import annotations
 
+import contextlib
 import os
-import tempfile
+import secrets
 from pathlib import Path
 
 from steepest.errors import ConfigError, DataNotFoundError
@@ -142,28 +148,86 @@ def not_found(name: str, cache_dir, reason: str) -> DataNotFoundError:
                              cache=str(Path(cache_dir) / name))
 
 
+#: No accepted file is larger than Fashion-MNIST's training images (26.4 MB); a body past this bound is
+#: not one of them, and is cut off before it fills the disk.
+MAX_BYTES = 64 * 2**20
+#: The slowest average rate, in bytes per second, accepted once a download has run for ``timeout`` seconds:
+#: a server sending a byte every few seconds never trips a per-read timeout, and would hold the run forever.
+MIN_RATE = 16 * 1024
+
+
+def without_password(url: str) -> str:
+    """``url`` without a user name or password, for messages."""
+    from urllib.parse import urlsplit, urlunsplit
+
+    parts = urlsplit(url)
+    if parts.username is None and parts.password is None:
+        return url
+    host = parts.hostname or ""
+    return urlunsplit(parts._replace(netloc=host + (f":{parts.port}" if parts.port else "")))
+
+
+def _get(url: str, tmp: str, progress: bool, timeout: float) -> None:
+    """Stream ``url``'s body, as sent (no Content-Encoding decoded), into ``tmp``; OSError if the server
+    fails, sends more than MAX_BYTES or falls below MIN_RATE."""
+    import time
+
+    import requests  # pooch's own HTTP client
+    import urllib3
+
+    try:
+        with requests.get(url, stream=True, timeout=timeout, headers={"Accept-Encoding": "identity"}) as r:
+            r.raise_for_status()
+            length = r.headers.get("Content-Length", "")
+            if length.isdigit() and int(length) > MAX_BYTES:
+                raise OSError(f"the server offers {int(length):,} bytes, more than any dataset file "
+                              f"({MAX_BYTES // 2**20} MiB at most)")
+            bar = None
+            if progress:
+                from tqdm.auto import tqdm
+
+                bar = tqdm(total=int(length) if length.isdigit() else None, unit="B", unit_scale=True,
+                           desc=url.rsplit("/", 1)[-1], leave=False)
+            got, start = 0, time.monotonic()
+            try:
+                with open(tmp, "xb") as f:  # mode 0666 less the umask, as any file the user makes
+                    while chunk := r.raw.read1(2**16, decode_content=False):
+                        got += len(chunk)
+                        if got > MAX_BYTES:
+                            raise OSError(f"the server sent more than {MAX_BYTES // 2**20} MiB, more than any "
+                                          "dataset file; stopped")
+                        f.write(chunk)
+                        if bar is not None:
+                            bar.update(len(chunk))
+                        elapsed = time.monotonic() - start
+                        if elapsed > timeout and got / elapsed < MIN_RATE:
+                            raise OSError(f"too slow: {got:,} bytes in {elapsed:.0f} s (less than "
+                                          f"{MIN_RATE // 1024} KiB/s)")
+            finally:
+                if bar is not None:
+                    bar.close()
+    except requests.HTTPError as e:
+        status = e.response.status_code if e.response is not None else "error"
+        raise OSError(f"HTTP {status}") from None
+    except (requests.Timeout, urllib3.exceptions.ReadTimeoutError):
+        raise OSError(f"no answer within {timeout:g} s") from None
+    except requests.ConnectionError as e:
+        if e.args and isinstance(e.args[0], urllib3.exceptions.ProtocolError):  # it answered, but not in HTTP
+            raise OSError("the server's answer is not valid HTTP, or it broke off") from None
+        raise OSError("cannot connect (no network, or the server is down)") from None
+    except (requests.RequestException, urllib3.exceptions.HTTPError) as e:
+        raise OSError(f"the download broke off ({type(e).__name__})") from None
+
+
 def _download(url: str, dest: Path, accepted: tuple[str, ...], progress: bool, timeout: float):
     """Download ``url`` to ``dest`` if its SHA-256 is accepted; else raise and leave no file."""
     import pooch  # lazy
-    import requests  # pooch's own HTTP client
 
-    if not url.startswith(("http://", "https://")):
+    if not url.lower().startswith(("http://", "https://")):
         raise ValueError("only http:// and https:// mirrors are supported")
-    fd, tmp = tempfile.mkstemp(dir=dest.parent, prefix=f".{dest.name}.", suffix=".part")
-    os.close(fd)
+    tmp = str(dest.parent / f".{dest.name}.{secrets.token_hex(4)}.part")
     try:
-        downloader = pooch.HTTPDownloader(progressbar=progress, timeout=timeout)
-        try:
-            downloader(url, tmp, None)
-        except requests.HTTPError as e:
-            status = e.response.status_code if e.response is not None else "error"
-            raise OSError(f"HTTP {status}") from None
-        except requests.Timeout:
-            raise OSError(f"no answer within {timeout} s") from None
-        except requests.ConnectionError:
-            raise OSError("cannot connect (no network, or the server is down)") from None
-        except requests.RequestException as e:
-            raise OSError(f"{type(e).__name__}: {e}") from None
+        _get(url, tmp, progress, timeout)
         digest = pooch.file_hash(tmp, alg="sha256")
         if digest not in accepted:
             raise ValueError(f"SHA-256 mismatch (got {digest[:12]}..., file corrupt or not the original)")
@@ -171,6 +235,17 @@ def _download(url: str, dest: Path, accepted: tuple[str, ...], progress: bool, t
     finally:
         if os.path.exists(tmp):
             os.remove(tmp)
+
+
+def _remove_stale_parts(target: Path, fname: str, age: float = 3600.0) -> None:
+    """Delete the partial downloads of ``fname`` that a killed process left (older than ``age`` seconds;
+    a younger one may be another process's download in progress)."""
+    import time
+
+    for part in target.glob(f".{fname}.*.part"):
+        with contextlib.suppress(OSError):
+            if time.time() - part.stat().st_mtime > age:
+                part.unlink()
 
 
 def _verified(path: Path, accepted: tuple[str, ...]) -> bool:
@@ -195,7 +270,8 @@ def fetch(name: str, cache_dir=None, mirrors=None, progress: bool = False, timeo
     progress : bool
         Show a progress bar (tqdm) while downloading.
     timeout : float
-        Seconds to wait for a server before trying the next mirror.
+        Seconds to wait for a server before trying the next mirror; after this many seconds a download
+        averaging less than :data:`MIN_RATE` is given up too.
 
     Raises
     ------
@@ -210,19 +286,31 @@ def fetch(name: str, cache_dir=None, mirrors=None, progress: bool = False, timeo
         target.mkdir(parents=True, exist_ok=True)
     except OSError as e:
         raise not_found(name, root, f"cannot create the cache directory {target}: {e}") from None
+    if not os.access(target, os.W_OK | os.X_OK):
+        raise not_found(name, root, f"cannot write to the cache directory {target}; set STEEPEST_CACHE to a "
+                                    "directory you can write to")
+    unreachable = {}  # mirror → why, for those that did not answer at all: not asked again for the next files
     for fname in FILES:
         accepted = SHA256[name][fname]
         dest = target / fname
+        _remove_stale_parts(target, fname)
         if _verified(dest, accepted):
             continue
+        if dest.is_dir() or (dest.exists() and not dest.is_file()):
+            raise not_found(name, root, f"{dest} is not a file; remove it so that {fname} can be downloaded there")
         failures = []
         for base in urls:
             url = base.rstrip("/") + "/" + fname
+            if base in unreachable:
+                failures.append(f"  {without_password(url)}: not tried ({unreachable[base]} for an earlier file)")
+                continue
             try:
                 _download(url, dest, accepted, progress, timeout)
                 break
             except (OSError, ValueError) as e:
-                failures.append(f"  {url}: {e}")
+                failures.append(f"  {without_password(url)}: {e}")
+                if isinstance(e, OSError) and str(e).startswith(("cannot connect", "no answer", "too slow")):
+                    unreachable[base] = str(e).split(":")[0].split(" (")[0]
         else:
             reason = f"could not download {name} ({fname}) from any mirror:\n" + "\n".join(failures)
             raise not_found(name, root, reason) from None
