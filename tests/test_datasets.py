@@ -1,6 +1,7 @@
 """Named datasets: real MNIST/Fashion-MNIST, digits, and the order in which places are searched."""
 
 import sys
+from pathlib import Path
 
 import numpy as np
 import pytest
@@ -247,3 +248,20 @@ def test_a_split_without_images_is_refused_in_one_line_and_listed_as_unreadable(
     shutil.copy(tmp_path / "f" / "t10k-labels-idx1-ubyte.gz", tmp_path / "e" / "mnist")
     rows = {r["name"]: r for r in describe_datasets(data_dir=tmp_path / "e")}
     assert "has 4 images but" in rows["mnist"]["error"] and "3 labels" in rows["mnist"]["error"]
+
+
+_REAL_DATA = __import__("os").environ.get("STEEPEST_DATA")  # read before data_env hides it
+
+
+def test_the_other_datasets_files_are_not_taken_for_this_one(tmp_path, data_env):
+    """MNIST and Fashion-MNIST share file names and shapes: --dataset fashion-mnist --data-dir pointing at
+    MNIST trained on digits under clothing names. Their labels files are known by SHA-256."""
+    import shutil
+
+    real = _REAL_DATA
+    if not real or not (Path(real) / "mnist").is_dir():
+        pytest.skip("needs the real MNIST files: set STEEPEST_DATA to a directory with mnist/")
+    shutil.copytree(Path(real) / "mnist", tmp_path / "fashion-mnist")
+    with pytest.raises(DataError, match="train-labels-idx1-ubyte.gz is mnist's train-labels-idx1-ubyte.gz, not "
+                                        "fashion-mnist's"):
+        load_dataset("fashion-mnist", data_dir=tmp_path, download=False)

@@ -336,3 +336,28 @@ def test_huge_labels_are_refused_before_they_wrap_or_size_the_network(label, tmp
     np.savez(tmp_path / "d.npz", X=np.zeros((3, 2), np.float32), y=y)
     with pytest.raises(DataError, match="too large"):
         load_npz(tmp_path / "d.npz")
+
+
+@pytest.mark.parametrize("cell", ["1_000", "١٢", "１２"])
+def test_csv_features_are_numbers_as_the_labels_are(tmp_path, cell):
+    """np.loadtxt read '1_000' as 1000 and Arabic-Indic or full-width digits as numbers, in the feature
+    columns only (labels were already checked): the exact parse now looks at every cell when the file
+    holds such characters."""
+    p = tmp_path / "d.csv"
+    p.write_text(f"label,a,b\n0,1,2\n1,{cell},3\n0,4,5\n", encoding="utf-8")
+    with pytest.raises(DataError, match=f"line 3, column 'a': '{cell}' is not a number"):
+        load_csv(p)
+    p.write_text("label,a,b\n0,1,2\n1,1e3,3\nnaïve,4,5\n", encoding="utf-8")  # non-ASCII text elsewhere: fine
+    assert load_csv(p).X_train[1].tolist() == [1000.0, 3.0]
+
+
+def test_csv_rows_past_a_long_cell_are_still_checked_for_extra_columns(tmp_path):
+    """With a cell over the csv module's 128 KB limit, the column check was skipped, and a row with an
+    extra column was read with that column silently dropped."""
+    p = tmp_path / "d.csv"
+    p.write_text("label,a\n0," + "1" * 200_000 + "\n1,2,99\n", encoding="utf-8")
+    with pytest.raises(DataError, match="line 3 has 3 columns, expected 2"):
+        load_csv(p)
+    import csv
+
+    assert csv.field_size_limit() == 131072  # the module's limit is left as it was

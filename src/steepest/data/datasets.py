@@ -189,6 +189,7 @@ def load_mnist(directory, kind: str = "mnist") -> Dataset:
         )
     for img, lab in ((paths[0], paths[1]), (paths[2], paths[3])):  # headers first: nothing is decompressed
         _check_split_headers(kind, img, lab)                         # for files that do not belong together
+    _check_not_the_other(kind, paths)
     arrays = [read_idx(p) for p in paths]
     X_tr, y_tr = _check_split(kind, paths[0], paths[1], arrays[0], arrays[1])
     X_te, y_te = _check_split(kind, paths[2], paths[3], arrays[2], arrays[3])
@@ -197,6 +198,20 @@ def load_mnist(directory, kind: str = "mnist") -> Dataset:
         input_scale=1.0 / 255.0, image_shape=(28, 28), n_classes=10,
         source=str(directory), class_names=list(CLASS_NAMES[kind]),
     )
+
+
+def _check_not_the_other(kind, paths) -> None:
+    """A DataError when a file is one of the other dataset's known files (MNIST and Fashion-MNIST have the
+    same names and shapes, and a directory of one passed for the other). Only the labels files are hashed
+    (29 KB and 5 KB): each dataset's differ from the other's."""
+    import hashlib
+
+    other = "fashion-mnist" if kind == "mnist" else "mnist"
+    for i in (1, 3):
+        digest = hashlib.sha256(paths[i].read_bytes()).hexdigest()
+        if digest in _fetch.SHA256[other][_fetch.FILES[i]]:
+            raise DataError(f"{paths[i]} is {other}'s {_fetch.FILES[i]}, not {kind}'s; give the directory of "
+                            f"{kind}'s files")
 
 
 def _check_split_headers(kind, img_path, lab_path) -> None:

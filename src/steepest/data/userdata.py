@@ -174,12 +174,18 @@ def _is_number(s: str) -> bool:
 
 
 def _csv_rows(path: Path, delimiter: str):
-    """Yield (line number, cells) for each non-blank row."""
-    with io.TextIOWrapper(open_regular(path, DataError, "a CSV file"), newline="", encoding="utf-8-sig") as f:
-        reader = csv.reader(f, delimiter=delimiter)
-        for row in reader:
-            if any(c.strip() for c in row):
-                yield reader.line_num, row
+    """Yield (line number, cells) for each non-blank row. A cell may be as long as the file: np.loadtxt
+    reads any length, and the csv module's own limit (128 KB) made rows past it go unchecked."""
+    limit = csv.field_size_limit()
+    try:
+        csv.field_size_limit(max(limit, Path(path).stat().st_size + 1))
+        with io.TextIOWrapper(open_regular(path, DataError, "a CSV file"), newline="", encoding="utf-8-sig") as f:
+            reader = csv.reader(f, delimiter=delimiter)
+            for row in reader:
+                if any(c.strip() for c in row):
+                    yield reader.line_num, row
+    finally:
+        csv.field_size_limit(limit)
 
 
 def _check_regular(path: Path, what: str) -> None:
@@ -190,6 +196,16 @@ def _check_regular(path: Path, what: str) -> None:
         open_regular(path, DataError, what).close()  # raises, saying what the path is
 
 
+def _beyond_ascii_numbers(path) -> bool:
+    """Whether the file holds a byte that no number of :data:`_NUMBER` and no delimiter or line end holds —
+    '_', a non-ASCII byte (another script's digits) — so that the exact parse must look at each cell."""
+    with open(path, "rb") as f:
+        while chunk := f.read(2**20):
+            if b"_" in chunk or not chunk.isascii():
+                return True
+    return False
+
+
 def _check_widths(path, delimiter, skip_line, width) -> None:
     """Every data row has ``width`` cells: a row with more is refused, not silently cut."""
     try:
@@ -197,8 +213,6 @@ def _check_widths(path, delimiter, skip_line, width) -> None:
             if line > skip_line and len(r) != width:
                 raise DataError(f"{path}: line {line} has {len(r)} columns, expected {width} (as in the first "
                                 "row); fix that row")
-    except csv.Error:  # a field over the csv module's 128 KB limit, which np.loadtxt read: rows are
-        pass           # then checked by loadtxt alone (a missing column is still an error there)
     except (OSError, UnicodeDecodeError) as e:
         raise DataError(f"{path}: cannot read as CSV text ({e}); save it as UTF-8 CSV") from None
 
@@ -214,6 +228,8 @@ def _csv_scan(path, delimiter, skip_line, names, feat_idx, label_idx):
         values = []
         for j in feat_idx:
             try:
+                if not _is_number(r[j]):
+                    raise ValueError(r[j])
                 values.append(float(r[j]))
             except ValueError:
                 raise DataError(
@@ -273,6 +289,8 @@ def load_csv(path, label_column: str | int | None = None, header: bool | None = 
     skip_line = head[0][0] if header else head[0][0] - 1  # physical lines before the data
     opts = dict(delimiter=delimiter, skiprows=skip_line, comments=None, encoding="utf-8-sig")
     try:  # fast path in C; on any complaint, re-parse slowly to say exactly where
+        if _beyond_ascii_numbers(path):
+            raise ValueError("np.loadtxt reads '1_000' and other scripts' digits as numbers")
         with warnings.catch_warnings():
             warnings.simplefilter("ignore", UserWarning)  # "Input line N contained no data"
             X = np.loadtxt(path, usecols=feat_idx, dtype=np.float64, ndmin=2, **opts)
