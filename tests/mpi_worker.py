@@ -1,7 +1,7 @@
 """What each process of the library's MPI tests runs: ``mpiexec -n K python mpi_worker.py MODE OUT``.
 
 ``same``: full-batch GD (float64, float32) and SGD with momentum (float64, float32; an odd batch, so
-that the ranks' shares are uneven) for 50 steps, and the ‖∇L‖ < ε rule stopping full-batch GD and SGD
+that the ranks' shares are uneven) for 50 steps, with dropout too (float64, both kernels), and the ‖∇L‖ < ε rule stopping full-batch GD and SGD
 (its full gradient measured every 5 steps) before then; rank 0 saves the θs to OUT (.npz), each rank
 its step, stop reason and counters to OUT.rankR. Run with one process it gives the reference. ``diverge``: rank 1 alters its gradient after the allreduce, so θ differs after the
 first epoch. ``fault``: rank 1 leaves at step 20 (os._exit, no MPI call). ``budget``: a time budget only rank 1 reaches; both must stop at the same step.
@@ -16,7 +16,11 @@ def runs():
     return {"gd64": dict(dtype="float64", **gd), "gd32": dict(dtype="float32", **gd),
             "sgd64": dict(dtype="float64", **sgd), "sgd32": dict(dtype="float32", **sgd),
             "gd_eps64": dict(dtype="float64", eps=0.2, **gd),
-            "sgd_eps64": dict(dtype="float64", eps=0.25, grad_norm_every=5, **sgd)}
+            "sgd_eps64": dict(dtype="float64", eps=0.25, grad_norm_every=5, **sgd),
+            # dropout: each process takes its rows' share of the masks of the whole step (both kernels)
+            "sgd_drop64": dict(dtype="float64", dropout=[0.2, 0.5], kernels="numpy", **sgd),
+            "sgd_drop64_numba": dict(dtype="float64", dropout=[0.2, 0.5], kernels="auto", **sgd),
+            "gd_drop64": dict(dtype="float64", dropout=[0.2, 0.5], **gd)}
 
 
 def digits(dtype):
@@ -42,7 +46,7 @@ def main(mode, out):
     for name, kw in runs().items() if mode == "same" else [("gd64", runs()["gd64"])]:
         kw = dict(kw)
         X, y = digits(kw["dtype"])
-        net = steepest.MLP([64, 32, 10], activation="tanh", dtype=kw.pop("dtype"))
+        net = steepest.MLP([64, 32, 10], activation="tanh", dtype=kw.pop("dtype"), dropout=kw.pop("dropout", None))
         extra = {}
         if mode == "diverge" and world.Get_rank() == 1:
             extra["transforms"] = [lambda grad: grad.g.__iadd__(1e-9)]

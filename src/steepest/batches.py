@@ -28,7 +28,9 @@ def steps_per_epoch(n: int, batch_size) -> int:
 @dataclass(slots=True)
 class Batch:
     """``X (rows, n_0)`` and ``y (rows,)`` of one step; ``rows`` the indices into the training set (None for
-    the full batch); ``same_input``: X is the very same unchanged array as at the previous step."""
+    the full batch); ``same_input``: X is the very same unchanged array as at the previous step.
+    Under data parallelism a process holds rows ``offset … offset + len(y)`` of a step of ``total`` rows
+    (None: all of them), so that what is drawn per row — dropout's masks — is the single process's."""
 
     epoch: int
     index: int
@@ -37,6 +39,8 @@ class Batch:
     rows: np.ndarray | None
     last: bool
     same_input: bool = False
+    offset: int = 0
+    total: int | None = None
 
 
 class Batches:

@@ -112,14 +112,16 @@ class ShardedBatches(Batches):
     def batch(self, epoch: int, index: int) -> Batch:
         last = index == self.per_epoch - 1
         if self.full:
-            return Batch(epoch, index, self.Xs, self.ys, None, last, same_input=True)
+            return Batch(epoch, index, self.Xs, self.ys, None, last, same_input=True,
+                         offset=bounds(self.n, self.ranks, self.rank)[0], total=self.n)
         rows = self.order(epoch)[index * self.size:(index + 1) * self.size]
-        lo, hi = bounds(len(rows), self.ranks, self.rank)
+        total = len(rows)
+        lo, hi = bounds(total, self.ranks, self.rank)
         rows = rows[lo:hi]
         Xb, yb = self._Xbuf[:len(rows)], self._ybuf[:len(rows)]
         np.take(self.X, rows, axis=0, out=Xb)
         np.take(self.y, rows, out=yb)
-        return Batch(epoch, index, Xb, yb, rows, last)
+        return Batch(epoch, index, Xb, yb, rows, last, offset=lo, total=total)
 
 
 class Allreduce:

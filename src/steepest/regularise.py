@@ -38,9 +38,14 @@ class Dropout:
         self.kernels = kernels   # steepest.fused.Kernels: the masks made in one pass, into reused buffers
         self._buffers = {}
 
-    def masks(self, step: int, n: int) -> list:
+    def masks(self, step: int, n: int, offset: int = 0, total: int | None = None) -> list:
         """Masks for the ``n`` rows of step ``step``: entries 0 or 1/(1−p), drawn from key (seed, step, l).
+        Of a step of ``total`` rows shared out among processes, rows ``offset … offset + n``: the masks of
+        the whole step are drawn and this share taken, so every process count trains the same network.
         With kernels the arrays are reused by the next call: a step's masks live until the next step's."""
+        total = n if total is None else int(total)
+        if not 0 <= offset <= offset + n <= total:
+            raise ValueError(f"rows {offset} … {offset + n} are not within a step of {total} rows")
         out = []
         for l, (p, width) in enumerate(zip(self.rates, self.widths)):
             if not p:
@@ -48,12 +53,12 @@ class Dropout:
                 continue
             rng = np.random.default_rng([_DROPOUT_STREAM, self.seed, int(step), l])
             if self.kernels is not None:
-                R, M = self._buffer(l, n, width)
-                rng.random(dtype=np.float32, out=R)   # the same draws as rng.random((n, width), float32)
+                R, M = self._buffer(l, total, width)
+                rng.random(dtype=np.float32, out=R)   # the same draws as rng.random((total, width), float32)
                 self.kernels.dropout_mask(R, p, M)
-                out.append(M)
+                out.append(M[offset:offset + n])
                 continue
-            keep = rng.random((n, width), dtype=np.float32) >= np.float32(p)
+            keep = rng.random((total, width), dtype=np.float32)[offset:offset + n] >= np.float32(p)
             out.append(np.multiply(keep, self.dtype.type(1.0 / (1.0 - p)), dtype=self.dtype))
         return out
 

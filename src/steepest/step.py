@@ -133,7 +133,8 @@ class Step:
         if reused:  # (loss, correct, rows, seconds it took): the step's work, done by the evaluation before
             loss, correct, rows, self.reused_seconds = cached
         else:
-            masks = None if self.dropout is None else self.dropout.masks(run.state.step, len(batch.y))
+            masks = None if self.dropout is None else self.dropout.masks(run.state.step, len(batch.y),
+                                                                          batch.offset, batch.total)
             loss, _, correct = self.net.loss_grad_correct(run.theta, batch.X, batch.y, grad=self.g,
                                                           same_input=batch.same_input, masks=masks,
                                                           kernels=self.kernels)
