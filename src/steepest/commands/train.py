@@ -113,8 +113,11 @@ def ranked(args, comm) -> int:
 
             where = f" (rank {rank} of {comm.Get_size()})" if rank else ""
             print(f"steepest: error{where}: {one_line(e)}", file=sys.stderr, flush=True)
-        comm.Abort(130 if isinstance(e, KeyboardInterrupt) else 143 if isinstance(e, Terminated) else 2)
-        raise
+        code = 130 if isinstance(e, KeyboardInterrupt) else 143 if isinstance(e, Terminated) else 2
+        comm.Abort(code)
+        import os
+
+        os._exit(code)  # MPICH's Abort may return before it ends this process: the error is said once
 
 
 def _load(cfg, out):
