@@ -132,6 +132,8 @@ def test_standardised_model_matches_steepest(data, digits, tmp_path):
     assert np.array_equal(c, net.predict(theta, digits.X_test))
     plain = MLP(**{**net.config(), "input_mean": None, "input_std": None})  # the folding is not a no-op
     assert not np.array_equal(plain.predict(theta, digits.X_test), c)
+    said = steepest("export", run, "-o", tmp_path / "std2.onnx")  # and the summary says it is folded in
+    assert "and the standardisation (x − μ)/σ folded in" in said.stdout, said.stdout
 
 
 @pytest.mark.parametrize("dtype", ["float32", "float64"])

@@ -12,9 +12,10 @@ examples:
   steepest export runs/mnist/model.safetensors -o mnist.onnx
   steepest export runs/mnist -o mnist64.onnx --dtype float64 --json
 
-The graph takes raw inputs as the model was trained on (MNIST pixels 0…255: the input scale is
-folded into the first layer) in input "input" (N, d) and gives "probabilities" (N, k) and
-"class" (N,). Gemm, Relu/LeakyRelu/Sigmoid/Tanh, Softmax and ArgMax nodes, opset 17, IR 8
+The graph takes raw inputs as the model was trained on (MNIST pixels 0…255: the input scale and a
+--standardize model's statistics are folded into the first layer) in input "input" (N, d) and gives
+"probabilities" (N, k) and "class" (N,). Gemm, Relu/LeakyRelu/Sigmoid/Tanh (maxout: Reshape and
+ReduceMax), Softmax and ArgMax nodes, opset 17, IR 8
 (onnxruntime ≥ 1.14). Needs `pip install 'steepest[onnx]'`.
 """
 
@@ -57,6 +58,7 @@ def run(args) -> int:
     print(f"model {source}: {describe_net(net)}")
     print(f"wrote {path} ({path.stat().st_size:,} bytes): opset {OPSET}, IR {IR_VERSION}, {dtype}, "
           f"{len(nodes)} nodes ({' '.join(nodes)})")
-    print(f"input '{inp.name}' (N, {net.sizes[0]}): raw features as trained on (×{net.input_scale:g} folded "
+    folded = f"×{net.input_scale:g}" + (" and the standardisation (x − μ)/σ" if net.input_mean is not None else "")
+    print(f"input '{inp.name}' (N, {net.sizes[0]}): raw features as trained on ({folded} folded "
           f"in); outputs 'probabilities' (N, {net.sizes[-1]}) and 'class' (N,)")
     return 0
