@@ -67,6 +67,9 @@ def main(mode, out):
                 print(f"ParallelError: {e}", file=sys.stderr)
             sys.exit(2)
         thetas[name], steps[name] = r.theta, (r.state.step, r.stop_reason, r.state.samples, r.state.grad_evals)
+        if mode == "budget":  # what each rank says of the stop (not the same words on both)
+            with open(f"{out}.message{world.Get_rank()}", "w") as f:
+                f.write(r.stop_message)
     with open(f"{out}.rank{world.Get_rank()}", "w") as f:  # each rank's counters (not stdout: lines interleave)
         f.write(repr(steps))
     if world.Get_rank() == 0:

@@ -75,6 +75,9 @@ def test_theta_check_and_agreed_time_budget(tmp_path):
     assert budget.returncode == 0, budget.stderr
     steps = {(tmp_path / f"budget.rank{r}").read_text() for r in (0, 1)}
     assert len(steps) == 1 and "time_budget" in steps.pop()
+    # rank 0 did not run out of time: it says whose clock stopped the run, not that something failed
+    said = (tmp_path / "budget.message0").read_text()
+    assert "the time budget ran out on another process of the run first" in said, said
 
 
 def test_cli_rank_zero_writes_and_matches_one_process(tmp_path):

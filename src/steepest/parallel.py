@@ -97,10 +97,12 @@ class ShardedBatches(Batches):
         super().__init__(X, y, batch_size, seed)
         smallest = self.n - (self.per_epoch - 1) * self.size  # the last batch of an epoch may be short
         if size > smallest:
-            what = (f"the {self.n} training samples" if self.full else f"batches of {self.size} rows"
+            what = (f"the {self.n} training samples" if self.full else
+                    f"batches of {self.size} row{'s' * (self.size != 1)}"
                     + (f" (the last of each epoch has {smallest})" if smallest < self.size else ""))
             raise ParallelError(f"{size} processes for {what}: each process needs at least one row of every "
-                                f"batch; start at most {smallest} (mpiexec -n {smallest}) or use a larger batch")
+                                f"batch; start at most {smallest} (mpiexec -n {smallest})"
+                                + ("" if self.full else " or use a larger batch"))
         self.rank, self.ranks = rank, size
         lo, hi = bounds(self.n, size, rank)
         self.Xs, self.ys = X[lo:hi], y[lo:hi]
@@ -200,8 +202,12 @@ class Agreed(Listener):
     def on_step_end(self, run, rec):
         self._want(self.inner.on_step_end(run, rec))
         if self.reducer.votes[self.slot] > 0:
-            return self.wish or Stop(getattr(self.inner, "reason", "interrupted"),
-                                     f"stopped at step {rec.step}: another process of the run was stopped")
+            reason = getattr(self.inner, "reason", "interrupted")
+            why = {"time_budget": "the time budget ran out on another process of the run first (each reads "
+                                  "its own clock)",
+                   "interrupted": "another process of the run was interrupted"}.get(reason,
+                                                                                   "another process of the run stopped")
+            return self.wish or Stop(reason, f"stopped at step {rec.step}: {why}")
         return None
 
     def on_evaluation(self, run, rec):
