@@ -231,3 +231,13 @@ def test_a_sigkilled_rank_without_auto_cleanup_leaves_the_survivor_one_line(tmp_
     res = steepest("train", "--resume", out)
     assert res.returncode == 0, res.stderr
     assert (out / "model.safetensors").exists()
+
+
+def test_config_says_the_thread_count_is_not_measured_under_mpi(tmp_path):
+    """config.toml said 'the count is measured while training' of an MPI run, where it is not."""
+    r = mpiexec(2, "-m", "steepest", "train", "--dataset", "digits", "--hidden", "8", "--epochs", "1", "--quiet",
+                "--out", tmp_path / "run")
+    assert r.returncode == 0, r.stderr
+    head = (tmp_path / "run" / "config.toml").read_text().split("\n[", 1)[0]
+    assert "in each of the 2 processes (not measured under MPI; --threads sets it)" in head, head
+    assert "measured while training" not in head

@@ -246,8 +246,9 @@ def _loop(cfg, net, theta, data: Data, saver, out, state, opt, schedule, spe, co
         from steepest import parallel
         from steepest.parallel import Agreed
 
-        parallel.resume_hint = (f"its last checkpoint is intact: continue with `mpiexec -n K steepest train "
-                                f"--resume {saver.rundir.path}` (any K)")
+        parallel.resume_hint = (f"continue with `mpiexec -n K steepest train --resume {saver.rundir.path}` "
+                                "(any K), from the last checkpoint, which is intact (or from the start if none "
+                                "was written yet)")
         listeners = [Agreed(interrupt)] + (listeners[1:] if comm.Get_rank() == 0 else [])
     kept = policy.blas.kept() if policy is not None else contextlib.nullcontext()
     try:

@@ -182,7 +182,7 @@ def new(args, out, comm=None) -> int:
     try:
         rundir.remove_stale_temps()  # of a killed run that --force replaces
         recipe = f"# from recipe {args.recipe} (steepest recipes --show {args.recipe})\n" if args.recipe else ""
-        rundir.write_config(_provenance(cfg) + recipe + to_toml({k: v for k, v in cfg.items() if k != "out"}))
+        rundir.write_config(_provenance(cfg, comm) + recipe + to_toml({k: v for k, v in cfg.items() if k != "out"}))
         rundir.start_metrics(data.columns(), [])
         return _session.fit(cfg, net, theta, data, rundir, out, comm=comm)
     except BaseException:
@@ -214,7 +214,7 @@ def _regularisation(cfg, data) -> dict:
     return kw
 
 
-def _provenance(cfg) -> str:
+def _provenance(cfg, comm=None) -> str:
     """TOML comments for config.toml: what besides the options decides θ's last bits."""
     from steepest.commands._common import blas_threads
     from steepest.io import blas_kernel, environment
@@ -225,8 +225,10 @@ def _provenance(cfg) -> str:
     blas = "; ".join(f"{b.get('internal_api')} {b.get('version')}, " + ", ".join(
         str(b[k]) for k in ("architecture", "threading_layer") if k in b) +
         f", {b.get('num_threads', '?')} thread{'s' * (b.get('num_threads') != 1)}" for b in env["blas"])
-    if cfg["threads"] is None:
+    if cfg["threads"] is None and comm is None:
         blas += " at most; the count is measured while training (the model file records each choice)"
+    elif cfg["threads"] is None:  # the ranks share the cores: each one's timing would measure the others
+        blas += f" in each of the {comm.Get_size()} processes (not measured under MPI; --threads sets it)"
     variables = " ".join(f"{k}={v}" for k, v in env["variables"].items())
     return (f"# steepest {env['steepest']}, NumPy {env['numpy']}{simd}, Python {env['python']}, {env['platform']}\n"
             f"# BLAS: {blas or 'unknown (threadpoolctl not installed)'}{'; ' + variables if variables else ''}\n"
