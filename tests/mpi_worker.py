@@ -19,7 +19,7 @@ def runs():
             "sgd_eps64": dict(dtype="float64", eps=0.25, grad_norm_every=5, **sgd),
             # dropout: each process takes its rows' share of the masks of the whole step (both kernels)
             "sgd_drop64": dict(dtype="float64", dropout=[0.2, 0.5], kernels="numpy", **sgd),
-            "sgd_drop64_numba": dict(dtype="float64", dropout=[0.2, 0.5], kernels="auto", **sgd),
+            "sgd_drop64_numba": dict(dtype="float64", dropout=[0.2, 0.5], kernels="numba", **sgd),
             "gd_drop64": dict(dtype="float64", dropout=[0.2, 0.5], **gd)}
 
 

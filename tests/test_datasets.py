@@ -132,10 +132,10 @@ def test_a_directory_the_user_named_with_some_files_missing_is_an_error_not_pass
     (tmp_path / "env" / "mnist" / "t10k-images-idx3-ubyte.gz").unlink()
     tiny_mnist(data_env / "mnist", n_train=5)
     monkeypatch.setenv("STEEPEST_DATA", str(tmp_path / "env"))
-    with pytest.raises(DataNotFoundError, match=r"env/mnist holds train-images-idx3-ubyte.gz, train-labels-idx1-"
+    with pytest.raises(DataError, match=r"env/mnist holds train-images-idx3-ubyte.gz, train-labels-idx1-"
                                                 r"ubyte.gz, t10k-labels-idx1-ubyte.gz but not t10k-images-idx3-ubyte.gz"):
         load_dataset("mnist", download=False)
-    with pytest.raises(DataNotFoundError, match="but not t10k-images"):
+    with pytest.raises(DataError, match="but not t10k-images"):
         load_dataset("mnist", data_dir=tmp_path / "env", download=False)
     monkeypatch.delenv("STEEPEST_DATA")
     assert len(load_dataset("mnist", download=False).y_train) == 5

@@ -259,7 +259,7 @@ def test_a_file_labelled_with_a_content_encoding_is_kept_as_sent(hostile, cache)
 
 
 def test_a_mirror_too_slow_to_finish_is_left_and_not_asked_again(hostile, cache):
-    """A byte every 0.1 s never trips a per-read timeout: the run hung. Below 16 KiB/s once `timeout`
+    """A byte every 0.1 s never trips a per-read timeout: the run hung. Below 1,024 bytes/s once `timeout`
     seconds have passed, the mirror is left for the next, and not tried again for the other files."""
     hostile.requests.clear()
     out = fetch("mnist", cache, mirrors=[hostile.url + "/trickle/", hostile.url + "/good/"], timeout=1)
@@ -336,5 +336,11 @@ def test_a_cache_that_cannot_be_written_is_named_as_such(tmp_path, server):
         with pytest.raises(DataNotFoundError, match=f"cannot write to the cache directory {target}; set "
                                                     "STEEPEST_CACHE to a directory you can write to"):
             fetch("mnist", tmp_path / "cache", mirrors=[server.url + "/good/"], timeout=5)
+    finally:
+        subprocess.run(undo, check=True)
+    fetch("mnist", tmp_path / "cache", mirrors=[server.url + "/good/"], timeout=5)  # filled, then made read-only:
+    subprocess.run(undo[:1] + ["+i" if undo[1] == "-i" else "555"] + undo[2:], check=True)
+    try:  # a complete cache is used as it is
+        assert fetch("mnist", tmp_path / "cache", mirrors=["http://127.0.0.1:9/"], timeout=5) == target
     finally:
         subprocess.run(undo, check=True)

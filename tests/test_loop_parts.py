@@ -54,7 +54,7 @@ def test_holdout_splits_by_the_seeded_permutation_and_refuses_a_split_smaller_th
     train_rows, val_rows = holdout(50, 0.2, 3, 10)
     perm = np.random.default_rng([3, 1]).permutation(50)
     assert val_rows.tolist() == sorted(perm[:10]) and train_rows.tolist() == sorted(perm[10:])
-    with pytest.raises(ConfigError, match=r"--val-split 0.0001 holds out 0 of 1,437 samples, fewer than the 10 "
+    with pytest.raises(ConfigError, match=r"--val-split 0.0001 holds out 1 of 1,437 samples, fewer than the 10 "
                                           r"classes; use at least --val-split 0.007$"):
         holdout(1437, 1e-4, 0, 10, "--val-split")
     assert len(holdout(1437, 0.007, 0, 10)[1]) == 10
@@ -62,6 +62,11 @@ def test_holdout_splits_by_the_seeded_permutation_and_refuses_a_split_smaller_th
         holdout(50, 0.99, 0, 2)
     with pytest.raises(ConfigError, match="too few to hold out one per class"):
         holdout(10, 0.5, 0, 10)
+    # a run recorded before the rule (resumed, or re-trained by explain) keeps the split it was made with:
+    # at least one row, as then
+    assert holdout(1437, 0.001, 0, 10, recorded=True)[1].tolist() == \
+        [int(np.random.default_rng([0, 1]).permutation(1437)[0])]
+    assert len(holdout(1437, 1e-9, 0, 10, recorded=True)[1]) == 1
 
 
 def test_clip_by_global_norm_keeps_the_direction_and_caps_the_length():

@@ -97,6 +97,23 @@ def test_masks_are_keyed_by_seed_and_step_and_inverted():
         assert abs(m.mean() - 1) < 0.03       # E[M] = 1: nothing to rescale at evaluation
 
 
+@pytest.mark.parametrize("kernels", ["numpy", "numba"])
+@pytest.mark.parametrize("offset, n", [(0, 7), (3, 4), (4, 3), (1, 6), (7, 0)])
+def test_a_share_of_a_steps_masks_is_that_share_of_the_whole_steps(kernels, offset, n):
+    """Under MPI a process holds rows offset … offset + n of a step of 7 rows: its masks are those rows of
+    the masks one process draws (odd widths and offsets: the generator skips half a 64-bit output)."""
+    from steepest.fused import resolve
+
+    if kernels == "numba":
+        pytest.importorskip("numba")
+    net = MLP([5, 3, 3], dropout=[0.2, 0.5])  # widths 5 and 3: odd
+    whole = [m.copy() for m in Dropout(net, 9, kernels=resolve(kernels)).masks(4, 7)]
+    share = Dropout(net, 9, kernels=resolve(kernels)).masks(4, n, offset, 7)
+    assert all(np.array_equal(w[offset:offset + n], s) for w, s in zip(whole, share))
+    with pytest.raises(ValueError, match="not within a step of 7 rows"):
+        Dropout(net, 9).masks(4, 3, 5, 7)
+
+
 def test_dropout_has_no_effect_at_evaluation():
     X, y = _data(n=50)
     plain, dropped = MLP([5, 8, 3]), MLP([5, 8, 3], dropout=[0.2, 0.5])

@@ -92,18 +92,19 @@ class Batches:
         return Batch(epoch, index, Xb, yb, rows, last)
 
 
-def holdout(n: int, fraction: float, seed: int, n_classes: int, name: str = "val_split"):
-    """``(train_rows, val_rows)``, both sorted: ``round(n·fraction)`` of ``n`` rows held out for validation,
-    chosen by the permutation ``default_rng([seed, 1]).permutation(n)``.
+def holdout(n: int, fraction: float, seed: int, n_classes: int, name: str = "val_split", recorded: bool = False):
+    """``(train_rows, val_rows)``, both sorted: ``max(1, round(n·fraction))`` of ``n`` rows held out for
+    validation, chosen by the permutation ``default_rng([seed, 1]).permutation(n)``.
 
     A split that leaves nothing to train on, or holds out fewer rows than there are classes (so that it
     cannot even contain each class once, and its accuracy moves in steps of 1/rows), is a
-    :class:`ConfigError` naming ``name`` — the option as the caller's user wrote it.
+    :class:`ConfigError` naming ``name`` — the option as the caller's user wrote it. ``recorded``: the split
+    of a run made before that rule (re-derived to resume or re-train it) is taken as it was.
     """
-    n_val = round(n * fraction)
+    n_val = max(1, round(n * fraction))
     if n_val >= n:
         raise ConfigError(f"{name} {fraction:g} leaves no training data out of {n:,} samples; use a smaller fraction")
-    if n_val < n_classes:
+    if n_val < n_classes and not recorded:
         if n <= n_classes:
             raise ConfigError(f"{name}: {n:,} samples are too few to hold out one per class ({n_classes}) "
                               "and still train; train without a validation split")

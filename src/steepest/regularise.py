@@ -40,8 +40,9 @@ class Dropout:
 
     def masks(self, step: int, n: int, offset: int = 0, total: int | None = None) -> list:
         """Masks for the ``n`` rows of step ``step``: entries 0 or 1/(1−p), drawn from key (seed, step, l).
-        Of a step of ``total`` rows shared out among processes, rows ``offset … offset + n``: the masks of
-        the whole step are drawn and this share taken, so every process count trains the same network.
+        Of a step of ``total`` rows shared out among processes, rows ``offset … offset + n``: the generator
+        skips the draws of the rows before (PCG64 advances two float32 draws per 64-bit output), so every
+        process count trains the same network and each draws only its own share.
         With kernels the arrays are reused by the next call: a step's masks live until the next step's."""
         total = n if total is None else int(total)
         if not 0 <= offset <= offset + n <= total:
@@ -52,13 +53,18 @@ class Dropout:
                 out.append(None)
                 continue
             rng = np.random.default_rng([_DROPOUT_STREAM, self.seed, int(step), l])
+            skip = offset * width
+            if skip:
+                rng.bit_generator.advance(skip // 2)
+                if skip % 2:  # the low half of the next output is the last draw skipped; the high half is ours
+                    rng.random(1, dtype=np.float32)
             if self.kernels is not None:
-                R, M = self._buffer(l, total, width)
-                rng.random(dtype=np.float32, out=R)   # the same draws as rng.random((total, width), float32)
+                R, M = self._buffer(l, n, width)
+                rng.random(dtype=np.float32, out=R)   # the same draws as rng.random((n, width), float32)
                 self.kernels.dropout_mask(R, p, M)
-                out.append(M[offset:offset + n])
+                out.append(M)
                 continue
-            keep = rng.random((total, width), dtype=np.float32)[offset:offset + n] >= np.float32(p)
+            keep = rng.random((n, width), dtype=np.float32) >= np.float32(p)
             out.append(np.multiply(keep, self.dtype.type(1.0 / (1.0 - p)), dtype=self.dtype))
         return out
 

@@ -37,14 +37,15 @@ class Data:
         return evaluation_columns([name for name, pair in (("val", self.val), ("test", self.test)) if pair])
 
 
-def split(ds, cfg: dict) -> Data:
-    """Hold out ``val_split`` of the training data, chosen by a permutation seeded with ``seed``."""
+def split(ds, cfg: dict, recorded: bool = False) -> Data:
+    """Hold out ``val_split`` of the training data, chosen by a permutation seeded with ``seed``
+    (``recorded``: the split of a run being resumed, taken as it was made)."""
     X, y, val = ds.X_train, ds.y_train, None
     f = cfg.get("val_split")
     if f:
         from steepest.batches import holdout
 
-        ti, vi = holdout(len(y), f, cfg["seed"], ds.n_classes, "--val-split")
+        ti, vi = holdout(len(y), f, cfg["seed"], ds.n_classes, "--val-split", recorded=recorded)
         val, X, y = (X[vi], y[vi]), X[ti], y[ti]
     test = (ds.X_test, ds.y_test) if ds.X_test is not None else None
     return Data(ds, X, y, val, test)

@@ -223,7 +223,8 @@ def convert(opt: Opt, value):
     if k in ("smoothing", "decay"):  # decay: a factor applied at every step, which must forget (μ, β < 1)
         x = _number(opt, value)
         if not 0 <= x < 1:
-            raise _bad(opt, value, "a number in [0, 1), e.g. " + ("0.1" if k == "smoothing" else "0.9"))
+            raise _bad(opt, value, "a number in [0, 1), e.g. " + {"label_smoothing": "0.1", "beta2": "0.999"}.get(
+                opt.name, "0.9"))
         return x
     if k == "choice":
         if value not in opt.choices:

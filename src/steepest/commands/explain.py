@@ -208,7 +208,8 @@ def _over_training(net, theta0, theta, record, ds, args, out, notes) -> list:
         if cfg.get("val_split"):  # the rows `steepest train` held out (the same seeded permutation)
             from steepest.batches import holdout
 
-            keep = holdout(len(y), cfg["val_split"], cfg["seed"], ds.n_classes, "the run's val_split")[0]
+            keep = holdout(len(y), cfg["val_split"], cfg["seed"], ds.n_classes, "the run's val_split",
+                           recorded=True)[0]
             X, y = X[keep], y[keep]
         B = cfg["batch_size"] if cfg["batch_size"] == "full" else min(int(cfg["batch_size"]), len(y))  # as fit clips it
         steps = 1 if B == "full" else -(-len(y) // B)

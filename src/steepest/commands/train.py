@@ -317,7 +317,7 @@ def resume(args, out, comm=None) -> int:
     ds = _load({**cfg, "fallback": None}, out)
     _absolute_data_paths(cfg)
     _same_data(ds, cfg, recorded, bool(moved))
-    data = _session.split(ds, cfg)
+    data = _session.split(ds, cfg, recorded=True)
     if net.sizes[0] != ds.n_features or net.sizes[-1] < ds.n_classes:
         raise ConfigError(f"{cfg['dataset']} no longer fits the checkpoint's network {net.sizes}; "
                           "resume with the data the run started with")

@@ -314,11 +314,12 @@ def _locate(name: str, data_dir, cache_dir) -> Path | None:
         if _has_files(d):
             return d
         if label != "cache" and label != "system" and d.is_dir():  # a place the user named, half filled:
-            have = [f for f in _fetch.FILES if _file_in(d, f) is not None]  # not passed over for another copy
-            if have:
-                missing = [f for f in _fetch.FILES if f not in have]
-                raise DataNotFoundError(f"{d} holds {', '.join(have)} but not {', '.join(missing)}; add the "
-                                        f"missing {name} files there, or name another directory")
+            have = {f: _file_in(d, f) for f in _fetch.FILES}  # not passed over for another copy
+            if any(have.values()):  # (a DataError, not "not found": --fallback must not take its place)
+                missing = [f for f, p in have.items() if p is None]
+                raise DataError(f"{d} holds {', '.join(p.name for p in have.values() if p)} but not "
+                                f"{', '.join(missing)}; add the missing {name} files there, or name another "
+                                "directory")
     return None
 
 
@@ -333,6 +334,8 @@ def find_dataset(name: str, data_dir=None, cache_dir=None, download: bool = True
     ------
     ConfigError
         Unknown name.
+    DataError
+        A directory given (``data_dir``, ``$STEEPEST_DATA``) holds some of the four files but not all.
     DataNotFoundError
         Not found anywhere and not downloadable (the message says how to supply it).
     """
@@ -363,13 +366,16 @@ def load_dataset(name: str, data_dir=None, download: bool = True, cache_dir=None
     where = find_dataset(name, data_dir, cache_dir, download, mirrors=mirrors, progress=progress)
     try:
         return load_mnist(where, kind=name)
-    except DataError:
+    except DataError as damaged:
         cache = _fetch.default_cache_dir(cache_dir)
         if not download or where != cache / name:
             raise  # the user's own files: theirs to mend, the message says which file is damaged
         # steepest's own copy is damaged (truncated by a full disk, edited): the files that fail their
         # SHA-256 are downloaded again, and read once more
-        _fetch.fetch(name, cache, mirrors=mirrors, progress=progress)
+        try:
+            _fetch.fetch(name, cache, mirrors=mirrors, progress=progress)
+        except DataNotFoundError as again:
+            raise DataError(f"{str(damaged).rstrip('.')}; downloading it again failed: {again.reason}") from None
         return load_mnist(where, kind=name)
 
 
@@ -403,7 +409,7 @@ def describe_datasets(data_dir=None, cache_dir=None) -> list[dict]:
         row["fetch_from"] = _fetch.without_password(_fetch.mirrors_for(name)[0])  # no password on screen
         try:
             found = _locate(name, data_dir, cache_dir)
-        except DataNotFoundError as e:  # a directory the user named holds only some of the files
+        except DataError as e:  # a directory the user named holds only some of the files
             found, row["incomplete"] = None, str(e)
         row.update(found=found is not None, path=str(found) if found else None)
         if found is not None:

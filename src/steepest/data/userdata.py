@@ -174,18 +174,20 @@ def _is_number(s: str) -> bool:
 
 
 def _csv_rows(path: Path, delimiter: str):
-    """Yield (line number, cells) for each non-blank row. A cell may be as long as the file: np.loadtxt
-    reads any length, and the csv module's own limit (128 KB) made rows past it go unchecked."""
-    limit = csv.field_size_limit()
-    try:
-        csv.field_size_limit(max(limit, Path(path).stat().st_size + 1))
-        with io.TextIOWrapper(open_regular(path, DataError, "a CSV file"), newline="", encoding="utf-8-sig") as f:
-            reader = csv.reader(f, delimiter=delimiter)
-            for row in reader:
-                if any(c.strip() for c in row):
-                    yield reader.line_num, row
-    finally:
-        csv.field_size_limit(limit)
+    """Yield (line number, cells) for each non-blank row. A cell may be as long as a file steepest reads:
+    np.loadtxt reads any length, and the csv module's own limit (128 KB) made rows past it go unchecked.
+    The limit is the csv module's, for the whole process: it is only ever raised, to the same value by
+    every thread, never set back (another thread may be reading)."""
+    if csv.field_size_limit() < _CSV_FIELD_LIMIT:
+        csv.field_size_limit(_CSV_FIELD_LIMIT)
+    with io.TextIOWrapper(open_regular(path, DataError, "a CSV file"), newline="", encoding="utf-8-sig") as f:
+        reader = csv.reader(f, delimiter=delimiter)
+        for row in reader:
+            if any(c.strip() for c in row):
+                yield reader.line_num, row
+
+
+_CSV_FIELD_LIMIT = 2**31 - 1  # the largest the csv module takes on every platform (a C long)
 
 
 def _check_regular(path: Path, what: str) -> None:
@@ -196,14 +198,19 @@ def _check_regular(path: Path, what: str) -> None:
         open_regular(path, DataError, what).close()  # raises, saying what the path is
 
 
-def _beyond_ascii_numbers(path) -> bool:
-    """Whether the file holds a byte that no number of :data:`_NUMBER` and no delimiter or line end holds —
-    '_', a non-ASCII byte (another script's digits) — so that the exact parse must look at each cell."""
-    with open(path, "rb") as f:
-        while chunk := f.read(2**20):
-            if b"_" in chunk or not chunk.isascii():
-                return True
-    return False
+def _check_odd_cells(path, delimiter, skip_line, names, feat_idx) -> None:
+    """After np.loadtxt has read the file: a DataError for a feature cell it took for a number though
+    :data:`_NUMBER` does not ('1_000', another script's digits). Only the data lines holding '_' or a
+    non-ASCII character are parsed again, so a header such as ``pixel_0`` or a label column of names
+    costs nothing."""
+    with open(path, encoding="utf-8-sig", errors="replace", newline=None) as f:
+        for line, text in enumerate(f, 1):
+            if line <= skip_line or ("_" not in text and text.isascii()):
+                continue
+            cells = next(csv.reader([text.rstrip("\n")], delimiter=delimiter), [])
+            for j in feat_idx:
+                if j < len(cells) and not _is_number(cells[j]):
+                    raise DataError(f"{path}: line {line}, column {names[j]!r}: {cells[j]!r} is not a number")
 
 
 def _check_widths(path, delimiter, skip_line, width) -> None:
@@ -213,7 +220,7 @@ def _check_widths(path, delimiter, skip_line, width) -> None:
             if line > skip_line and len(r) != width:
                 raise DataError(f"{path}: line {line} has {len(r)} columns, expected {width} (as in the first "
                                 "row); fix that row")
-    except (OSError, UnicodeDecodeError) as e:
+    except (OSError, UnicodeDecodeError, csv.Error) as e:
         raise DataError(f"{path}: cannot read as CSV text ({e}); save it as UTF-8 CSV") from None
 
 
@@ -289,13 +296,12 @@ def load_csv(path, label_column: str | int | None = None, header: bool | None = 
     skip_line = head[0][0] if header else head[0][0] - 1  # physical lines before the data
     opts = dict(delimiter=delimiter, skiprows=skip_line, comments=None, encoding="utf-8-sig")
     try:  # fast path in C; on any complaint, re-parse slowly to say exactly where
-        if _beyond_ascii_numbers(path):
-            raise ValueError("np.loadtxt reads '1_000' and other scripts' digits as numbers")
         with warnings.catch_warnings():
             warnings.simplefilter("ignore", UserWarning)  # "Input line N contained no data"
             X = np.loadtxt(path, usecols=feat_idx, dtype=np.float64, ndmin=2, **opts)
             raw = np.loadtxt(path, usecols=[label_idx], dtype=str, ndmin=1, **opts)
         _check_widths(path, delimiter, skip_line, len(names))  # usecols ignores extra columns
+        _check_odd_cells(path, delimiter, skip_line, names, feat_idx)  # np.loadtxt reads '1_000' as 1000
     except ValueError:
         try:
             X, raw = _csv_scan(path, delimiter, skip_line, names, feat_idx, label_idx)
