@@ -166,7 +166,9 @@ def load_npz(path, *, max_bytes: int = DEFAULT_MAX_BYTES) -> Dataset:
 
 # A number as a CSV cell holds one: digits with an optional sign, point and exponent, or nan/inf.
 # Stricter than float(), which also takes "1_0" (as 10), Arabic-Indic digits and surrounding spaces.
-_NUMBER = re.compile(r"[+-]?(?:(?:[0-9]+\.?[0-9]*|\.[0-9]+)(?:[eE][+-]?[0-9]+)?|nan|inf|infinity)", re.I)
+# The point, when there is one, is what splits the digits: "[0-9]+\.?[0-9]*" could split a run of digits
+# anywhere, and took minutes (quadratic backtracking) to refuse a 140,000-digit cell ending in a letter.
+_NUMBER = re.compile(r"[+-]?(?:(?:[0-9]+(?:\.[0-9]*)?|\.[0-9]+)(?:[eE][+-]?[0-9]+)?|nan|inf|infinity)", re.I)
 
 
 def _is_number(s: str) -> bool:
