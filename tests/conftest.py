@@ -1,5 +1,6 @@
 """Shared fixtures. Data fixtures: real datasets (via $STEEPEST_DATA) and tiny fake ones."""
 
+import contextlib
 import os
 import subprocess
 from pathlib import Path
@@ -64,6 +65,19 @@ def readonly_dir(tmp_path):
     d = tmp_path / "ro"
     d.mkdir()
     (d / "keep.txt").write_text("precious")
+    with _read_only(d):
+        yield d
+
+
+@pytest.fixture
+def read_only():
+    """``with read_only(d):`` — the existing directory ``d`` unwritable for everyone, root included, inside
+    the block (the test is skipped where that cannot be done)."""
+    return _read_only
+
+
+@contextlib.contextmanager
+def _read_only(d):
     if os.geteuid() == 0:
         if subprocess.run(["chattr", "+i", str(d)], capture_output=True).returncode != 0:
             pytest.skip("running as root without chattr +i: cannot make a read-only directory")

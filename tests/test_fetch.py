@@ -319,28 +319,14 @@ def test_a_damaged_file_in_steepests_own_cache_is_downloaded_again(server, cache
         load_dataset("mnist", download=False)
 
 
-def test_a_cache_that_cannot_be_written_is_named_as_such(tmp_path, server):
+def test_a_cache_that_cannot_be_written_is_named_as_such(tmp_path, server, read_only):
     """It was reported as a failure of every mirror ('could not download … Permission denied … .part')."""
-    import subprocess
-
     target = tmp_path / "cache" / "mnist"
     target.mkdir(parents=True)
-    if os.geteuid() == 0:
-        if subprocess.run(["chattr", "+i", str(target)], capture_output=True).returncode != 0:
-            pytest.skip("running as root without chattr +i: cannot make a read-only directory")
-        undo = ["chattr", "-i", str(target)]
-    else:
-        target.chmod(0o555)
-        undo = ["chmod", "755", str(target)]
-    try:
+    with read_only(target):
         with pytest.raises(DataNotFoundError, match=f"cannot write to the cache directory {target}; set "
                                                     "STEEPEST_CACHE to a directory you can write to"):
             fetch("mnist", tmp_path / "cache", mirrors=[server.url + "/good/"], timeout=5)
-    finally:
-        subprocess.run(undo, check=True)
     fetch("mnist", tmp_path / "cache", mirrors=[server.url + "/good/"], timeout=5)  # filled, then made read-only:
-    subprocess.run(undo[:1] + ["+i" if undo[1] == "-i" else "555"] + undo[2:], check=True)
-    try:  # a complete cache is used as it is
+    with read_only(target):  # a complete cache is used as it is
         assert fetch("mnist", tmp_path / "cache", mirrors=["http://127.0.0.1:9/"], timeout=5) == target
-    finally:
-        subprocess.run(undo, check=True)

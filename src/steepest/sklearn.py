@@ -592,9 +592,211 @@ def load(path) -> MLPClassifier:
                    "pieces": net.pieces}
         if acts:  # (no hidden layer: no activation to take)
             params["activation"] = acts[0] if len(set(acts)) == 1 else acts
-    else:  # the estimator's own file: its parameters must describe the network it holds
-        _check_shape_params(path, params, net)
     est = MLPClassifier(**{**params, "input_scale": net.input_scale, "dtype": str(net.dtype)})
+    if sk.get("params"):  # the estimator's own file: its parameters must describe the network it holds
+        _check_layout(path, est, net)
+    classes = sk.get("classes", list(range(net.sizes[-1])))
+    if not isinstance(classes, list) or len(classes) != net.sizes[-1]:
+        raise ModelFileError(f"{path}: its classes do not match the network's {net.sizes[-1]} outputs; "
+                             "the file is corrupt")
+    est.classes_ = np.array(classes, dtype=object if sk.get("classes_dtype") == "O" else None)
+    est.n_features_in_ = net.sizes[0]
+    if sk.get("feature_names_in") is not None:
+        est.feature_names_in_ = np.array(sk["feature_names_in"], dtype=object)
+    est.net_, est.theta_, est._state = net, theta, None
+    est.seed_ = meta["seed"] if meta.get("seed") is not None else params.get("seed") or 0
+    est._trained_by = sk.get("trained_by")
+    est.loss_curve_ = sk.get("loss_curve") or []
+    est.n_iter_ = sk.get("n_iter", (meta.get("metrics") or {}).get("epochs", 0))
+    est.t_ = sk.get("t", (meta.get("metrics") or {}).get("samples", 0))
+    est.stop_reason_ = sk.get("stop_reason", (meta.get("metrics") or {}).get("stop_reason"))
+    return est
+
+
+def _check_layout(path, est, net) -> None:
+    """A ModelFileError unless ``est``'s hidden, activation and pieces build ``net``'s layers (MLP's own rules
+    fill in the defaults): get_params() would describe another network, and a refit would train it."""
+    from .network import MLP
+
+    try:
+        hidden = [est.hidden] if _whole(est.hidden) else list(est.hidden)
+        activation = est.activation if isinstance(est.activation, str) else list(est.activation)
+        layout = MLP([net.sizes[0], *hidden, net.sizes[-1]], activation=activation, pieces=est.pieces)
+        same = (layout.sizes, tuple(layout.activations), layout.pieces) == \
+            (net.sizes, tuple(net.activations), net.pieces)
+    except (ConfigError, TypeError, ValueError):  # (parameters that build no network at all)
+        same = False
+    if not same:
+        raise ModelFileError(f"{path}: its estimator parameters (hidden={est.hidden!r}, activation={est.activation!r}, "
+                             f"pieces={est.pieces!r}) do not describe its network ({net.architecture}); the file "
+                             "is corrupt")
+
+
+def to_onnx(self, dtype=None):
+        """The fitted network as an ONNX model (:func:`steepest.onnx.to_onnx`); ``class`` holds labels."""
+        from .onnx import to_onnx as export
+
+        check_is_fitted(self)
+        names = getattr(self, "feature_names_in_", None)
+        return export(self.net_, self.theta_, labels=self.classes_, dtype=dtype,
+                      metadata={"feature_names": None if names is None else names.tolist()})
+
+
+# ----------------------------------------------------------------- checking one parameter
+def _whole(v) -> bool:
+    """An integer; a bool is one to Python, but never a count or a seed here."""
+    return isinstance(v, (int, np.integer)) and not isinstance(v, (bool, np.bool_))
+
+
+def _real(v) -> bool:
+    """A finite real number (not a bool, not a string of digits)."""
+    return _whole(v) or (isinstance(v, (float, np.floating)) and math.isfinite(v))
+
+
+def _listed(v) -> bool:
+    """What a parameter that takes several values may be given as."""
+    return isinstance(v, (list, tuple)) or (isinstance(v, np.ndarray) and v.ndim == 1)
+
+
+def _steps(v, least, hi) -> bool:
+    """A number of steps in ``least … hi``, or a share of the run ``"P%"`` (0 < P ≤ 100; below 100 for a
+    warm-up, which must leave some of the run)."""
+    from .schedules import share_percent
+
+    if not isinstance(v, str):
+        return _whole(v) and least <= v <= hi
+    try:
+        p = share_percent(v)
+    except ConfigError:
+        return False
+    return p is not None and (least > 0 or p < 100)
+
+
+#: kind → (does value v, at most hi, belong to it; what the kind takes, for the message)
+_KINDS = {
+    "positive": (lambda v, hi: _real(v) and 0 < v <= hi, "a number > 0"),
+    "nonneg": (lambda v, hi: _real(v) and 0 <= v <= hi, "a number >= 0"),
+    "fraction": (lambda v, hi: _real(v) and 0 < v < 1, "a fraction between 0 and 1 (exclusive)"),
+    "smoothing": (lambda v, hi: _real(v) and 0 <= v < 1, "a number in [0, 1)"),
+    "decay": (lambda v, hi: _real(v) and 0 <= v < 1, "a number in [0, 1)"),
+    "posint": (lambda v, hi: _whole(v) and 1 <= v <= hi, "an integer >= 1"),
+    "pieces": (lambda v, hi: _whole(v) and 2 <= v <= hi, "a whole number of linear pieces from 2"),
+    "seed": (lambda v, hi: _whole(v) and 0 <= v < 2**63,
+             "an integer in 0 … 2**63 − 1, or None (fresh randomness at each fit)"),
+    "batch": (lambda v, hi: (isinstance(v, str) and v == "full") or (_whole(v) and 1 <= v <= hi),
+              "a positive integer or 'full'"),
+    "flag": (lambda v, hi: isinstance(v, (bool, np.bool_)), "True or False (None: False)"),
+    "possteps": (lambda v, hi: _steps(v, 1, hi), 'a number of steps >= 1, or a share of the run such as "5%"'),
+    "nonnegsteps": (lambda v, hi: _steps(v, 0, hi),
+                    'a number of steps >= 0, or a share of the run below 100% such as "1%"'),
+    "hidden": (lambda v, hi: _widths(v), f"positive layer widths: an integer or a list of them, at most "
+               f"{MAX_LAYERS} layers of at most {MAX_WIDTH:,} units"),
+    "activation": (lambda v, hi: _names(v), f"one of {', '.join(ACTIVATIONS)} (or a list, one per hidden layer)"),
+    "rates": (lambda v, hi: _listed(v) and all(_real(p) and 0 <= p < 1 for p in v),
+              "a list of rates in [0, 1), one for the input and one per hidden layer "
+              "(as steepest train --dropout 0.2 0.5 0.5)"),
+}
+
+
+def _widths(v) -> bool:
+    """Hidden layer widths: one integer, or a list of at most MAX_LAYERS (none: no hidden layer)."""
+    widths = [v] if _whole(v) else list(v) if _listed(v) else None
+    return widths is not None and len(widths) <= MAX_LAYERS and all(_whole(h) and 1 <= h <= MAX_WIDTH
+                                                                    for h in widths)
+
+
+def _names(v) -> bool:
+    """Activation names: one for all hidden layers, or a non-empty list."""
+    names = [v] if isinstance(v, str) else list(v) if _listed(v) else []
+    return len(names) > 0 and all(isinstance(a, str) and a in ACTIVATIONS for a in names)
+
+
+def _show(value) -> str:
+    text = repr(value)
+    return text if len(text) <= 60 else text[:57] + "…"
+
+
+def _check_param(name, value, default, example):
+    """Raise a :class:`ConfigError` that names parameter ``name`` and what it takes, unless ``value`` is of
+    its kind (:data:`PARAM_KINDS`); ``example`` is a value to suggest instead."""
+    if value is None and (default is None or name in NULLABLE):
+        return
+    kind, hi = PARAM_KINDS[name]
+    if kind == "choice":
+        if not (isinstance(value, str) and value in CHOICES[name]):
+            raise ConfigError(f"{name} must be one of {', '.join(CHOICES[name])}, got {_show(value)}; "
+                              f"give e.g. {name}={default!r}")
+        return
+    test, want = _KINDS[kind]
+    if not test(value, math.inf if hi is None else hi):
+        bound = "" if hi is None or kind == "hidden" else f" (at most {hi:,})" if isinstance(hi, int) \
+            else f" (at most {hi:g})"
+        advice = "from a numpy Generator rng, seed=int(rng.integers(2**63)); " if kind == "seed" else ""
+        raise ConfigError(f"{name} must be {want}{bound}, got {_show(value)}; {advice}give e.g. {name}={example!r}")
+
+
+def _check_magnitude(X, dtype, input_scale):
+    """Refuse finite inputs that the network's precision cannot hold: ``X · input_scale`` beyond the largest
+    float of ``dtype`` becomes ±inf in the first layer, then NaN, with only NumPy's warnings to say so."""
+    if X.dtype.kind != "f" or X.size == 0:
+        return
+    limit = float(np.finfo(dtype).max)
+    if max(float(X.max()), -float(X.min())) * input_scale > limit:
+        r, c = np.unravel_index(np.argmax(np.abs(X)), X.shape)  # a copy of X, on the error path only
+        raise DataError(f"X holds {X[r, c]:g} (row {r}, column {c}): too large for the network's {np.dtype(dtype)} "
+                        f"precision (X × input_scale must stay within ±{limit:.3g}); scale the inputs down, "
+                        "e.g. with a StandardScaler, or use dtype='float64'")
+
+
+def _check_finite_logits(Z, X, net, theta):
+    """Refuse logits that overflowed to ±inf or NaN inside the network, naming the first row."""
+    bad = ~np.isfinite(Z).all(axis=1)
+    if not bad.any():
+        return
+    if not np.isfinite(theta).all():
+        raise DataError("the fitted θ holds non-finite values, so every output is NaN; fit again, e.g. with a "
+                        "smaller lr")
+    r = int(np.argmax(bad))
+    raise DataError(f"row {r} of X (largest |x| {float(np.abs(X[r]).max()):g}) overflows the network's "
+                    f"{net.dtype} precision: its outputs are not finite numbers; scale the inputs down, e.g. with "
+                    "a StandardScaler, or use dtype='float64'")
+
+
+def _encode_classes(classes):
+    values = classes.tolist()
+    if not all(isinstance(v, (bool, int, float, str)) for v in values):
+        raise ConfigError(f"classes of type {type(values[0]).__name__} cannot be stored in a model file; "
+                          "use integer, float, boolean or string labels")
+    return values
+
+
+def load(path) -> MLPClassifier:
+    """A fitted :class:`MLPClassifier` from a model file (:meth:`MLPClassifier.save` or ``steepest train``).
+
+    A file written by ``steepest train`` gives ``classes_`` 0 … k − 1 and the training options it
+    records as parameters.
+    """
+    from .io import load_model
+
+    net, theta, meta = load_model(path)
+    sk = meta.get("sklearn") or {}
+    names = set(MLPClassifier().get_params())
+    # the options it was trained with: a model file's "training", a checkpoint's "config"
+    params = sk.get("params") or meta.get("training") or meta.get("config") or {}
+    params = {k: v for k, v in params.items() if k in names}
+    for key in ("hidden", "activation"):
+        if isinstance(params.get(key), list):
+            params[key] = tuple(params[key])
+    if not sk.get("params"):  # a file of steepest train: the network's own shape and training-time parts,
+        acts = tuple(net.activations)  # whatever its metadata says, so that a refit builds this network
+        params |= {"hidden": tuple(net.sizes[1:-1]), "dropout": list(net.dropout) if net.dropout else None,
+                   "max_norm": net.max_norm, "label_smoothing": net.label_smoothing or None, "l2": net.l2,
+                   "pieces": net.pieces}
+        if acts:  # (no hidden layer: no activation to take)
+            params["activation"] = acts[0] if len(set(acts)) == 1 else acts
+    est = MLPClassifier(**{**params, "input_scale": net.input_scale, "dtype": str(net.dtype)})
+    if sk.get("params"):  # the estimator's own file: its parameters must describe the network it holds
+        _check_layout(path, est, net)
     classes = sk.get("classes", list(range(net.sizes[-1])))
     if not isinstance(classes, list) or len(classes) != net.sizes[-1]:
         raise ModelFileError(f"{path}: its classes do not match the network's {net.sizes[-1]} outputs; "

@@ -187,8 +187,7 @@ def load_mnist(directory, kind: str = "mnist") -> Dataset:
         raise DataNotFoundError(
             f"{directory}: missing {', '.join(missing)} (gzip or uncompressed) for {kind}"
         )
-    for img, lab in ((paths[0], paths[1]), (paths[2], paths[3])):  # headers first: nothing is decompressed
-        _check_split_headers(kind, img, lab)                         # for files that do not belong together
+    _check_headers(kind, paths)  # headers first: nothing is decompressed for files that do not belong together
     _check_not_the_other(kind, paths)
     arrays = [read_idx(p) for p in paths]
     X_tr, y_tr = _check_split(kind, paths[0], paths[1], arrays[0], arrays[1])
@@ -212,6 +211,12 @@ def _check_not_the_other(kind, paths) -> None:
         if digest in _fetch.SHA256[other][_fetch.FILES[i]]:
             raise DataError(f"{paths[i]} is {other}'s {_fetch.FILES[i]}, not {kind}'s; give the directory of "
                             f"{kind}'s files")
+
+
+def _check_headers(kind, paths) -> None:
+    """:func:`_check_split_headers` of the training pair and of the test pair of the four ``paths``."""
+    for img, lab in ((paths[0], paths[1]), (paths[2], paths[3])):
+        _check_split_headers(kind, img, lab)
 
 
 def _check_split_headers(kind, img_path, lab_path) -> None:
@@ -313,7 +318,7 @@ def _locate(name: str, data_dir, cache_dir) -> Path | None:
     for label, d in _candidates(name, data_dir, cache_dir):
         if _has_files(d):
             return d
-        if label != "cache" and label != "system" and d.is_dir():  # a place the user named, half filled:
+        if label not in ("cache", "system") and d.is_dir():  # a place the user named, half filled:
             have = {f: _file_in(d, f) for f in _fetch.FILES}  # not passed over for another copy
             if any(have.values()):  # (a DataError, not "not found": --fallback must not take its place)
                 missing = [f for f, p in have.items() if p is None]
@@ -414,9 +419,8 @@ def describe_datasets(data_dir=None, cache_dir=None) -> list[dict]:
         row.update(found=found is not None, path=str(found) if found else None)
         if found is not None:
             paths = [_file_in(found, f) for f in _fetch.FILES]
-            try:  # the checks load_mnist makes before decompressing anything: a listing that says
-                for img, lab in ((paths[0], paths[1]), (paths[2], paths[3])):  # "found" can be loaded
-                    _check_split_headers(name, img, lab)
+            try:  # the checks load_mnist makes before decompressing anything: "found" can be loaded
+                _check_headers(name, paths)
                 row["n_train"] = read_idx_header(paths[0])[1][0]
                 row["n_test"] = read_idx_header(paths[2])[1][0]
             except DataError as e:

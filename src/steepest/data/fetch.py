@@ -167,6 +167,14 @@ def without_password(url: str) -> str:
     return urlunsplit(parts._replace(netloc=parts.netloc.rpartition("@")[2]))  # host[:port], IPv6 brackets kept
 
 
+class _Unreachable(OSError):
+    """The mirror did not answer, or too slowly (``short`` says which): not asked again for the other files."""
+
+    def __init__(self, message: str, short: str):
+        super().__init__(message)
+        self.short = short
+
+
 def _get(url: str, tmp: str, progress: bool, timeout: float) -> None:
     """Stream ``url``'s body, as sent (no Content-Encoding decoded), into ``tmp``; OSError if the server
     fails, sends more than MAX_BYTES or falls below MIN_RATE."""
@@ -201,8 +209,8 @@ def _get(url: str, tmp: str, progress: bool, timeout: float) -> None:
                             bar.update(len(chunk))
                         elapsed = time.monotonic() - start
                         if elapsed > timeout and got / elapsed < MIN_RATE:
-                            raise OSError(f"too slow: {got:,} bytes in {elapsed:.0f} s (less than "
-                                          f"{MIN_RATE:,} bytes/s)")
+                            raise _Unreachable(f"too slow: {got:,} bytes in {elapsed:.0f} s (less than "
+                                               f"{MIN_RATE:,} bytes/s)", "too slow")
             finally:
                 if bar is not None:
                     bar.close()
@@ -210,11 +218,11 @@ def _get(url: str, tmp: str, progress: bool, timeout: float) -> None:
         status = e.response.status_code if e.response is not None else "error"
         raise OSError(f"HTTP {status}") from None
     except (requests.Timeout, urllib3.exceptions.ReadTimeoutError):
-        raise OSError(f"no answer within {timeout:g} s") from None
+        raise _Unreachable(f"no answer within {timeout:g} s", "no answer") from None
     except requests.ConnectionError as e:
         if e.args and isinstance(e.args[0], urllib3.exceptions.ProtocolError):  # it answered, but not in HTTP
             raise OSError("the server's answer is not valid HTTP, or it broke off") from None
-        raise OSError("cannot connect (no network, or the server is down)") from None
+        raise _Unreachable("cannot connect (no network, or the server is down)", "cannot connect") from None
     except (requests.RequestException, urllib3.exceptions.HTTPError) as e:
         raise OSError(f"the download broke off ({type(e).__name__})") from None
 
@@ -310,8 +318,8 @@ def fetch(name: str, cache_dir=None, mirrors=None, progress: bool = False, timeo
                 break
             except (OSError, ValueError) as e:
                 failures.append(f"  {without_password(url)}: {e}")
-                if isinstance(e, OSError) and str(e).startswith(("cannot connect", "no answer", "too slow")):
-                    unreachable[base] = str(e).split(":")[0].split(" (")[0]
+                if isinstance(e, _Unreachable):
+                    unreachable[base] = e.short
         else:
             reason = f"could not download {name} ({fname}) from any mirror:\n" + "\n".join(failures)
             raise not_found(name, root, reason) from None
